@@ -1,0 +1,3 @@
+from matui.cli import main
+
+main()

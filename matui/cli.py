@@ -1,0 +1,220 @@
+"""The `matui` command: the dashboard by default, headless subcommands for scripts and CI.
+
+Imports of the engine, asyncssh and Textual happen inside the commands so that `matui --help`
+and config errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from matui.engine.check import CheckReport
+    from matui.engine.config import Config
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as-is, exit code 2."""
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="config file (default: $MATUI_CONFIG, ./matui.toml, $XDG_CONFIG_HOME/matui/config.toml)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="matui",
+        description="Build multi-architecture container images natively on SSH builder hosts. "
+        "Without a command, opens the dashboard.",
+    )
+    _config_option(parser)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser("check", help="probe every builder host and flag arch mismatches")
+    _config_option(check)
+    check.add_argument("--json", action="store_true", help="print one JSON document")
+
+    init = sub.add_parser("init", help="write a starter config")
+    init.add_argument(
+        "path", nargs="?", type=Path, default=None,
+        help="where to write it (default: --config, $MATUI_CONFIG, or ./matui.toml)",
+    )
+    _config_option(init)
+
+    host = sub.add_parser("host", help="manage builder hosts in the config")
+    host_sub = host.add_subparsers(dest="host_command", metavar="ACTION", required=True)
+    add = host_sub.add_parser("add", help="add a builder host")
+    _config_option(add)
+    add.add_argument("name", help="a short unique name, e.g. arm-1")
+    add.add_argument("--arch", required=True, help="the host's native arch: amd64, arm64, ...")
+    add.add_argument("--ssh", required=True, metavar="[USER@]HOST[:PORT]", help="how to reach it")
+    add.add_argument("--identity", type=Path, help="private key file (default: agent/ssh keys)")
+    add.add_argument("--known-hosts", type=Path, help="known_hosts file (default ~/.ssh/known_hosts)")
+    add.add_argument("--jump", help="bastion: another host's name or [USER@]HOST[:PORT]")
+    add.add_argument("--allow-emulation", action="store_true",
+                     help="let this host build other arches under QEMU (flagged)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from matui import __version__
+
+        print(f"matui {__version__}")
+        sys.exit(EXIT_OK)
+    try:
+        code = _dispatch(args)
+    except UsageError as exc:
+        print(f"matui: {exc}", file=sys.stderr)
+        code = EXIT_USAGE
+    except KeyboardInterrupt:
+        print("matui: interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from matui.engine.config import ConfigError
+
+    try:
+        if args.command == "check":
+            return _cmd_check(args)
+        if args.command == "init":
+            return _cmd_init(args)
+        if args.command == "host":
+            return _cmd_host_add(args)
+        return _cmd_dashboard(args)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _load(args: argparse.Namespace) -> Config:
+    from matui.engine.config import find_config, load_config
+
+    return load_config(find_config(getattr(args, "config", None)))
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if not config.hosts:
+        raise UsageError(
+            f"{config.path}: no [[hosts]] yet; add one with "
+            "`matui host add NAME --arch ARCH --ssh USER@HOST[:PORT]`"
+        )
+    report = asyncio.run(_check(config))
+    if args.json:
+        json.dump(report.to_json(), sys.stdout, indent=2)
+        print()
+    else:
+        print(format_check(report))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+async def _check(config: Config) -> CheckReport:
+    from matui.engine.check import check_hosts
+    from matui.engine.ssh import SshPool
+
+    async with SshPool(config.hosts) as pool:
+        return await check_hosts(pool, config.hosts)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{n} B"
+        value /= 1024
+    return f"{n} B"
+
+
+def format_check(report: CheckReport) -> str:
+    """The human table: one row a host, then every flag and every host problem."""
+    headers = ("HOST", "ARCH", "NATIVE", "UNAME", "DOCKER", "BUILDX", "EMULATES", "FREE", "STATUS")
+    rows: list[tuple[str, ...]] = []
+    for p in report.probes:
+        status = "ok" if p.usable else ("unreachable" if not p.reachable else "broken")
+        if p.native_arch and p.native_arch != p.arch:
+            status = "MISMATCH"
+        rows.append((
+            p.name, p.arch, p.native_arch or "-", p.uname or "-", p.docker_version or "-",
+            p.buildx_version or "-", ",".join(p.emulation) or "-", _size(p.free_bytes), status,
+        ))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in (headers, *rows)]
+    problems: list[str] = []
+    for flag in report.flags:
+        problems.append(f"{flag.severity.upper():7} {flag.kind}  {flag.subject}: {flag.message}")
+    for p in report.probes:
+        if p.error:
+            problems.append(f"{'ERROR':7} host  {p.name}: {p.error}")
+    if problems:
+        lines += ["", *problems]
+    summary = "all hosts ready" if report.ok else "not ready"
+    lines += ["", f"{len(report.probes)} host(s), {len(report.flags)} flag(s): {summary}"]
+    return "\n".join(lines)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    import os
+
+    from matui.engine.config import write_starter_config
+
+    path: Path = args.path or getattr(args, "config", None) or Path(
+        os.environ.get("MATUI_CONFIG") or "matui.toml"
+    )
+    write_starter_config(path)
+    print(f"wrote {path}; add builder hosts with `matui host add NAME --arch ARCH --ssh USER@HOST`")
+    return EXIT_OK
+
+
+def _cmd_host_add(args: argparse.Namespace) -> int:
+    from matui.engine.config import add_host, find_config
+
+    path = find_config(getattr(args, "config", None))
+    host = add_host(
+        path,
+        name=args.name,
+        arch=args.arch,
+        ssh=args.ssh,
+        identity=args.identity,
+        known_hosts=args.known_hosts,
+        jump=args.jump,
+        allow_emulation=args.allow_emulation,
+    )
+    print(f"added host {host.name} ({host.arch}) to {path}; try `matui check`")
+    return EXIT_OK
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    config = _load(args)
+    from matui.ui.app import MatuiApp
+
+    app = MatuiApp(config)
+    app.run()
+    return int(app.return_code or 0)
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)

@@ -1,0 +1,192 @@
+"""What a builder host really is: its own arch, docker, buildx, QEMU handlers and free space."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from matui.engine.arch import ArchError, emulatable_arches, normalise_arch
+from matui.engine.remote import PROBE_SECTIONS, probe_script
+
+if TYPE_CHECKING:
+    from matui.engine.config import HostConfig
+    from matui.engine.ssh import SshPool
+
+
+@dataclass(frozen=True)
+class HostProbe:
+    name: str
+    arch: str
+    reachable: bool
+    uname: str | None = None
+    native_arch: str | None = None
+    docker_version: str | None = None
+    docker_arch: str | None = None
+    buildx_version: str | None = None
+    emulation: tuple[str, ...] = ()
+    free_bytes: int | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def usable(self) -> bool:
+        """Reachable with a working docker and buildx: it can run builds."""
+        return self.reachable and self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["emulation"] = list(self.emulation)
+        data["problems"] = list(self.problems)
+        return data
+
+
+_SECTION_RE = re.compile(r"@@matui:([a-z]+)(?::rc=(\d+))?")
+_BUILDX_RE = re.compile(r"github\.com/docker/buildx\s+v?(\S+)")
+
+
+def split_sections(text: str) -> dict[str, tuple[str, int | None]]:
+    """Split probe output into {section: (body, exit code)}; a section cut short has rc None."""
+    sections: dict[str, tuple[str, int | None]] = {}
+    current: str | None = None
+    body: list[str] = []
+    for line in text.splitlines():
+        match = _SECTION_RE.fullmatch(line.strip())
+        if match and match.group(1) in PROBE_SECTIONS:
+            name, rc = match.group(1), match.group(2)
+            if rc is None:
+                current, body = name, []
+            elif name == current:
+                sections[name] = ("\n".join(body), int(rc))
+                current = None
+            continue
+        if current is not None:
+            body.append(line)
+    if current is not None:
+        sections[current] = ("\n".join(body), None)
+    return sections
+
+
+def parse_probe(host: HostConfig, text: str, seconds: float = 0.0) -> HostProbe:
+    """Turn the probe script's output into facts; every missing piece becomes a named problem."""
+    sections = split_sections(text)
+    problems: list[str] = []
+
+    def section(name: str) -> str | None:
+        body, rc = sections.get(name, ("", None))
+        return body.strip() if rc == 0 else None
+
+    uname = section("uname")
+    native: str | None = None
+    if uname:
+        try:
+            native = normalise_arch(uname.splitlines()[-1])
+        except ArchError:
+            problems.append(f"`uname -m` printed {uname!r}, which matui does not know")
+    else:
+        problems.append("`uname -m` failed")
+
+    docker_version = docker_arch = None
+    docker_raw = sections.get("docker", ("", None))[0]
+    server = _docker_server(docker_raw)
+    if server is None:
+        detail = _last_line(docker_raw) or "no output"
+        problems.append(f"docker engine not answering: {detail}")
+    else:
+        docker_version = str(server.get("Version") or "") or None
+        try:
+            docker_arch = normalise_arch(str(server.get("Arch", "")))
+        except ArchError:
+            docker_arch = None
+
+    buildx_version = None
+    buildx_body = section("buildx")
+    match = _BUILDX_RE.search(buildx_body or "")
+    if match:
+        buildx_version = match.group(1)
+    else:
+        problems.append("docker buildx plugin missing; install docker-buildx on the host")
+
+    emulation = tuple(
+        arch
+        for arch in emulatable_arches((section("binfmt") or "").split())
+        if arch != native
+    )
+    free = _free_bytes(section("df") or "")
+    return HostProbe(
+        name=host.name,
+        arch=host.arch,
+        reachable=True,
+        uname=uname.splitlines()[-1] if uname else None,
+        native_arch=native,
+        docker_version=docker_version,
+        docker_arch=docker_arch,
+        buildx_version=buildx_version,
+        emulation=emulation,
+        free_bytes=free,
+        error="; ".join(problems) or None,
+        seconds=seconds,
+        problems=tuple(problems),
+    )
+
+
+def _docker_server(raw: str) -> dict[str, Any] | None:
+    # `docker version --format '{{json .}}'` prints one JSON line, then errors on stderr (merged).
+    for line in raw.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        server = data.get("Server") if isinstance(data, dict) else None
+        if isinstance(server, dict) and server.get("Version"):
+            return server
+    return None
+
+
+def _free_bytes(df: str) -> int | None:
+    lines = df.splitlines()
+    if len(lines) < 2:
+        return None
+    fields = lines[-1].split()
+    try:
+        return int(fields[3]) * 1024
+    except (IndexError, ValueError):
+        return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+async def probe_host(pool: SshPool, host: HostConfig, timeout: float = 30.0) -> HostProbe:
+    from matui.engine.ssh import SshError
+
+    started = time.monotonic()
+    try:
+        result = await asyncio.wait_for(pool.run(host, probe_script()), timeout)
+    except SshError as exc:
+        return HostProbe(host.name, host.arch, reachable=False, error=str(exc),
+                         seconds=time.monotonic() - started)
+    except TimeoutError:
+        return HostProbe(host.name, host.arch, reachable=False,
+                         error=f"probe timed out after {timeout:.0f}s",
+                         seconds=time.monotonic() - started)
+    if result.exit_status is None:
+        return HostProbe(host.name, host.arch, reachable=False,
+                         error="connection lost during the probe",
+                         seconds=time.monotonic() - started)
+    return parse_probe(host, result.out_text(), time.monotonic() - started)
+
+
+async def probe_hosts(pool: SshPool, hosts: Sequence[HostConfig]) -> list[HostProbe]:
+    """Probe every host at once; one slow or dead host never holds up the others' answers."""
+    return list(await asyncio.gather(*(probe_host(pool, host) for host in hosts)))
