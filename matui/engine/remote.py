@@ -88,3 +88,114 @@ def probe_script() -> RemoteScript:
         lines.append(f"( {sections[name]} ) 2>&1")
         lines.append(f"echo @@matui:{name}:rc=$?")
     return RemoteScript("\n".join(lines) + "\n")
+
+
+# --- builds -----------------------------------------------------------------------------------
+# Every job lives in its own directory on the host, relative to the login user's $HOME:
+#   .matui/runs/<run>/<job>/{context/, job.sh, build.log, pid, exit, metadata.json, cancelled}
+# The build runs detached (own session and process group, stdin from /dev/null, output appended
+# to build.log) so it survives the SSH connection; the exit code lands atomically in `exit`.
+
+RUNS_DIR = ".matui/runs"
+
+
+def job_dir(run_id: str, job_key: str) -> str:
+    return f"{RUNS_DIR}/{check_value(run_id, 'run id')}/{check_value(job_key, 'job')}"
+
+
+def _in_job_dir(run_id: str, job_key: str, body: str) -> RemoteScript:
+    return RemoteScript(f'cd "$HOME" && cd {quote(job_dir(run_id, job_key))} || exit 97\n{body}')
+
+
+def buildx_argv(
+    *,
+    platform: str,
+    ref: str,
+    dockerfile: str,
+    build_args: dict[str, str],
+    labels: dict[str, str],
+    target: str | None,
+) -> list[str]:
+    """The one place that decides a build's flags. Paths are relative to the job directory."""
+    argv = [
+        "docker", "buildx", "build",
+        "--progress=plain",
+        f"--platform={platform}",
+        "--provenance=false",
+        "--metadata-file=metadata.json",
+        "--push",
+        f"--tag={ref}",
+        f"--file=context/{dockerfile}",
+    ]
+    argv += [f"--build-arg={name}={value}" for name, value in sorted(build_args.items())]
+    argv += [f"--label={name}={value}" for name, value in sorted(labels.items())]
+    if target:
+        argv.append(f"--target={target}")
+    argv += ["--", "context"]
+    return argv
+
+
+def upload_script(run_id: str, job_key: str) -> RemoteScript:
+    """Unpack a tar stream from stdin into the job's context directory (created fresh)."""
+    path = quote(job_dir(run_id, job_key))
+    return RemoteScript(
+        f'cd "$HOME" && mkdir -p {path} && cd {path} && rm -rf context && mkdir context '
+        "&& exec tar -x -f - -C context --no-same-owner\n"
+    )
+
+
+def launch_script(run_id: str, job_key: str, argv: list[str]) -> RemoteScript:
+    """Start the build detached and print its process-group id (or attach to a running one)."""
+    job = "\n".join([
+        "echo $$ > pid.tmp && mv pid.tmp pid",
+        f"{join(argv)} >> build.log 2>&1",
+        "rc=$?",
+        'echo "$rc" > exit.tmp && mv exit.tmp exit',
+    ])
+    body = f"""
+if [ -f pid ] && [ ! -f exit ] && kill -0 "$(cat pid)" 2>/dev/null; then cat pid; exit 0; fi
+rm -f exit pid metadata.json cancelled
+: >> build.log
+printf '%s\\n' {shlex.quote(job)} > job.sh
+(exec setsid sh ./job.sh) </dev/null >/dev/null 2>&1 &
+i=0
+while [ ! -s pid ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+[ -s pid ] || {{ echo "build did not start" >&2; exit 98; }}
+cat pid
+"""
+    return _in_job_dir(run_id, job_key, body)
+
+
+def follow_script(run_id: str, job_key: str, offset: int, pid: int) -> RemoteScript:
+    """Stream build.log from byte ``offset`` until the build's process is gone."""
+    return _in_job_dir(
+        run_id, job_key, f"exec tail -c +{int(offset) + 1} -F -s 0.1 --pid={int(pid)} build.log 2>/dev/null\n"
+    )
+
+
+def outcome_script(run_id: str, job_key: str) -> RemoteScript:
+    """Report what is known for sure: exit code, metadata, whether it was cancelled or runs on."""
+    return _in_job_dir(run_id, job_key, """
+echo "@@matui:exit=$(cat exit 2>/dev/null)"
+if [ -f pid ] && kill -0 "$(cat pid)" 2>/dev/null; then echo "@@matui:running=1"; fi
+[ -f cancelled ] && echo "@@matui:cancelled=1"
+echo "@@matui:size=$(wc -c < build.log)"
+echo "@@matui:metadata"
+cat metadata.json 2>/dev/null
+""")
+
+
+def cancel_script(run_id: str, job_key: str, grace: float = 5.0) -> RemoteScript:
+    """Stop the build's whole process group: TERM, then KILL after ``grace`` seconds."""
+    steps = max(1, int(grace * 10))
+    return _in_job_dir(run_id, job_key, f"""
+[ -f pid ] || exit 0
+pg=$(cat pid)
+echo cancelled > cancelled
+kill -TERM -"$pg" 2>/dev/null || exit 0
+i=0
+while kill -0 -"$pg" 2>/dev/null && [ "$i" -lt {steps} ]; do sleep 0.1; i=$((i + 1)); done
+kill -KILL -"$pg" 2>/dev/null
+[ -f exit ] || {{ echo 143 > exit.tmp && mv exit.tmp exit; }}
+exit 0
+""")

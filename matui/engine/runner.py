@@ -1,0 +1,423 @@
+"""Run a build plan: one detached remote build per arch, all at once, each followed live.
+
+Data flows one way: SSH bytes -> lines (+ step events from the progress parser) -> one event
+queue that every front end reads with :meth:`BuildRun.events`. Output is read in chunks and handed
+on as one :class:`LinesEvent` per chunk, never one event per line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from matui.engine import remote
+from matui.engine.progress import ProgressParser, StepEvent, parse_metadata
+
+if TYPE_CHECKING:
+    from matui.engine.config import Config
+    from matui.engine.plan import BuildJob, BuildPlan
+    from matui.engine.probe import HostProbe
+    from matui.engine.records import RunRecord
+    from matui.engine.ssh import SshPool
+
+CHUNK = 64 * 1024
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    UPLOADING = "uploading"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST)
+
+
+@dataclass(frozen=True)
+class LinesEvent:
+    job: str
+    first: int  # number of the first line (0-based) in the job's log
+    lines: list[str]
+
+
+@dataclass(frozen=True)
+class StepChange:
+    job: str
+    step: StepEvent
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    job: str
+    state: JobState
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class DigestEvent:
+    job: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class NoteEvent:
+    job: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run: str
+
+
+Event = LinesEvent | StepChange | StateEvent | DigestEvent | NoteEvent | RunFinished
+
+
+@dataclass
+class JobStatus:
+    job: BuildJob
+    state: JobState = JobState.QUEUED
+    exit_code: int | None = None
+    digest: str | None = None
+    failing_step: str | None = None
+    error: str | None = None
+    current_step: str | None = None
+    lines: int = 0
+    offset: int = 0
+    pid: int | None = None
+    started: float | None = None
+    finished: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.finished or time.time()) - self.started
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.job.to_json(),
+            "key": self.job.key,
+            "state": str(self.state),
+            "exit_code": self.exit_code,
+            "digest": self.digest,
+            "failing_step": self.failing_step,
+            "error": self.error,
+            "seconds": None if self.seconds is None else round(self.seconds, 3),
+            "lines": self.lines,
+            "notes": self.notes,
+            "pid": self.pid,
+            "bytes": self.offset,
+        }
+
+
+class _Lost(Exception):
+    """The connection went away; what the host did is unknown until we get back to it."""
+
+
+class BuildRun:
+    """A run in progress. Start it, read :meth:`events`, await :meth:`wait`."""
+
+    def __init__(
+        self,
+        plan: BuildPlan,
+        config: Config,
+        pool: SshPool,
+        record: RunRecord,
+        probes: list[HostProbe] | None = None,
+        *,
+        reconnect_attempts: int = 4,
+        reconnect_delay: float = 1.0,
+    ) -> None:
+        self.plan = plan
+        self.config = config
+        self.pool = pool
+        self.record = record
+        self.probes = probes or []
+        self.status = {job.key: JobStatus(job) for job in plan.jobs}
+        self.reconnect_attempts = reconnect_attempts
+        self.reconnect_delay = reconnect_delay
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancelled: set[str] = set()
+        self._done = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    # --- public API -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for key in self.status:
+            self._tasks[key] = asyncio.create_task(self._run_job(key), name=f"job-{key}")
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event of the run, in order, ending with :class:`RunFinished`."""
+        while True:
+            event = await self._queue.get()
+            yield event
+            if isinstance(event, RunFinished):
+                return
+
+    async def wait(self) -> dict[str, JobStatus]:
+        await self._done.wait()
+        return self.status
+
+    async def cancel(self, key: str | None = None) -> None:
+        """Stop one job (or all) on its host, by process group; the outcome is `cancelled`."""
+        keys = [key] if key else list(self.status)
+        await asyncio.gather(*(self._cancel_one(k) for k in keys))
+
+    @property
+    def succeeded(self) -> bool:
+        return all(s.state is JobState.SUCCEEDED for s in self.status.values())
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        self._queue.put_nowait(event)
+
+    def _set_state(self, status: JobStatus, state: JobState, detail: str = "") -> None:
+        status.state = state
+        if state.finished:
+            status.finished = time.time()
+        self.record.update_job(status.job.key, **status.to_json())
+        self._emit(StateEvent(status.job.key, state, detail))
+
+    async def _supervise(self) -> None:
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self.record.data["finished"] = time.time()
+        self.record.data["state"] = "succeeded" if self.succeeded else "failed"
+        self.record.save()
+        self._done.set()
+        self._emit(RunFinished(self.id))
+
+    async def _cancel_one(self, key: str) -> None:
+        status = self.status[key]
+        if status.state.finished:
+            return
+        self._cancelled.add(key)
+        host = self.config.host(status.job.host)
+        task = self._tasks.get(key)
+        if status.pid is not None or status.state is JobState.RUNNING:
+            with contextlib.suppress(Exception):
+                await self.pool.run(host, remote.cancel_script(self.id, key))
+        if task is not None and status.pid is None:
+            task.cancel()  # not launched yet: nothing runs on the host
+
+    async def _run_job(self, key: str) -> None:
+        status = self.status[key]
+        job = status.job
+        try:
+            host = self.config.host(job.host)
+            status.started = time.time()
+            self._set_state(status, JobState.UPLOADING, f"sending context to {job.host}")
+            await self._upload(host, key)
+            status.pid = await self._launch(host, job)
+            self._set_state(status, JobState.RUNNING, f"pid {status.pid} on {job.host}")
+            await self._follow_until_done(host, status)
+        except asyncio.CancelledError:
+            if not status.state.finished:
+                self._set_state(status, JobState.CANCELLED, "cancelled before the build started")
+        except Exception as exc:  # one arch's failure never stops the others
+            if not status.state.finished:
+                status.error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+                lost = isinstance(exc, _Lost)
+                self._set_state(
+                    status, JobState.LOST if lost else JobState.FAILED, status.error
+                )
+
+    async def _upload(self, host: Any, key: str) -> None:
+        from matui.engine.context import stream_context
+
+        image = self.plan.image
+        proc = await self.pool.open_process(host, remote.upload_script(self.id, key))
+        try:
+            async def write(chunk: bytes) -> None:
+                proc.stdin.write(chunk)
+                await proc.stdin.drain()
+
+            stats = await stream_context(image.context, image.dockerfile, write)
+            proc.stdin.write_eof()
+            result = await proc.wait()
+        finally:
+            proc.close()
+        if result.exit_status != 0:
+            err = result.stderr
+            text = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err or "")
+            raise RuntimeError(f"context upload to {host.name} failed: {text.strip()[-500:]}")
+        self.record.update_job(key, context_files=stats.files, context_bytes=stats.bytes)
+
+    async def _launch(self, host: Any, job: BuildJob) -> int:
+        image = self.plan.image
+        argv = remote.buildx_argv(
+            platform=str(job.platform),
+            ref=job.ref,
+            dockerfile=image.dockerfile,
+            build_args=dict(image.build_args),
+            labels=dict(image.labels),
+            target=image.target,
+        )
+        result = await self.pool.run(host, remote.launch_script(self.id, job.key, argv))
+        if not result.ok:
+            raise RuntimeError(
+                f"could not start the build on {host.name}: {result.err_text().strip()[-500:]}"
+            )
+        return int(result.out_text().split()[-1])
+
+    async def _follow_until_done(self, host: Any, status: JobStatus) -> None:
+        parser = ProgressParser()
+        log_file = self.record.log_path(status.job.key).open("ab")
+        partial = b""
+        try:
+            attempts = 0
+            while True:
+                try:
+                    partial = await self._follow(host, status, parser, log_file, partial)
+                    outcome = await self._outcome(host, status)
+                except _Lost:
+                    attempts += 1
+                    if attempts > self.reconnect_attempts:
+                        raise
+                    self._emit(NoteEvent(status.job.key, "connection lost; reconnecting"))
+                    await asyncio.sleep(self.reconnect_delay * attempts)
+                    continue
+                if outcome.get("running"):
+                    continue  # tail ended early (e.g. log rotated); follow on
+                break
+            if partial:
+                self._lines(status, parser, [partial])
+            self._finish(status, parser, outcome)
+        finally:
+            log_file.close()
+
+    async def _follow(
+        self, host: Any, status: JobStatus, parser: ProgressParser, log_file: Any, partial: bytes
+    ) -> bytes:
+        assert status.pid is not None
+        script = remote.follow_script(self.id, status.job.key, status.offset, status.pid)
+        try:
+            proc = await self.pool.open_process(host, script)
+        except OSError as exc:
+            raise _Lost(str(exc)) from exc
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise _Lost(str(exc)) from exc
+            raise
+        try:
+            while True:
+                try:
+                    chunk = await proc.stdout.read(CHUNK)
+                except Exception as exc:
+                    raise _Lost(str(exc)) from exc
+                if not chunk:
+                    break
+                assert isinstance(chunk, bytes)
+                status.offset += len(chunk)
+                log_file.write(chunk)
+                data = partial + chunk
+                pieces = data.split(b"\n")
+                partial = pieces.pop()
+                if pieces:
+                    self._lines(status, parser, pieces)
+            result = await proc.wait()
+        except Exception as exc:
+            if isinstance(exc, _Lost):
+                raise
+            raise _Lost(str(exc)) from exc
+        finally:
+            proc.close()
+        log_file.flush()
+        if result.exit_status is None:
+            raise _Lost("connection lost while following the log")
+        return partial
+
+    def _lines(self, status: JobStatus, parser: ProgressParser, raw: list[bytes]) -> None:
+        lines = [piece.decode("utf-8", "replace").rstrip("\r") for piece in raw]
+        key = status.job.key
+        first = status.lines
+        status.lines += len(lines)
+        self._emit(LinesEvent(key, first, lines))
+        for line in lines:
+            if line.startswith("#"):
+                for step in parser.feed(line):
+                    self._emit(StepChange(key, step))
+            else:
+                parser.feed(line)
+        status.current_step = parser.current_step
+
+    async def _outcome(self, host: Any, status: JobStatus) -> dict[str, Any]:
+        try:
+            result = await self.pool.run(host, remote.outcome_script(self.id, status.job.key))
+        except Exception as exc:
+            raise _Lost(str(exc)) from exc
+        if result.exit_status is None:
+            raise _Lost("connection lost while reading the outcome")
+        text = result.out_text()
+        head, _, metadata = text.partition("@@matui:metadata\n")
+        outcome: dict[str, Any] = {"metadata": metadata}
+        for line in head.splitlines():
+            if line.startswith("@@matui:") and "=" in line:
+                name, _, value = line[len("@@matui:"):].partition("=")
+                outcome[name] = value
+        return outcome
+
+    def _finish(self, status: JobStatus, parser: ProgressParser, outcome: dict[str, Any]) -> None:
+        key = status.job.key
+        for note in parser.notes:
+            if note not in status.notes:
+                status.notes.append(note)
+                self._emit(NoteEvent(key, note))
+        exit_text = str(outcome.get("exit", "")).strip()
+        if not exit_text.lstrip("-").isdigit():
+            status.error = "the build's process is gone and left no exit code"
+            self._set_state(status, JobState.LOST, status.error)
+            return
+        status.exit_code = int(exit_text)
+        if outcome.get("cancelled") or key in self._cancelled:
+            self._set_state(status, JobState.CANCELLED, "cancelled")
+            return
+        if status.exit_code != 0:
+            failing = parser.failing_step
+            if failing is not None:
+                step, name, message = failing
+                status.failing_step = f"#{step} {name or ''}".strip()
+                status.error = message
+            else:
+                status.error = parser.solve_error or f"buildx exited with {status.exit_code}"
+            self._set_state(
+                status, JobState.FAILED,
+                f"exit {status.exit_code}" + (f" at {status.failing_step}" if status.failing_step else ""),
+            )
+            return
+        try:
+            meta = parse_metadata(str(outcome.get("metadata", "")))
+        except ValueError as exc:
+            status.error = f"build exited 0 but its metadata has no digest: {exc}"
+            self._set_state(status, JobState.FAILED, status.error)
+            return
+        status.digest = meta["digest"]
+        self._emit(DigestEvent(key, status.digest))
+        self._set_state(status, JobState.SUCCEEDED, status.digest)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    import asyncssh
+
+    from matui.engine.ssh import HostUnreachable
+
+    return isinstance(exc, asyncssh.ConnectionLost | asyncssh.DisconnectError | HostUnreachable)
+
