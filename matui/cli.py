@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from matui.engine.check import CheckReport
@@ -50,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="probe every builder host and flag arch mismatches")
     _config_option(check)
     check.add_argument("--json", action="store_true", help="print one JSON document")
+
+    build = sub.add_parser("build", help="build every arch natively on its host, all at once")
+    _config_option(build)
+    build.add_argument("--image", help="image name (default: the only image in the config)")
+    build.add_argument("--tag", action="append", dest="tags", metavar="TAG",
+                       help="release tag (repeatable; default: the image's tags)")
+    build.add_argument("--json", action="store_true",
+                       help="log lines to stderr, one JSON document on stdout")
+
+    runs = sub.add_parser("runs", help="list recorded runs, newest first")
+    runs.add_argument("--json", action="store_true", help="print one JSON document")
+    runs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
 
     init = sub.add_parser("init", help="write a starter config")
     init.add_argument(
@@ -98,6 +110,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command == "check":
             return _cmd_check(args)
+        if args.command == "build":
+            return _cmd_build(args)
+        if args.command == "runs":
+            return _cmd_runs(args)
         if args.command == "init":
             return _cmd_init(args)
         if args.command == "host":
@@ -216,5 +232,121 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return int(app.return_code or 0)
 
 
-def _json_default(value: Any) -> Any:
-    return str(value)
+def _cmd_build(args: argparse.Namespace) -> int:
+    from matui.engine.plan import PlanError
+
+    config = _load(args)
+    try:
+        return asyncio.run(_build(config, args))
+    except PlanError as exc:
+        print(f"matui: cannot plan the build:\n{exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+async def _build(config: Config, args: argparse.Namespace) -> int:
+    import signal
+
+    from matui.engine.build import start_build
+    from matui.engine.progress import neutralise
+    from matui.engine.runner import LinesEvent, NoteEvent, StateEvent
+    from matui.engine.ssh import SshPool
+
+    log = sys.stderr if args.json else sys.stdout
+    async with SshPool(config.hosts) as pool:
+        prepared = await start_build(config, pool, image=args.image, tags=args.tags)
+        run = prepared.run
+        arch = {job.key: job.arch for job in prepared.plan.jobs}
+        for flag in prepared.flags:
+            print(f"matui: {flag.severity} {flag.kind} {flag.subject}: {flag.message}", file=log)
+        print(f"matui: run {run.id}: " + ", ".join(
+            f"{job.platform} on {job.host}" + (" (emulated)" if job.emulated else "")
+            for job in prepared.plan.jobs), file=log)
+        loop = asyncio.get_running_loop()
+        cancelling: list[asyncio.Task[None]] = []
+
+        def interrupt() -> None:
+            if not cancelling:
+                print("matui: cancelling: stopping the remote builds…", file=sys.stderr)
+                cancelling.append(loop.create_task(run.cancel()))
+
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+        try:
+            async for event in run.events():
+                if isinstance(event, LinesEvent):
+                    prefix = f"[{arch[event.job]}] "
+                    log.write("".join(f"{prefix}{neutralise(line)}\n" for line in event.lines))
+                elif isinstance(event, StateEvent):
+                    log.write(f"[{arch[event.job]}] == {event.state} {event.detail}\n")
+                elif isinstance(event, NoteEvent):
+                    log.write(f"[{arch[event.job]}] note: {event.text}\n")
+                log.flush()
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+        for task in cancelling:
+            await task
+        if cancelling:
+            run.record.data["state"] = "cancelled"
+            run.record.save()
+        statuses = await run.wait()
+    jobs = [statuses[job.key] for job in prepared.plan.jobs]
+    if args.json:
+        doc = {
+            "run": run.id,
+            "image": prepared.plan.repository,
+            "tag": prepared.plan.tags[0],
+            "tags": list(prepared.plan.tags),
+            "jobs": [{
+                "arch": s.job.arch, "platform": str(s.job.platform), "host": s.job.host,
+                "state": str(s.state), "digest": s.digest, "ref": s.job.ref,
+                "seconds": None if s.seconds is None else round(s.seconds, 2),
+                "emulated": s.job.emulated, "exit_code": s.exit_code,
+                "failing_step": s.failing_step, "error": s.error, "notes": s.notes,
+            } for s in jobs],
+            "flags": [flag.to_json() for flag in prepared.flags],
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        print()
+    else:
+        print(_table(
+            ("ARCH", "HOST", "STATE", "DIGEST", "SECONDS", "DETAIL"),
+            [(s.job.arch, s.job.host + (" (emulated)" if s.job.emulated else ""), str(s.state),
+              (s.digest or "-")[:19], f"{s.seconds:.1f}" if s.seconds is not None else "-",
+              s.failing_step or s.error or "") for s in jobs],
+        ))
+        print(f"run {run.id}: " + ("all arches built; push the index with `matui manifest`"
+                                   if run.succeeded else "not every arch succeeded"))
+    return EXIT_OK if run.succeeded else EXIT_FAILED
+
+
+def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in (headers, *rows))
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    import time
+
+    from matui.engine.records import list_runs, state_dir
+
+    runs = list_runs(state_dir())[: args.limit]
+    if args.json:
+        json.dump({"runs": [r.data for r in runs]}, sys.stdout, indent=2, default=str)
+        print()
+        return EXIT_OK
+    if not runs:
+        print(f"no runs recorded under {state_dir() / 'runs'} yet; start one with `matui build`")
+        return EXIT_OK
+    rows = []
+    for r in runs:
+        jobs = r.data.get("jobs", [])
+        rows.append((
+            r.id,
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(r.data.get("created", 0))),
+            f"{r.data.get('image')}:{','.join(r.data.get('tags', []))}",
+            " ".join(f"{j.get('arch')}={j.get('state')}" for j in jobs),
+            "pushed" if r.data.get("manifest") else "",
+        ))
+    print(_table(("RUN", "STARTED", "IMAGE", "JOBS", "INDEX"), rows))
+    return EXIT_OK

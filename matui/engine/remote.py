@@ -199,3 +199,12 @@ kill -KILL -"$pg" 2>/dev/null
 [ -f exit ] || {{ echo 143 > exit.tmp && mv exit.tmp exit; }}
 exit 0
 """)
+
+
+def imagetools_create_argv(targets: list[str], sources: list[str], *, dry_run: bool = False) -> list[str]:
+    """`imagetools create` for an index: one --tag per target, sources pinned by digest."""
+    argv = ["docker", "buildx", "imagetools", "create"]
+    argv += [f"--tag={target}" for target in targets]
+    if dry_run:
+        argv.append("--dry-run")
+    return [*argv, "--", *sources]

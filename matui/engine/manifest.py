@@ -1,0 +1,275 @@
+"""Join a run's per-arch digests into one index under each release tag, then prove it landed.
+
+Sources are pinned by digest in the *same* repository as the tag (so buildx pushes only the
+index, never a child under the release tag) and sorted by platform (the index digest depends on
+source order, so the same run always yields the same index).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from matui.engine import remote
+from matui.engine.arch import Platform
+from matui.engine.flags import Severity
+from matui.engine.refs import Repository, check_digest, parse_repository
+
+if TYPE_CHECKING:
+    from matui.engine.config import Config
+    from matui.engine.records import RunRecord
+    from matui.engine.registry import Manifest, RegistryClient
+    from matui.engine.ssh import SshPool
+
+
+class ManifestRefused(Exception):
+    """The index must not be pushed; the message says why and what to do."""
+
+
+class VerifyError(Exception):
+    """The registry does not serve what was pushed."""
+
+
+@dataclass(frozen=True)
+class IndexSource:
+    platform: Platform
+    digest: str
+    ref: str  # REPO@sha256:...
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    repository: Repository
+    tags: tuple[str, ...]
+    sources: tuple[IndexSource, ...]
+
+    def target(self, tag: str) -> str:
+        return self.repository.tag(tag)
+
+    @property
+    def source_refs(self) -> list[str]:
+        return [s.ref for s in self.sources]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repository": str(self.repository),
+            "tags": list(self.tags),
+            "sources": [
+                {"platform": str(s.platform), "digest": s.digest, "ref": s.ref}
+                for s in self.sources
+            ],
+        }
+
+
+@dataclass
+class TagResult:
+    tag: str
+    ref: str
+    before: str | None = None  # digest the tag served before the push (None: absent)
+    digest: str | None = None  # index digest served after the push
+    platforms: list[str] = field(default_factory=list)
+    verified: bool = False
+    pushed: bool = False
+    error: str | None = None
+
+
+def plan_index(record: RunRecord, tags: Sequence[str] | None = None) -> IndexPlan:
+    """The index a run would produce; refuses when any arch did not succeed or an error flag is open."""
+    data = record.data
+    repo = parse_repository(str(data["image"]))
+    jobs = data.get("jobs", [])
+    problems = []
+    for job in jobs:
+        if job.get("state") != "succeeded":
+            detail = job.get("failing_step") or job.get("error") or ""
+            problems.append(
+                f"{job.get('arch')} is {job.get('state')}{': ' + detail if detail else ''}"
+            )
+        elif not job.get("digest"):
+            problems.append(f"{job.get('arch')} succeeded but recorded no digest")
+    errors = [f for f in data.get("flags", []) if f.get("severity") == Severity.ERROR]
+    problems += [f"open {f['kind']} error on {f['subject']}: {f['message']}" for f in errors]
+    if not jobs:
+        problems.append("the run has no jobs")
+    if problems:
+        raise ManifestRefused(
+            f"run {record.id}: not pushing the index:\n  - " + "\n  - ".join(problems)
+            + "\nfix the cause and rebuild (`matui build`), then push again"
+        )
+    sources = sorted(
+        (
+            IndexSource(
+                Platform.parse(str(job["platform"])),
+                check_digest(str(job["digest"])),
+                repo.digest(str(job["digest"])),
+            )
+            for job in jobs
+        ),
+        key=lambda s: str(s.platform),
+    )
+    run_tags = tuple(tags) if tags else tuple(str(t) for t in data.get("tags", []))
+    return IndexPlan(repo, run_tags, tuple(sources))
+
+
+def local_buildx_available() -> bool:
+    """The machine running matui can create the index itself (docker CLI with buildx)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        probe = subprocess.run(
+            ["docker", "buildx", "version"], capture_output=True, timeout=20, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+async def current_state(
+    plan: IndexPlan, registry: RegistryClient
+) -> dict[str, Manifest | None]:
+    """What each tag serves now (None when it does not exist)."""
+    found = await asyncio.gather(*(registry.get_manifest(plan.repository, t) for t in plan.tags))
+    return dict(zip(plan.tags, found, strict=True))
+
+
+async def create_index(
+    plan: IndexPlan,
+    *,
+    config: Config | None = None,
+    pool: SshPool | None = None,
+    host: str | None = None,
+    dry_run: bool = False,
+) -> str:
+    """Run `docker buildx imagetools create` here (python-on-whales) or on a builder host.
+
+    Returns buildx's output (the index JSON on a dry run).
+    """
+    if host is None:
+        from python_on_whales import docker
+
+        def run_local() -> str:
+            result = docker.buildx.imagetools.create(
+                sources=plan.source_refs,
+                tags=[plan.target(t) for t in plan.tags],
+                dry_run=dry_run,
+            )
+            return "" if result is None else result.model_dump_json(indent=2, by_alias=True)
+
+        return await asyncio.to_thread(run_local)
+    if config is None or pool is None:
+        raise ValueError("creating the index on a builder host needs the config and an SSH pool")
+    argv = remote.imagetools_create_argv(
+        [plan.target(t) for t in plan.tags], plan.source_refs, dry_run=dry_run
+    )
+    result = await pool.run(config.host(host), remote.RemoteScript.from_argv(argv))
+    if not result.ok:
+        raise RuntimeError(
+            f"imagetools create on {host} failed (exit {result.exit_status}): "
+            f"{result.err_text().strip()[-1000:]}"
+        )
+    return result.out_text()
+
+
+async def verify_index(plan: IndexPlan, tag: str, registry: RegistryClient) -> TagResult:
+    """The tag is an index whose platforms are exactly the plan's, each child the digest built."""
+    result = TagResult(tag, plan.target(tag))
+    manifest = await registry.get_manifest(plan.repository, tag)
+    if manifest is None:
+        result.error = f"{result.ref} does not exist after the push"
+        return result
+    result.digest = manifest.digest
+    if not manifest.is_index:
+        result.error = f"{result.ref} is a single-arch manifest ({manifest.media_type}), not an index"
+        return result
+    served = [e for e in manifest.entries if not e.attestation]
+    result.platforms = [str(e.platform) for e in served]
+    expected = {str(s.platform): s.digest for s in plan.sources}
+    got: dict[str, str] = {}
+    problems = []
+    for entry in served:
+        name = str(entry.platform)
+        if name in got:
+            problems.append(f"{name} is listed twice")
+        got[name] = entry.digest
+    for name in sorted(set(expected) - set(got)):
+        problems.append(f"{name} is missing")
+    for name in sorted(set(got) - set(expected)):
+        problems.append(f"{name} is served but was not built in this run")
+    for name in sorted(set(expected) & set(got)):
+        if expected[name] != got[name]:
+            problems.append(f"{name} serves {got[name]} but the build made {expected[name]}")
+    if problems:
+        result.error = f"{result.ref}: " + "; ".join(problems)
+    else:
+        result.verified = True
+    return result
+
+
+async def push_index(
+    record: RunRecord,
+    registry: RegistryClient,
+    *,
+    tags: Sequence[str] | None = None,
+    config: Config | None = None,
+    pool: SshPool | None = None,
+    expected_before: dict[str, str | None] | None = None,
+) -> list[TagResult]:
+    """Create the index for every tag of the run and verify it; record the outcome.
+
+    ``expected_before`` is what the operator was shown (tag -> digest); if a tag moved since,
+    nothing is pushed.
+    """
+    plan = plan_index(record, tags)
+    before = await current_state(plan, registry)
+    if expected_before is not None:
+        moved = [
+            f"{plan.target(t)} moved: it was {expected_before.get(t) or 'absent'} when confirmed, "
+            f"now {m.digest if m else 'absent'}"
+            for t, m in before.items()
+            if (m.digest if m else None) != expected_before.get(t)
+        ]
+        if moved:
+            raise ManifestRefused(
+                "someone else pushed since the confirmation; not pushing:\n  - "
+                + "\n  - ".join(moved) + "\nreview the tag and run `matui manifest` again"
+            )
+    host = None
+    if not local_buildx_available():
+        host = _index_host(record, config)
+    await create_index(plan, config=config, pool=pool, host=host)
+    results = []
+    for tag in plan.tags:
+        result = await verify_index(plan, tag, registry)
+        result.pushed = True
+        prior = before.get(tag)
+        result.before = prior.digest if prior else None
+        results.append(result)
+    record.data.setdefault("manifests", []).append({
+        "plan": plan.to_json(),
+        "via": host or "local",
+        "results": [r.__dict__ for r in results],
+    })
+    record.data["manifest"] = results[0].__dict__ if results else None
+    record.save()
+    failed = [r for r in results if not r.verified]
+    if failed:
+        raise VerifyError("; ".join(r.error or r.ref for r in failed))
+    return results
+
+
+def _index_host(record: RunRecord, config: Config | None) -> str:
+    """A builder host that ran this build (it has buildx and reaches the registry)."""
+    if config is None:
+        raise ManifestRefused(
+            "no docker CLI with buildx here, and no config to pick a builder host to run "
+            "`imagetools create` on"
+        )
+    names = {h.name for h in config.hosts}
+    for job in record.data.get("jobs", []):
+        if job.get("host") in names:
+            return str(job["host"])
+    raise ManifestRefused("none of the run's builder hosts is in the config any more")
