@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     from matui.engine.check import CheckReport
     from matui.engine.config import Config
+    from matui.engine.records import RunRecord
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -58,6 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="release tag (repeatable; default: the image's tags)")
     build.add_argument("--json", action="store_true",
                        help="log lines to stderr, one JSON document on stdout")
+
+    manifest = sub.add_parser(
+        "manifest", help="push the multi-arch index from a run's digests, then verify it")
+    _config_option(manifest)
+    manifest.add_argument("--image", help="image name (default: the only image in the config)")
+    manifest.add_argument("--tag", action="append", dest="tags", metavar="TAG",
+                          help="release tag (repeatable; default: the run's tags)")
+    manifest.add_argument("--run", help="run id or unique prefix (default: the latest run)")
+    manifest.add_argument("--dry-run", action="store_true",
+                          help="show the index that would be pushed; push nothing")
+    manifest.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    manifest.add_argument("--json", action="store_true", help="print one JSON document")
 
     runs = sub.add_parser("runs", help="list recorded runs, newest first")
     runs.add_argument("--json", action="store_true", help="print one JSON document")
@@ -112,6 +125,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _cmd_check(args)
         if args.command == "build":
             return _cmd_build(args)
+        if args.command == "manifest":
+            return _cmd_manifest(args)
         if args.command == "runs":
             return _cmd_runs(args)
         if args.command == "init":
@@ -316,6 +331,91 @@ async def _build(config: Config, args: argparse.Namespace) -> int:
         print(f"run {run.id}: " + ("all arches built; push the index with `matui manifest`"
                                    if run.succeeded else "not every arch succeeded"))
     return EXIT_OK if run.succeeded else EXIT_FAILED
+
+
+def _cmd_manifest(args: argparse.Namespace) -> int:
+    from matui.engine.manifest import ManifestRefused, VerifyError
+    from matui.engine.records import find_run, state_dir
+
+    config = _load(args)
+    image = config.image(args.image) if (args.image or len(config.images) == 1) else None
+    try:
+        record = find_run(state_dir(), args.run, image.name if image else None)
+    except LookupError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        return asyncio.run(_manifest(config, record, args))
+    except ManifestRefused as exc:
+        print(f"matui: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except VerifyError as exc:
+        print(f"matui: the registry does not serve what was pushed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace) -> int:
+    from matui.engine.manifest import (
+        create_index, current_state, local_buildx_available, plan_index, push_index,
+    )
+    from matui.engine.registry import RegistryClient
+    from matui.engine.ssh import SshPool
+
+    plan = plan_index(record, args.tags)
+    registry = RegistryClient()
+    before = await current_state(plan, registry)
+    out = sys.stderr if args.json else sys.stdout
+    print(f"run {record.id}: index for {plan.repository}", file=out)
+    for tag in plan.tags:
+        now = before[tag]
+        if now is None:
+            held = "nothing (new tag)"
+        elif now.is_index:
+            held = f"index {now.digest} [{', '.join(str(p) for p in now.platforms())}]"
+        else:
+            held = f"single-arch manifest {now.digest}"
+        print(f"  {plan.target(tag)}\n    now:  {held}", file=out)
+    print("    new:  index of", file=out)
+    for source in plan.sources:
+        print(f"          {str(source.platform):14} {source.digest}", file=out)
+    for flag in record.data.get("flags", []):
+        print(f"  {flag['severity']} {flag['kind']} {flag['subject']}: {flag['message']}", file=out)
+    doc: dict[str, object] = {
+        "run": record.id,
+        "tag": plan.tags[0] if plan.tags else None,
+        "tags": list(plan.tags),
+        "platforms": [str(s.platform) for s in plan.sources],
+        "sources": plan.source_refs,
+        "digest": None, "verified": False, "pushed": False,
+    }
+    async with SshPool(config.hosts) as pool:
+        host = None
+        if not local_buildx_available():
+            host = record.data["jobs"][0]["host"]
+        if args.dry_run:
+            index = await create_index(plan, config=config, pool=pool, host=host, dry_run=True)
+            print(index, file=out)
+            doc["index"] = json.loads(index) if index.strip().startswith("{") else index
+        else:
+            if not args.yes:
+                if not sys.stdin.isatty():
+                    raise UsageError("not a terminal: pass --yes to push without asking")
+                answer = input(f"push this index to {', '.join(plan.tags)}? [y/N] ")
+                if answer.strip().lower() not in ("y", "yes"):
+                    print("not pushed", file=out)
+                    return EXIT_FAILED
+            results = await push_index(
+                record, registry, tags=args.tags, config=config, pool=pool,
+                expected_before={t: (m.digest if m else None) for t, m in before.items()},
+            )
+            for result in results:
+                print(f"pushed {result.ref} -> {result.digest} (verified: "
+                      f"{', '.join(result.platforms)})", file=out)
+            doc.update(digest=results[0].digest, verified=all(r.verified for r in results),
+                       pushed=True, results=[r.__dict__ for r in results])
+    if args.json:
+        json.dump(doc, sys.stdout, indent=2)
+        print()
+    return EXIT_OK
 
 
 def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
