@@ -411,6 +411,7 @@ class _Checker:
     def __init__(self, base_dir: Path) -> None:
         self.base_dir = base_dir
         self.problems: list[Problem] = []
+        self.names_complete = True
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -666,7 +667,13 @@ class _Checker:
 
     def hosts(self, data: Mapping[str, object], defaults: _Defaults) -> list[HostConfig]:
         entries = self.entries(data, "hosts")
-        all_names = {name for _, entry in entries if isinstance(name := entry.get("name"), str)}
+        all_names = {
+            name
+            for _, entry in entries
+            if isinstance(name := entry.get("name"), str) and _HOST_NAME_RE.fullmatch(name)
+        }
+        # A jump may name a host whose own name is broken; that mistake is reported once, there.
+        self.names_complete = len(all_names) == len(entries)
         hosts: list[HostConfig] = []
         jumps: dict[str, tuple[str, str]] = {}  # host name -> (path, jumped-to host name)
         seen: dict[str, str] = {}
@@ -790,7 +797,7 @@ class _Checker:
                 parse_ssh_target(jump)
             except ValueError as exc:
                 self.add(path, str(exc))
-        else:
+        elif self.names_complete:
             names = sorted(n for n in all_names if n != name)
             self.add(
                 path,
@@ -836,7 +843,10 @@ class _Checker:
             try:
                 platform = Platform.parse(text)
             except ArchError as exc:
-                self.add(path, _reword(str(exc), text))
+                message = _reword(_reword(str(exc), text), text.partition("/")[2])
+                if _q(text) not in message:
+                    message = f"{_q(text)}: {message}"
+                self.add(path, message)
                 continue
             if platform in first:
                 earlier_path, earlier = first[platform]
@@ -1361,7 +1371,9 @@ def add_host(
         appended += "\n"
     if appended.strip():
         appended += "\n"
-    appended += tomli_w.dumps({"hosts": [entry]})
+    # tomli_w renders a short array of tables inline (hosts = [{...}]), which could not follow
+    # an existing [[hosts]] section; the entry holds scalars only, so write the header by hand.
+    appended += "[[hosts]]\n" + tomli_w.dumps(entry)
     rewritten = False
     try:
         tomllib.loads(appended)
@@ -1373,8 +1385,7 @@ def add_host(
                 [Problem("hosts", "is not an array of tables; fix it before adding hosts")],
                 path,
             ) from None
-        data["hosts"] = [*hosts, entry]
-        new_text = tomli_w.dumps(data)
+        new_text = _rewrite(data, [*hosts, entry])
         rewritten = True
     after = _problems(new_text, path)
     new = [problem for problem in after if problem not in before]
@@ -1395,6 +1406,22 @@ def add_host(
             stacklevel=2,
         )
     return host
+
+
+def _rewrite(data: dict[str, object], hosts: list[object]) -> str:
+    """The whole document with ``hosts`` as [[hosts]] sections when they hold scalars only."""
+    rest = {key: value for key, value in data.items() if key != "hosts"}
+    scalar = (str, int, float, bool)
+    if all(
+        isinstance(host, dict) and all(isinstance(v, scalar) for v in host.values())
+        for host in hosts
+    ):
+        sections = "".join(
+            "\n[[hosts]]\n" + tomli_w.dumps(host) for host in hosts if isinstance(host, dict)
+        )
+        head = tomli_w.dumps(rest)
+        return (head + sections) if head else sections.lstrip("\n")
+    return tomli_w.dumps({**rest, "hosts": hosts})
 
 
 def _host_from_text(text: str, path: Path, name: str) -> HostConfig:
