@@ -1,0 +1,1016 @@
+"""SSH connections to builder hosts: one cached connection per host, host keys always checked.
+
+Rules this module keeps (see the field notes for how each was verified):
+
+* ``known_hosts`` is always handed to asyncssh explicitly, as an already-parsed object. ``None``
+  would turn checking off, and an *empty* path or ``b""`` would make asyncssh fall back to
+  ``~/.ssh/known_hosts``; a missing file therefore becomes an empty, but still checking, list.
+* asyncssh never reads an ssh config file (``config=None``): ``UserKnownHostsFile none`` or a
+  ``ProxyCommand`` there must not change how matui connects. The user's ``~/.ssh/config`` is read
+  here only to resolve host aliases (HostName, Port, User, IdentityFile).
+* Jump hosts are connected by this pool with the full options and passed as ``tunnel=`` objects;
+  one bastion connection carries every host behind it.
+* Output is read as bytes: one invalid UTF-8 byte in text mode tears down the whole connection.
+* A lost connection gives ``exit_status=None``, which is never success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import ipaddress
+import logging
+import os
+import shlex
+import socket
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+import asyncssh
+from asyncssh.config import SSHClientConfig
+
+from matui.engine.remote import RemoteScript
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+SSH_PORT = 22
+DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
+DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+
+
+class HostEntry(Protocol):
+    """What the pool reads from a host entry (``matui.engine.config.HostConfig``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def user(self) -> str | None: ...
+    @property
+    def identity(self) -> Path | None: ...
+    @property
+    def known_hosts(self) -> Path | None: ...
+    @property
+    def jump(self) -> str | None: ...
+
+
+class HostList(Protocol):
+    """A loaded config (``matui.engine.config.Config``): only its host entries are used."""
+
+    @property
+    def hosts(self) -> Sequence[HostEntry]: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Results and errors
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """How a remote command ended. ``exit_status is None`` means the connection was lost (or the
+    host sent no status): the command may or may not have run, and it is never success."""
+
+    exit_status: int | None
+    stdout: bytes
+    stderr: bytes
+    exit_signal: str | None = None
+    """Signal name when the remote process was killed by one (``exit_status`` is then -1)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    @property
+    def lost(self) -> bool:
+        return self.exit_status is None
+
+    def out_text(self) -> str:
+        return self.stdout.decode("utf-8", errors="replace")
+
+    def err_text(self) -> str:
+        return self.stderr.decode("utf-8", errors="replace")
+
+
+class SshError(Exception):
+    """An SSH failure on a host; the message says what failed and how to fix it."""
+
+    def __init__(self, host: str, message: str) -> None:
+        super().__init__(message)
+        self.host = host
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class HostUnreachable(SshError):
+    """No SSH session could be set up: DNS, refused, timeout, or the jump host could not forward."""
+
+    def __init__(
+        self,
+        host: str,
+        address: str,
+        port: int,
+        cause: str,
+        *,
+        via: str | None = None,
+        hint: str = "",
+    ) -> None:
+        self.address = address
+        self.port = port
+        self.cause = cause
+        self.via = via
+        route = f" through jump host '{via}'" if via else ""
+        fix = (
+            f"check that the host is up and sshd listens on {address}:{port}"
+            + (f" as seen from '{via}'" if via else "")
+            + ", and that address and port in the host entry are right"
+        )
+        super().__init__(
+            host,
+            f"cannot reach host '{host}' at {address}:{port}{route}: {cause}. Fix: {fix}.{hint}",
+        )
+
+
+class AuthFailed(SshError):
+    """The host refused every key offered for the user."""
+
+    def __init__(self, host: str, address: str, port: int, user: str, identity: str) -> None:
+        self.address = address
+        self.port = port
+        self.user = user
+        self.identity = identity
+        super().__init__(
+            host,
+            f"host '{host}' ({address}:{port}) refused login as user '{user}' with {identity}. "
+            f"Fix: add the public key to ~{user}/.ssh/authorized_keys on the host, or set the "
+            "right `user` / `identity` in the host entry.",
+        )
+
+
+class HostKeyUnknown(SshError):
+    """The host's key is not in the known_hosts file used for it. Nothing was run on it."""
+
+    def __init__(
+        self,
+        host: str,
+        address: str,
+        port: int,
+        key_type: str,
+        fingerprint: str,
+        known_hosts: Path,
+        known_hosts_line: str,
+        *,
+        via: str | None = None,
+    ) -> None:
+        self.address = address
+        self.port = port
+        self.key_type = key_type
+        self.fingerprint = fingerprint
+        self.known_hosts = known_hosts
+        self.known_hosts_line = known_hosts_line
+        """The exact line that trusts this key; append it only after an explicit yes."""
+        self.via = via
+        self.trust_command = trust_command(
+            address, port, key_type, known_hosts_line, known_hosts, via=via
+        )
+        super().__init__(
+            host,
+            f"host '{host}' ({address}:{port}) presented an unknown {key_type} host key "
+            f"{fingerprint}; it is not in {known_hosts}. Nothing was run on it. Fix: check that "
+            "fingerprint out of band (on the host: `ssh-keygen -lf "
+            f"/etc/ssh/ssh_host_{_short_key_type(key_type)}_key.pub`), then trust it: "
+            f"`{self.trust_command}`",
+        )
+
+
+class HostKeyChanged(SshError):
+    """The host presented a key other than the one(s) known_hosts has for it. A hard stop."""
+
+    def __init__(
+        self,
+        host: str,
+        address: str,
+        port: int,
+        key_type: str,
+        expected: list[str],
+        actual: str,
+        known_hosts: Path,
+    ) -> None:
+        self.address = address
+        self.port = port
+        self.key_type = key_type
+        self.expected = expected
+        self.actual = actual
+        self.known_hosts = known_hosts
+        self.remove_command = (
+            f"ssh-keygen -R {shlex.quote(known_hosts_pattern(address, port))} "
+            f"-f {shlex.quote(str(known_hosts))}"
+        )
+        super().__init__(
+            host,
+            f"HOST KEY CHANGED for host '{host}' ({address}:{port}): {known_hosts} expects "
+            f"{', '.join(expected)} but the host presented {key_type} {actual}. Someone may be "
+            "intercepting the connection (man-in-the-middle); nothing was run and matui will not "
+            "connect. Fix: only if the change is expected (host reinstalled, keys rotated) and "
+            "you checked the new fingerprint out of band, remove the old entry with "
+            f"`{self.remove_command}` and trust the new key.",
+        )
+
+
+class SessionLost(HostUnreachable):
+    """The connection dropped while a channel was being opened. A command may or may not have
+    started; callers that treat :class:`HostUnreachable` as "lost" handle this one too."""
+
+    def __init__(self, host: str, address: str, port: int, message: str) -> None:
+        self.address = address
+        self.port = port
+        self.cause = message
+        self.via = None
+        SshError.__init__(self, host, message)
+
+
+class CommandTimedOut(SshError):
+    """A command did not finish in time. Its channel is closed; the remote process may live on."""
+
+    def __init__(self, host: str, timeout: float, stdout: bytes, stderr: bytes) -> None:
+        self.timeout = timeout
+        self.stdout = stdout
+        self.stderr = stderr
+        super().__init__(
+            host,
+            f"command on host '{host}' did not finish within {timeout:g}s; matui closed its "
+            "channel, but the remote process may still be running.",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+@dataclass(frozen=True)
+class JumpSpec:
+    """A jump host given as ``[user@]host[:port]`` (IPv6 in brackets: ``[::1]:2220``)."""
+
+    address: str
+    user: str | None = None
+    port: int | None = None
+
+
+def parse_jump_spec(spec: str) -> JumpSpec:
+    text = spec.strip()
+    if text.startswith("ssh://"):
+        text = text[len("ssh://") :]
+    if not text or any(ch.isspace() or ord(ch) < 0x20 or ch == "\x7f" for ch in text):
+        raise ValueError(f"jump {spec!r} is not of the form [user@]host[:port]")
+    if "," in text:
+        raise ValueError(
+            f"jump {spec!r} lists several hops; give each hop its own host entry and point "
+            "their `jump` at each other"
+        )
+    user, at, rest = text.rpartition("@")
+    if at and not user:
+        raise ValueError(f"jump {spec!r} has an empty user name")
+    port_text = ""
+    if rest.startswith("["):
+        address, bracket, tail = rest[1:].partition("]")
+        if not bracket or (tail and not tail.startswith(":")):
+            raise ValueError(f"jump {spec!r}: bad [address]:port")
+        port_text = tail[1:]
+        if tail and not port_text:
+            raise ValueError(f"jump {spec!r} has an empty port")
+    elif rest.count(":") == 1:
+        address, _, port_text = rest.partition(":")
+        if not port_text:
+            raise ValueError(f"jump {spec!r} has an empty port")
+    else:
+        address = rest  # a host name, or a bare IPv6 address without a port
+    if not address:
+        raise ValueError(f"jump {spec!r} has no host")
+    port: int | None = None
+    if port_text:
+        if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"jump {spec!r}: port {port_text!r} is not a number in 1-65535")
+        port = int(port_text)
+    return JumpSpec(address=address, user=user or None, port=port)
+
+
+def known_hosts_pattern(address: str, port: int) -> str:
+    """How OpenSSH names a host in known_hosts: bare on port 22, else ``[address]:port``."""
+    return address if port == SSH_PORT else f"[{address}]:{port}"
+
+
+def known_hosts_line(address: str, port: int, key: asyncssh.SSHKey) -> str:
+    """The known_hosts line that trusts ``key`` for ``address:port`` (no comment, no newline)."""
+    algorithm, data = key.export_public_key("openssh").decode("ascii").split()[:2]
+    return f"{known_hosts_pattern(address, port)} {algorithm} {data}"
+
+
+def fingerprint(key: asyncssh.SSHKey) -> str:
+    """``SHA256:...`` as printed by ``ssh-keygen -lf``."""
+    return key.get_fingerprint("sha256")
+
+
+def _short_key_type(key_type: str) -> str:
+    """``ssh-ed25519`` -> ``ed25519``: the name ssh-keyscan's ``-t`` and host key files use."""
+    if "ed25519" in key_type:
+        return "ed25519"
+    if key_type.startswith("ecdsa") or "ecdsa" in key_type:
+        return "ecdsa"
+    if "rsa" in key_type:
+        return "rsa"
+    if "dss" in key_type:
+        return "dsa"
+    return key_type
+
+
+def trust_command(
+    address: str,
+    port: int,
+    key_type: str,
+    line: str,
+    known_hosts: Path,
+    *,
+    via: str | None = None,
+) -> str:
+    """A shell command an operator can run to trust a host key, after checking its fingerprint.
+
+    ``ssh-keyscan`` cannot go through a jump host, so behind one the exact line is appended.
+    """
+    path = shlex.quote(str(known_hosts))
+    parent = known_hosts.parent
+    mkdir = "" if parent.is_dir() else f"mkdir -p -m 700 {shlex.quote(str(parent))} && "
+    if via:
+        return f"{mkdir}printf '%s\\n' {shlex.quote(line)} >> {path}"
+    pattern = shlex.quote(known_hosts_pattern(address, port))
+    key = _short_key_type(key_type)
+    return (
+        f"{mkdir}ssh-keyscan -p {port} -t {key} {shlex.quote(address)} >> {path}"
+        f" && ssh-keygen -l -F {pattern} -f {path}"
+    )
+
+
+def append_known_host(known_hosts: Path, line: str) -> None:
+    """Append one trusted-key line (from :class:`HostKeyUnknown`), creating the file 0600."""
+    if "\n" in line or "\r" in line:
+        raise ValueError("a known_hosts line must be one line")
+    known_hosts = known_hosts.expanduser()
+    known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "ab") as f:
+        if f.tell() > 0:
+            with open(known_hosts, "rb") as r:
+                r.seek(-1, os.SEEK_END)
+                if r.read(1) != b"\n":
+                    f.write(b"\n")
+        f.write(line.encode("ascii") + b"\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Pool
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A host entry resolved to everything a connection depends on; the cache key."""
+
+    address: str
+    port: int
+    user: str
+    identities: tuple[Path, ...]  # empty: ssh-agent and default keys
+    explicit_identity: bool  # from the host entry (must load) rather than ~/.ssh/config
+    known_hosts: Path
+    jump: _Target | None
+    name: str = field(compare=False)
+    ignored_proxy: str | None = field(default=None, compare=False)
+
+    @property
+    def where(self) -> str:
+        return f"{self.address}:{self.port}"
+
+    def identity_text(self) -> str:
+        if self.identities:
+            return "key " + ", ".join(str(p) for p in self.identities)
+        return "ssh-agent and default keys (~/.ssh/id_*)"
+
+
+@dataclass(frozen=True)
+class _SpecHost:
+    """A jump host given inline as ``[user@]host[:port]`` on another entry."""
+
+    name: str
+    address: str
+    port: int | None
+    user: str | None
+    identity: Path | None
+    known_hosts: Path | None
+    jump: str | None = None
+
+
+class SshPool:
+    """One SSH connection per host, opened on first use and shared by every caller.
+
+    Errors are :class:`SshError` subclasses naming the host, its address and the fix.
+    """
+
+    def __init__(
+        self,
+        hosts: Sequence[HostEntry] | HostList = (),
+        *,
+        connect_timeout: float = 10,
+        login_timeout: float = 15,
+        keepalive_interval: float = 5,
+        keepalive_count_max: int = 3,
+        user_ssh_config: Path | None = DEFAULT_SSH_CONFIG,
+        default_known_hosts: Path = DEFAULT_KNOWN_HOSTS,
+    ) -> None:
+        entries: Iterable[HostEntry] = hosts.hosts if hasattr(hosts, "hosts") else hosts
+        self._hosts: dict[str, HostEntry] = {h.name: h for h in entries}
+        self.connect_timeout = connect_timeout
+        self.login_timeout = login_timeout
+        self.keepalive_interval = keepalive_interval
+        self.keepalive_count_max = keepalive_count_max
+        ssh_config = user_ssh_config.expanduser() if user_ssh_config is not None else None
+        self._ssh_config = ssh_config if ssh_config is not None and ssh_config.is_file() else None
+        self.default_known_hosts = default_known_hosts.expanduser()
+        self._conns: dict[_Target, asyncssh.SSHClientConnection] = {}
+        self._pending: dict[_Target, asyncio.Task[asyncssh.SSHClientConnection]] = {}
+
+    # -- public API ---------------------------------------------------------------------------
+
+    async def connect(self, host: HostEntry) -> asyncssh.SSHClientConnection:
+        """The host's connection: cached, shared with concurrent callers, reopened if closed."""
+        return await self._connect(self._resolve(host))
+
+    async def run(
+        self,
+        host: HostEntry,
+        command: RemoteScript,
+        *,
+        input: bytes | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run ``command`` to its end. A nonzero exit is a result, not an exception; a lost
+        connection is ``exit_status=None``. Raises :class:`SshError` when no session could be set
+        up (unreachable, auth, host key) and :class:`CommandTimedOut` after ``timeout``."""
+        stdin: Any = asyncssh.DEVNULL if input is None else asyncssh.PIPE
+        try:
+            process = await self.open_process(host, command, stdin=stdin, input=input)
+        except SessionLost:
+            return CommandResult(None, b"", b"")
+        try:
+            done = await process.wait(check=False, timeout=timeout)
+        except asyncssh.TimeoutError as exc:
+            process.close()
+            raise CommandTimedOut(
+                host.name, timeout or 0.0, _as_bytes(exc.stdout), _as_bytes(exc.stderr)
+            ) from None
+        signal = done.exit_signal[0] if done.exit_signal else None
+        return CommandResult(
+            done.exit_status, _as_bytes(done.stdout), _as_bytes(done.stderr), signal
+        )
+
+    async def open_process(
+        self, host: HostEntry, command: RemoteScript, **kw: Any
+    ) -> asyncssh.SSHClientProcess[bytes]:
+        """Start ``command`` and hand back the process (bytes in and out) for streaming."""
+        if kw.pop("encoding", None) is not None:
+            raise ValueError("open_process reads bytes: decode with errors='replace' yourself")
+        wire = command.wire()
+
+        async def start(conn: asyncssh.SSHClientConnection) -> asyncssh.SSHClientProcess[bytes]:
+            process: asyncssh.SSHClientProcess[bytes] = await conn.create_process(
+                wire, encoding=None, **kw
+            )
+            return process
+
+        return await self._on_channel(host, "start a command", start)
+
+    async def sftp(self, host: HostEntry) -> asyncssh.SFTPClient:
+        """A new SFTP session on the host's connection; the caller closes it (``exit()``)."""
+
+        async def start(conn: asyncssh.SSHClientConnection) -> asyncssh.SFTPClient:
+            try:
+                return await conn.start_sftp_client()
+            except asyncssh.SFTPError as exc:
+                raise SshError(
+                    host.name,
+                    f"host '{host.name}' has no SFTP service ({exc.reason}). Fix: add "
+                    "`Subsystem sftp internal-sftp` (or the sftp-server path) to its sshd_config.",
+                ) from exc
+
+        return await self._on_channel(host, "start SFTP", start)
+
+    async def close(self) -> None:
+        """Close every connection (hosts behind a jump host before the jump host)."""
+        pending = list(self._pending.values())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        conns = list(self._conns.values())
+        self._conns.clear()
+        for conn in reversed(conns):
+            conn.close()
+            try:
+                await asyncio.wait_for(conn.wait_closed(), timeout=5)
+            except (TimeoutError, OSError, asyncssh.Error):
+                conn.abort()
+
+    async def __aenter__(self) -> SshPool:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- channels -----------------------------------------------------------------------------
+
+    async def _on_channel(
+        self,
+        host: HostEntry,
+        what: str,
+        start: Callable[[asyncssh.SSHClientConnection], Awaitable[_T]],
+    ) -> _T:
+        """Open a channel on the host's connection.
+
+        A channel that could not be *opened* never ran anything, so when the cached connection
+        turns out to be dead it is dropped and one fresh connection is tried.
+        """
+        target = self._resolve(host)
+        for attempt in (1, 2):
+            conn = await self._connect(target)
+            try:
+                return await start(conn)
+            except asyncssh.ChannelOpenError as exc:
+                if conn.is_closed() or not _is_open(conn):
+                    self._drop(target, conn)
+                    if attempt == 1:
+                        continue
+                    raise SessionLost(
+                        target.name,
+                        target.address,
+                        target.port,
+                        f"connection to host '{target.name}' ({target.where}) closed while "
+                        f"trying to {what}; nothing was started. Fix: check the host and retry.",
+                    ) from exc
+                raise SshError(
+                    target.name,
+                    f"host '{target.name}' ({target.where}) refused to {what}: {exc.reason}. "
+                    "Fix: check sshd_config on the host (MaxSessions, ForceCommand, "
+                    "Subsystem) and its logs.",
+                ) from exc
+            except (asyncssh.DisconnectError, OSError) as exc:
+                self._drop(target, conn)
+                raise SessionLost(
+                    target.name,
+                    target.address,
+                    target.port,
+                    f"connection to host '{target.name}' ({target.where}) was lost while trying "
+                    f"to {what} ({_reason(exc)}); it may or may not have started. Fix: check the "
+                    "host and retry.",
+                ) from exc
+        raise AssertionError("unreachable")
+
+    def _drop(self, target: _Target, conn: asyncssh.SSHClientConnection) -> None:
+        if self._conns.get(target) is conn:
+            del self._conns[target]
+        conn.abort()
+
+    # -- connections --------------------------------------------------------------------------
+
+    async def _connect(self, target: _Target) -> asyncssh.SSHClientConnection:
+        conn = self._conns.get(target)
+        if conn is not None:
+            if not conn.is_closed() and _is_open(conn):
+                return conn
+            del self._conns[target]
+        task = self._pending.get(target)
+        if task is None:
+            task = asyncio.create_task(
+                self._open_and_cache(target), name=f"ssh connect {target.name}"
+            )
+            task.add_done_callback(_retrieve_exception)
+            self._pending[target] = task
+        # shield: one caller giving up does not cancel the connect the others wait for.
+        return await asyncio.shield(task)
+
+    async def _open_and_cache(self, target: _Target) -> asyncssh.SSHClientConnection:
+        try:
+            conn = await self._open(target)
+            self._conns[target] = conn
+            return conn
+        finally:
+            if self._pending.get(target) is asyncio.current_task():
+                del self._pending[target]
+
+    async def _open(self, target: _Target) -> asyncssh.SSHClientConnection:
+        tunnel = await self._connect(target.jump) if target.jump is not None else None
+        via = target.jump.name if target.jump is not None else None
+        known = _load_known_hosts(target)
+        keys = _load_keys(target)
+        log.info(
+            "ssh: connecting to %s (%s as %s%s)",
+            target.name,
+            target.where,
+            target.user,
+            f" via {via}" if via else "",
+        )
+        hint = (
+            f" Note: {self._ssh_config} sets {target.ignored_proxy} for this host, which matui "
+            "does not follow; set `jump` in the host entry instead."
+            if target.ignored_proxy
+            else ""
+        )
+        try:
+            conn = await asyncssh.connect(
+                target.address,
+                target.port,
+                tunnel=tunnel if tunnel is not None else (),
+                config=None,
+                known_hosts=known,
+                username=target.user,
+                client_keys=keys if keys is not None else (),
+                connect_timeout=self.connect_timeout,
+                login_timeout=self.login_timeout,
+                keepalive_interval=self.keepalive_interval,
+                keepalive_count_max=self.keepalive_count_max,
+                encoding=None,
+            )
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise await self._host_key_error(target, known, tunnel, exc) from exc
+        except asyncssh.PermissionDenied as exc:
+            raise AuthFailed(
+                target.name, target.address, target.port, target.user, target.identity_text()
+            ) from exc
+        except asyncssh.ChannelOpenError as exc:
+            # Only a tunnel opens a channel during connect: the jump host could not forward.
+            raise HostUnreachable(
+                target.name,
+                target.address,
+                target.port,
+                f"the jump host could not open a connection ({exc.reason})",
+                via=via,
+                hint=hint,
+            ) from exc
+        except asyncssh.ConnectionLost as exc:
+            cause = exc.reason
+            if "login timeout" in cause.lower():
+                cause = f"no SSH login within {self.login_timeout:g}s (login timeout)"
+            raise HostUnreachable(
+                target.name, target.address, target.port, cause, via=via, hint=hint
+            ) from exc
+        except asyncssh.DisconnectError as exc:
+            raise SshError(
+                target.name,
+                f"SSH handshake with host '{target.name}' ({target.where}) failed: {exc.reason}. "
+                "Fix: check that it runs a current OpenSSH server and see its sshd log.",
+            ) from exc
+        except TimeoutError as exc:
+            raise HostUnreachable(
+                target.name,
+                target.address,
+                target.port,
+                f"no SSH session within {self.connect_timeout:g}s (connect timeout)",
+                via=via,
+                hint=hint,
+            ) from exc
+        except socket.gaierror as exc:
+            raise HostUnreachable(
+                target.name,
+                target.address,
+                target.port,
+                f"cannot resolve '{target.address}' ({exc.strerror})",
+                via=via,
+                hint=hint,
+            ) from exc
+        except OSError as exc:
+            raise HostUnreachable(
+                target.name, target.address, target.port, _reason(exc), via=via, hint=hint
+            ) from exc
+        except (asyncssh.Error, ValueError) as exc:
+            raise SshError(
+                target.name,
+                f"cannot open SSH connection to host '{target.name}' ({target.where}): "
+                f"{_reason(exc)}. Fix: check the host entry.",
+            ) from exc
+        log.info("ssh: connected to %s (%s)", target.name, target.where)
+        return conn
+
+    async def _host_key_error(
+        self,
+        target: _Target,
+        known: asyncssh.SSHKnownHosts,
+        tunnel: asyncssh.SSHClientConnection | None,
+        exc: asyncssh.HostKeyNotVerifiable,
+    ) -> SshError:
+        """Tell an unknown host key from a changed one. Only the key is fetched; nothing runs."""
+        port = target.port if target.port != SSH_PORT else None
+        addrs = [""]
+        if tunnel is None:
+            addrs += await _resolved_ips(target.address, target.port)
+        trusted: list[asyncssh.SSHKey] = []
+        revoked: list[asyncssh.SSHKey] = []
+        for addr in addrs:
+            host_keys, ca_keys, revoked_keys, *_ = known.match(target.address, addr, port)
+            trusted += [k for k in [*host_keys, *ca_keys] if k not in trusted]
+            revoked += revoked_keys
+        # Ask for the key type(s) known_hosts has, as the real connect did, so the key shown is
+        # the one that failed to match.
+        algs = sorted({a.decode("ascii") for k in trusted for a in k.sig_algorithms})
+        key = await self._fetch_host_key(target, tunnel, algs)
+        if key is None and algs:
+            key = await self._fetch_host_key(target, tunnel, [])
+        if key is None:
+            return SshError(
+                target.name,
+                f"host key of '{target.name}' ({target.where}) could not be verified "
+                f"({exc.reason}) and could not be fetched again to show it. Nothing was run. "
+                f"Fix: compare the host's key with {target.known_hosts} by hand.",
+            )
+        actual = fingerprint(key)
+        key_type = key.get_algorithm()
+        if key in revoked:
+            return SshError(
+                target.name,
+                f"host '{target.name}' ({target.where}) presented {key_type} key {actual}, which "
+                f"{target.known_hosts} marks @revoked. Nothing was run. Fix: give the host a new "
+                "key and trust that one.",
+            )
+        if not trusted:
+            return HostKeyUnknown(
+                target.name,
+                target.address,
+                target.port,
+                key_type,
+                actual,
+                target.known_hosts,
+                known_hosts_line(target.address, target.port, key),
+                via=target.jump.name if target.jump is not None else None,
+            )
+        expected = [fingerprint(k) for k in trusted]
+        if actual in expected:
+            return SshError(
+                target.name,
+                f"host '{target.name}' ({target.where}) presented the known key {actual}, but "
+                f"verification still failed ({exc.reason}). Nothing was run. Fix: retry; if it "
+                "persists, compare the host's keys and known_hosts by hand.",
+            )
+        return HostKeyChanged(
+            target.name, target.address, target.port, key_type, expected, actual, target.known_hosts
+        )
+
+    async def _fetch_host_key(
+        self,
+        target: _Target,
+        tunnel: asyncssh.SSHClientConnection | None,
+        algs: list[str],
+    ) -> asyncssh.SSHKey | None:
+        try:
+            return await asyncio.wait_for(
+                asyncssh.get_server_host_key(
+                    target.address,
+                    target.port,
+                    tunnel=tunnel if tunnel is not None else (),
+                    config=None,
+                    server_host_key_algs=algs if algs else (),
+                ),
+                timeout=self.connect_timeout,
+            )
+        except (OSError, asyncssh.Error, ValueError) as exc:
+            log.info("ssh: fetching the host key of %s failed: %s", target.name, _reason(exc))
+            return None
+
+    # -- resolving host entries ---------------------------------------------------------------
+
+    def _resolve(
+        self,
+        host: HostEntry,
+        chain: tuple[str, ...] = (),
+        fallback_user: str | None = None,
+    ) -> _Target:
+        if host.name in chain:
+            loop = " -> ".join((*chain, host.name))
+            raise SshError(
+                host.name,
+                f"jump hosts form a loop: {loop}. Fix: break the loop in "
+                "the `jump` settings of those host entries.",
+            )
+        alias = self._ssh_alias(host)
+        address = str(alias.get("Hostname") or host.address)
+        port = int(host.port or _int(alias.get("Port")) or SSH_PORT)
+        user = host.user or _str(alias.get("User")) or fallback_user or _local_user(host.name)
+        if host.identity is not None:
+            identities: tuple[Path, ...] = (host.identity.expanduser(),)
+            explicit = True
+        else:
+            from_config = alias.get("IdentityFile") or []
+            assert isinstance(from_config, list)
+            identities = tuple(
+                p for p in (Path(str(f)).expanduser() for f in from_config) if p.is_file()
+            )
+            explicit = False
+        known_hosts = (host.known_hosts or self.default_known_hosts).expanduser()
+        jump: _Target | None = None
+        if host.jump:
+            entry = self._hosts.get(host.jump)
+            if entry is None:
+                try:
+                    spec = parse_jump_spec(host.jump)
+                except ValueError as exc:
+                    raise SshError(
+                        host.name,
+                        f"host '{host.name}': {exc}. Fix: set `jump` to another host entry's "
+                        "name or to [user@]host[:port].",
+                    ) from exc
+                entry = _SpecHost(
+                    name=host.jump,
+                    address=spec.address,
+                    port=spec.port,
+                    user=spec.user,
+                    identity=host.identity,
+                    known_hosts=host.known_hosts,
+                )
+                jump = self._resolve(entry, (*chain, host.name), fallback_user=user)
+            else:
+                jump = self._resolve(entry, (*chain, host.name))
+        ignored = None
+        if not host.jump:
+            for option in ("ProxyJump", "ProxyCommand"):
+                value = alias.get(option)
+                if value and str(value).lower() != "none":
+                    ignored = option
+        return _Target(
+            address=address,
+            port=port,
+            user=user,
+            identities=identities,
+            explicit_identity=explicit,
+            known_hosts=known_hosts,
+            jump=jump,
+            name=host.name,
+            ignored_proxy=ignored,
+        )
+
+    def _ssh_alias(self, host: HostEntry) -> dict[str, object]:
+        """What ``~/.ssh/config`` says about ``host.address`` (only a few options are used)."""
+        if self._ssh_config is None:
+            return {}
+        try:
+            config = SSHClientConfig.load(
+                None,
+                [self._ssh_config],
+                False,
+                False,
+                False,
+                _local_user(host.name),
+                host.user if host.user else (),
+                host.address,
+                host.port if host.port else (),
+            )
+        except (OSError, ValueError, asyncssh.Error) as exc:
+            raise SshError(
+                host.name,
+                f"cannot read {self._ssh_config} for host '{host.name}': {_reason(exc)}. Fix: "
+                "correct that file, or start matui without the user ssh config.",
+            ) from exc
+        return {
+            option: config.get(option)
+            for option in ("Hostname", "Port", "User", "IdentityFile", "ProxyJump", "ProxyCommand")
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Small internals
+
+
+def _load_known_hosts(target: _Target) -> asyncssh.SSHKnownHosts:
+    path = target.known_hosts
+    if not path.exists():
+        # Not None (no checking) and not b"" (asyncssh would read ~/.ssh/known_hosts instead).
+        return asyncssh.SSHKnownHosts()
+    try:
+        return asyncssh.read_known_hosts(str(path))
+    except OSError as exc:
+        raise SshError(
+            target.name,
+            f"cannot read known_hosts {path} for host '{target.name}': "
+            f"{_reason(exc)}. Fix: make it readable.",
+        ) from exc
+    except ValueError as exc:
+        raise SshError(
+            target.name,
+            f"known_hosts {path} (for host '{target.name}') has a line "
+            f"matui cannot parse: {exc}. Fix: correct or delete that "
+            "line.",
+        ) from exc
+
+
+def _load_keys(target: _Target) -> list[asyncssh.SSHKeyPair] | None:
+    """Keys from the host entry or ~/.ssh/config; ``None`` means ssh-agent and default keys."""
+    if not target.identities:
+        return None
+    keys: list[asyncssh.SSHKeyPair] = []
+    for path in target.identities:
+        try:
+            keys += asyncssh.load_keypairs([str(path)])
+        except (OSError, ValueError) as exc:
+            # Never show key material: only the path and the kind of problem.
+            if not target.explicit_identity:
+                log.info(
+                    "ssh: skipping identity %s for %s: %s", path, target.name, type(exc).__name__
+                )
+                continue
+            if isinstance(exc, OSError):
+                problem, fix = (
+                    f"cannot be read ({exc.strerror})",
+                    "correct `identity` in the host entry",
+                )
+            elif "passphrase" in str(exc).lower():
+                problem, fix = (
+                    "is passphrase-protected",
+                    f"load it into ssh-agent (`ssh-add {shlex.quote(str(path))}`) "
+                    "and remove `identity` from the host entry",
+                )
+            else:
+                problem, fix = (
+                    "is not a private key matui can read",
+                    "point `identity` at an OpenSSH private key",
+                )
+            raise SshError(
+                target.name, f"identity {path} for host '{target.name}' {problem}. Fix: {fix}."
+            ) from None
+    return keys or None
+
+
+async def _resolved_ips(address: str, port: int) -> list[str]:
+    try:
+        ipaddress.ip_address(address)
+        return [address]
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(address, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return []
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def _is_open(conn: asyncssh.SSHClientConnection) -> bool:
+    # is_closed() turns true only once closing finished; a transport already gone means dead too.
+    return getattr(conn, "_transport", True) is not None
+
+
+def _retrieve_exception(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason
+    if isinstance(exc, OSError) and exc.errno:
+        # asyncio's strerror for a refused connect is "Connect call failed (...)": use the errno.
+        return os.strerror(exc.errno)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _as_bytes(data: object) -> bytes:
+    if data is None:
+        return b""
+    if isinstance(data, bytes):
+        return data
+    return str(data).encode()
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _local_user(host: str) -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError) as exc:
+        raise SshError(
+            host,
+            "cannot tell the local user name. Fix: set `user` in the host "
+            "entry, or USER in the environment.",
+        ) from exc
