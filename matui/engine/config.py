@@ -277,6 +277,13 @@ def _show(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _got(value: object) -> str:
+    """``an integer (22)``: the type of a wrong value, and the value when it is short."""
+    if isinstance(value, dict):
+        return "a table"
+    return f"{_type_name(value)} ({_show(value)})"
+
+
 def _type_name(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
@@ -453,8 +460,7 @@ class _Checker:
         }[spec.kind]
         self.add(
             path,
-            f"expected {expected}, got {_type_name(value)} ({_show(value)}); "
-            f"write it as {spec.example}",
+            f"expected {expected}, got {_got(value)}; write it as {spec.example}",
         )
         return None
 
@@ -478,8 +484,7 @@ class _Checker:
             if not isinstance(item, str):
                 self.add(
                     path,
-                    f"expected a string, got {_type_name(item)} ({_show(item)}); "
-                    f"write it as {spec.example}",
+                    f"expected a string, got {_got(item)}; write it as {spec.example}",
                 )
             elif bad := _control_problem(item):
                 self.add(path, bad)
@@ -521,7 +526,7 @@ class _Checker:
             elif not isinstance(item, str):
                 self.add(
                     path,
-                    f"expected a string, got {_type_name(item)} ({_show(item)}); "
+                    f"expected a string, got {_got(item)}; "
                     f'quote it: {name} = "{_show(item).strip(chr(34))}"',
                 )
             elif bad := _control_problem(item):
@@ -579,7 +584,7 @@ class _Checker:
         if not isinstance(value, list):
             self.add(
                 key,
-                f"expected an array of tables, got {_type_name(value)} ({_show(value)}); "
+                f"expected an array of tables, got {_got(value)}; "
                 f"write each entry as a [[{key}]] section",
             )
             return []
@@ -591,7 +596,7 @@ class _Checker:
             else:
                 self.add(
                     path,
-                    f"expected a table, got {_type_name(item)} ({_show(item)}); "
+                    f"expected a table, got {_got(item)}; "
                     f"write each entry as a [[{key}]] section with keys",
                 )
         return result
@@ -1396,7 +1401,13 @@ def add_host(
         host = _host_from_text(new_text, path, name)
     else:
         host = parse_config(new_text, path, path.parent).host(name)
-    _atomic_write(path, new_text)
+    try:
+        _atomic_write(path, new_text)
+    except OSError as exc:
+        raise ConfigError(
+            [Problem("config", f"cannot write {path}: {exc.strerror or exc}; check permissions")],
+            path,
+        ) from None
     if rewritten:
         warnings.warn(
             ConfigRewrittenWarning(

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from matui.engine import config as config_module
 from matui.engine.arch import ARCHES, Platform
@@ -1341,3 +1343,49 @@ def test_add_host_ignores_problems_already_in_the_file(proj: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert [p.path for p in info.value.problems] == ["images[0].context"]
+
+
+# -- never a traceback --------------------------------------------------------------------------
+
+_SCALARS = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["linux/arm64", "{tag}", "../..", "~", "~nobody_here/x", "a@b:1", "[::1]"]),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.booleans(),
+    st.floats(allow_nan=False),
+    st.dates(),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_KEYS = st.sampled_from(
+    sorted({*config_module._HOST_KEYS, *config_module._IMAGE_KEYS, "x", "hosts", "images"})
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    where=st.sampled_from(["hosts", "images", "defaults", ""]),
+    key=_KEYS,
+    value=_VALUES,
+)
+def test_any_value_anywhere_is_a_problem_not_a_traceback(
+    tmp_path_factory: pytest.TempPathFactory, where: str, key: str, value: Any
+) -> None:
+    proj = tmp_path_factory.getbasetemp()
+    data = base()
+    if where == "":
+        data[key] = value
+    elif where == "defaults":
+        data["defaults"] = {key: value}
+    else:
+        data[where][0][key] = value
+    try:
+        parse_config(tomli_w.dumps(data), None, proj)
+    except ConfigError as exc:
+        assert exc.problems
+        assert all(p.path and p.message for p in exc.problems)
