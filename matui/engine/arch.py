@@ -99,7 +99,7 @@ def emulatable_arches(binfmt_entries: list[str]) -> list[str]:
     return [arch for arch in ARCHES if _QEMU_NAMES[arch] in present]
 
 
-_PLATFORM_RE = re.compile(r"[a-z0-9]+(?:/[a-z0-9]+){1,2}", re.ASCII)
+_PLATFORM_RE = re.compile(r"[a-z0-9]+(?:/[a-z0-9_-]+){1,2}", re.ASCII)
 
 
 @dataclass(frozen=True, order=True)
