@@ -223,17 +223,23 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_host_add(args: argparse.Namespace) -> int:
     from matui.engine.config import add_host, find_config
 
+    import warnings
+
     path = find_config(getattr(args, "config", None))
-    host = add_host(
-        path,
-        name=args.name,
-        arch=args.arch,
-        ssh=args.ssh,
-        identity=args.identity,
-        known_hosts=args.known_hosts,
-        jump=args.jump,
-        allow_emulation=args.allow_emulation,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        host = add_host(
+            path,
+            name=args.name,
+            arch=args.arch,
+            ssh=args.ssh,
+            identity=args.identity,
+            known_hosts=args.known_hosts,
+            jump=args.jump,
+            allow_emulation=args.allow_emulation,
+        )
+    for warning in caught:
+        print(f"matui: note: {warning.message}", file=sys.stderr)
     print(f"added host {host.name} ({host.arch}) to {path}; try `matui check`")
     return EXIT_OK
 
