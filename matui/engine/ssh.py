@@ -266,7 +266,7 @@ class JumpSpec:
 
 
 def parse_jump_spec(spec: str) -> JumpSpec:
-    text = spec.strip()
+    text = spec
     if text.startswith("ssh://"):
         text = text[len("ssh://") :]
     if not text or any(ch.isspace() or ord(ch) < 0x20 or ch == "\x7f" for ch in text):
@@ -473,6 +473,11 @@ class SshPool:
             raise CommandTimedOut(
                 host.name, timeout or 0.0, _as_bytes(exc.stdout), _as_bytes(exc.stderr)
             ) from None
+        except asyncio.CancelledError:
+            # Do not leave the channel open on the shared connection (the remote process is not
+            # stopped by this: see CommandTimedOut).
+            process.close()
+            raise
         signal = done.exit_signal[0] if done.exit_signal else None
         return CommandResult(
             done.exit_status, _as_bytes(done.stdout), _as_bytes(done.stderr), signal

@@ -533,3 +533,16 @@ async def test_wrong_user_or_key_is_auth_failed(
         assert str(other_key) in str(err.value) and "authorized_keys" in str(err.value)
         # No key material in the message.
         assert other_key.read_text().splitlines()[1] not in str(err.value)
+
+
+async def test_cancelled_run_leaves_the_connection_usable(
+    pool: SshPool, hosts: dict[str, HostConfig]
+) -> None:
+    # The remote `sleep` lives on (closing a channel without a PTY does not stop it, and sshd
+    # keeps the session until it exits): callers kill remote work with a command of their own.
+    amd64 = hosts["amd64"]
+    conn = await pool.connect(amd64)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(pool.run(amd64, sh("exec sleep 3")), timeout=0.3)
+    assert (await pool.run(amd64, sh("echo fine"))).out_text() == "fine\n"
+    assert await pool.connect(amd64) is conn
