@@ -561,7 +561,7 @@ def server() -> Iterator[Callable[[Fake], str]]:
     def start(fake: Fake, host: str = "127.0.0.1") -> str:
         httpd = ThreadingHTTPServer((host, 0), make_handler(fake))
         fake.port = httpd.server_address[1]
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
         started.append(httpd)
         return f"{host}:{fake.port}"
 
