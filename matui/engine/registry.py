@@ -677,6 +677,10 @@ class RegistryClient:
         self._timeout = timeout
         self._insecure = insecure_hosts if insecure_hosts is not None else is_loopback_host
         self._opener = urllib.request.build_opener(_RedirectHandler())
+        # Loopback never goes through an HTTP(S)_PROXY from the environment.
+        self._direct = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), _RedirectHandler()
+        )
         self._lock = threading.Lock()
         self._config: dict[str, Any] | None = None
         self._creds: dict[str, Credentials | None] = {}
@@ -872,7 +876,9 @@ class RegistryClient:
             req.add_unredirected_header("Authorization", auth)
         log.debug("%s %s", method, url)
         try:
-            with self._opener.open(req, timeout=self._timeout) as resp:
+            netloc = urllib.parse.urlsplit(url).netloc
+            opener = self._direct if is_loopback_host(netloc) else self._opener
+            with opener.open(req, timeout=self._timeout) as resp:
                 body = b"" if method == "HEAD" else _read_limited(resp, max_bytes, ref)
                 return _Response(resp.status, resp.headers, body)
         except urllib.error.HTTPError as err:

@@ -99,10 +99,13 @@ async def test_missing_tag_and_repository(rig: Any, client: RegistryClient, uniq
 # ---- an image with provenance -------------------------------------------------------------
 
 
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
+
+
 def _push_blob(registry: str, path: str, data: bytes) -> str:
     digest = sha256(data)
     start = urllib.request.Request(f"http://{registry}/v2/{path}/blobs/uploads/", method="POST")
-    with urllib.request.urlopen(start, timeout=30) as resp:
+    with _DIRECT.open(start, timeout=30) as resp:
         location = resp.headers["Location"]
     if location.startswith("/"):
         location = f"http://{registry}{location}"
@@ -113,7 +116,7 @@ def _push_blob(registry: str, path: str, data: bytes) -> str:
         method="PUT",
         headers={"Content-Type": "application/octet-stream"},
     )
-    with urllib.request.urlopen(put, timeout=30) as resp:
+    with _DIRECT.open(put, timeout=30) as resp:
         assert resp.status == 201
     return digest
 
@@ -126,7 +129,7 @@ def _push_manifest(registry: str, path: str, ref: str, doc: dict[str, Any]) -> t
         method="PUT",
         headers={"Content-Type": doc["mediaType"]},
     )
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    with _DIRECT.open(req, timeout=30) as resp:
         assert resp.status == 201
     return sha256(raw), len(raw)
 
