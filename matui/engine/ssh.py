@@ -443,6 +443,7 @@ class SshPool:
         self.default_known_hosts = default_known_hosts.expanduser()
         self._conns: dict[_Target, asyncssh.SSHClientConnection] = {}
         self._pending: dict[_Target, asyncio.Task[asyncssh.SSHClientConnection]] = {}
+        self._aliases: dict[tuple[str, str | None, int | None], dict[str, object]] = {}
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -577,6 +578,8 @@ class SshPool:
                     "Subsystem) and its logs.",
                 ) from exc
             except (asyncssh.DisconnectError, OSError) as exc:
+                if isinstance(exc, OSError) and not conn.is_closed() and _is_open(conn):
+                    raise  # a local problem (e.g. a stdin file), not the connection
                 self._drop(target, conn)
                 raise SessionLost(
                     target.name,
@@ -872,6 +875,13 @@ class SshPool:
         """What ``~/.ssh/config`` says about ``host.address`` (only a few options are used)."""
         if self._ssh_config is None:
             return {}
+        key = (host.address, host.user, host.port)
+        if key not in self._aliases:
+            self._aliases[key] = self._read_ssh_alias(host)
+        return self._aliases[key]
+
+    def _read_ssh_alias(self, host: HostEntry) -> dict[str, object]:
+        assert self._ssh_config is not None
         try:
             config = SSHClientConfig.load(
                 None,

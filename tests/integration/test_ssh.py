@@ -158,6 +158,8 @@ def make_pool(
     user_ssh_config: Path | None = None,
     connect_timeout: float = 5,
     login_timeout: float = 5,
+    keepalive_interval: float = 5,
+    keepalive_count_max: int = 3,
 ) -> SshPool:
     """A pool that reads no ~/.ssh files of whoever runs the tests."""
     return SshPool(
@@ -166,6 +168,8 @@ def make_pool(
         default_known_hosts=tmp_path / "default_known_hosts",
         connect_timeout=connect_timeout,
         login_timeout=login_timeout,
+        keepalive_interval=keepalive_interval,
+        keepalive_count_max=keepalive_count_max,
     )
 
 
@@ -546,3 +550,63 @@ async def test_cancelled_run_leaves_the_connection_usable(
         await asyncio.wait_for(pool.run(amd64, sh("exec sleep 3")), timeout=0.3)
     assert (await pool.run(amd64, sh("echo fine"))).out_text() == "fine\n"
     assert await pool.connect(amd64) is conn
+
+
+async def test_blackholed_path_is_detected_by_keepalive(
+    rig: Rig, hosts: dict[str, HostConfig], tmp_path: Path
+) -> None:
+    """A relay to amd64 that silently stops passing bytes, like a dead route: no FIN, no RST."""
+    blackhole = asyncio.Event()
+    pumps: list[asyncio.Task[None]] = []
+    writers: list[asyncio.StreamWriter] = []
+
+    async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        while data := await src.read(65536):
+            if not blackhole.is_set():
+                dst.write(data)
+                await dst.drain()
+
+    async def relay(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        ur, uw = await asyncio.open_connection("127.0.0.1", rig.port_amd64)
+        writers.extend([w, uw])
+        pumps.extend([asyncio.create_task(pump(r, uw)), asyncio.create_task(pump(ur, w))])
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    known = tmp_path / "known_hosts"
+    known.write_text(known_hosts_entry(rig, "amd64", rig.port_amd64).replace(
+        f":{rig.port_amd64} ", f":{port} "
+    ))  # fmt: skip
+    relayed = replace(hosts["amd64"], name="relayed", port=port, known_hosts=known)
+    try:
+        async with make_pool(
+            [relayed], tmp_path, keepalive_interval=0.5, keepalive_count_max=2
+        ) as pool:
+            assert (await pool.run(relayed, sh("echo up"))).ok
+            running = asyncio.create_task(pool.run(relayed, sh("exec sleep 30")))
+            await asyncio.sleep(0.3)
+            blackhole.set()
+            started = time.monotonic()
+            result = await asyncio.wait_for(running, timeout=10)
+            assert result.exit_status is None and not result.ok
+            assert time.monotonic() - started < 4
+    finally:
+        for task in pumps:
+            task.cancel()
+        for w in writers:
+            w.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_bastion_cannot_reach_target(
+    rig: Rig, hosts: dict[str, HostConfig], tmp_path: Path
+) -> None:
+    behind = replace(hosts["emu"], name="behind", port=1)
+    async with make_pool([behind, hosts["bastion"]], tmp_path) as pool:
+        with pytest.raises(HostUnreachable) as err:
+            await pool.run(behind, sh("true"))
+        assert err.value.host == "behind" and err.value.via == "bastion"
+        assert "127.0.0.1:1 through jump host 'bastion'" in str(err.value)
+        # The bastion connection itself is fine and stays cached.
+        assert (await pool.run(hosts["bastion"], sh("echo ok"))).ok
