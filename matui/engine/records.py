@@ -63,7 +63,7 @@ class RunRecord:
                 return dict(job)
         raise KeyError(key)
 
-    def update_job(self, key: str, **fields: Any) -> None:
+    def update_job(self, key: str, /, **fields: Any) -> None:
         for job in self.data.setdefault("jobs", []):
             if job.get("key") == key:
                 job.update(fields)

@@ -198,7 +198,15 @@ class BuildRun:
         self._emit(StateEvent(status.job.key, state, detail))
 
     async def _supervise(self) -> None:
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        results = await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        for key, result in zip(self._tasks, results, strict=True):
+            status = self.status[key]
+            if isinstance(result, BaseException) and not status.state.finished:
+                # A bug of ours must still end the job visibly, never leave it "running".
+                status.error = f"internal error: {type(result).__name__}: {result}"
+                status.state = JobState.FAILED
+                status.finished = time.time()
+                self._emit(StateEvent(key, JobState.FAILED, status.error))
         self.record.data["finished"] = time.time()
         self.record.data["state"] = "succeeded" if self.succeeded else "failed"
         self.record.save()
