@@ -1,0 +1,199 @@
+"""The build engine end to end on the rig: real sshd hosts, real dockerd + buildx, real registry.
+
+The rig has no arm64 machine: arm64 builds on an amd64 host that allows emulation (flagged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from matui.engine.build import start_build
+from matui.engine.config import load_config
+from matui.engine.records import RunRecord
+from matui.engine.registry import RegistryClient
+from matui.engine.remote import RemoteScript
+from matui.engine.runner import JobState, LinesEvent
+from matui.engine.ssh import SshPool
+from tests.conftest import Rig
+
+pytestmark = pytest.mark.rig
+
+
+def make_project(tmp_path: Path, rig: Rig, dockerfile: str, *, files: dict[str, bytes] | None = None,
+                 repo: str | None = None) -> tuple[Path, str]:
+    """A config with the rig's two builder hosts and one two-arch image; returns (config, repo)."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    # Every test gets its own cache key: the rig's hosts share one dockerd and its cache.
+    (context / "Dockerfile").write_text(
+        dockerfile.replace("FROM ${BASE}\n", f"FROM ${{BASE}}\nRUN echo run-{secrets.token_hex(6)}\n"))
+    for name, data in (files or {}).items():
+        (context / name).write_bytes(data)
+    repo = repo or f"{rig.registry}/build-test/app{secrets.token_hex(4)}"
+    config = tmp_path / "matui.toml"
+    config.write_text(f"""
+[defaults]
+user = "{rig.user}"
+identity = "{rig.key}"
+known_hosts = "{rig.known_hosts}"
+
+[[hosts]]
+name = "amd64-1"
+arch = "amd64"
+address = "127.0.0.1"
+port = {rig.port_amd64}
+
+[[hosts]]
+name = "emu-1"
+arch = "amd64"
+address = "127.0.0.1"
+port = {rig.port_emu}
+allow_emulation = true
+
+[[images]]
+name = "{repo}"
+tags = ["1.0"]
+context = "ctx"
+platforms = ["linux/amd64", "linux/arm64"]
+build_args = {{ BASE = "{rig.base_image}" }}
+""")
+    return config, repo
+
+
+def matui(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    return subprocess.run([sys.executable, "-m", "matui", *map(str, args)],
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+def raw_manifest(ref: str) -> dict[str, object]:
+    out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{ref}"],
+                         capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(out))
+
+
+DOCKERFILE = """\
+ARG BASE
+FROM ${BASE}
+RUN echo "arch is $(uname -m)"; for i in 1 2 3; do echo "line $i"; done
+RUN echo built > /built
+"""
+
+
+def test_two_arch_build_then_index_push_verified(rig: Rig, tmp_path: Path) -> None:
+    config, repo = make_project(tmp_path, rig, DOCKERFILE)
+    build = matui(tmp_path, "build", "--config", config, "--json")
+    assert build.returncode == 0, build.stderr[-3000:]
+    doc = json.loads(build.stdout)
+    jobs = {job["arch"]: job for job in doc["jobs"]}
+    assert set(jobs) == {"amd64", "arm64"}
+    assert jobs["amd64"]["host"] == "amd64-1"  # native first
+    assert jobs["arm64"]["host"] == "emu-1"
+    for arch, job in jobs.items():
+        assert job["state"] == "succeeded"
+        assert job["ref"] == f"{repo}:1.0-{arch}"
+        # The per-arch tag in the registry is exactly the digest the build reported.
+        out = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+             f"docker://{job['ref']}"], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == job["digest"]
+    (flag,) = doc["flags"]
+    assert (flag["kind"], flag["severity"], flag["subject"]) == ("arch-mismatch", "warning", "arm64")
+    # Each arch's log was streamed with its prefix, and the arm64 one ran emulated as aarch64.
+    assert "[arm64] " in build.stderr and "arch is aarch64" in build.stderr
+    assert "[amd64] " in build.stderr and "arch is x86_64" in build.stderr
+
+    dry = matui(tmp_path, "manifest", "--config", config, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["pushed"] is False
+    assert subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
+                           f"docker://{repo}:1.0"], capture_output=True).returncode != 0
+
+    pushed = matui(tmp_path, "manifest", "--config", config, "--yes", "--json")
+    assert pushed.returncode == 0, pushed.stderr
+    result = json.loads(pushed.stdout)
+    assert result["pushed"] is True and result["verified"] is True
+    assert result["platforms"] == ["linux/amd64", "linux/arm64"]
+    index = raw_manifest(f"{repo}:1.0")
+    entries = index["manifests"]
+    assert isinstance(entries, list)
+    served = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"] for m in entries}
+    assert served == {"linux/amd64": jobs["amd64"]["digest"], "linux/arm64": jobs["arm64"]["digest"]}
+    assert result["digest"].startswith("sha256:")
+
+    runs = matui(tmp_path, "runs", "--json")
+    (run,) = json.loads(runs.stdout)["runs"]
+    assert run["run"] == doc["run"] and run["manifest"]["verified"] is True
+
+
+def test_failing_arch_fails_alone_and_manifest_refuses(rig: Rig, tmp_path: Path) -> None:
+    dockerfile = DOCKERFILE + 'RUN if [ "$(uname -m)" = aarch64 ]; then echo boom; exit 3; fi\n'
+    config, _ = make_project(tmp_path, rig, dockerfile)
+    build = matui(tmp_path, "build", "--config", config, "--json")
+    assert build.returncode == 1
+    jobs = {job["arch"]: job for job in json.loads(build.stdout)["jobs"]}
+    assert jobs["amd64"]["state"] == "succeeded" and jobs["amd64"]["digest"]
+    arm = jobs["arm64"]
+    assert arm["state"] == "failed"
+    assert arm["exit_code"] == 1  # buildx's own exit code
+    assert "RUN if" in arm["failing_step"]
+    assert "exit code: 3" in arm["error"]  # the failing step's own exit code
+    refused = matui(tmp_path, "manifest", "--config", config, "--yes")
+    assert refused.returncode == 1
+    assert "arm64 is failed" in refused.stderr
+
+
+def test_invalid_utf8_and_long_lines_arrive_intact(rig: Rig, tmp_path: Path) -> None:
+    long_line = b"L" * 300_000
+    payload = b"before \xff\xfe\xc3 after\n" + long_line + b"\nend\n"
+    dockerfile = "ARG BASE\nFROM ${BASE}\nCOPY payload /payload\nRUN cat /payload\n"
+    config, _ = make_project(tmp_path, rig, dockerfile, files={"payload": payload})
+    cfg = load_config(config)
+
+    async def run() -> tuple[list[str], RunRecord, dict[str, object]]:
+        lines: list[str] = []
+        async with SshPool(cfg.hosts) as pool:
+            prepared = await start_build(cfg, pool, state_root=tmp_path / "state")
+            async for event in prepared.run.events():
+                if isinstance(event, LinesEvent) and event.job == "amd64":
+                    lines.extend(event.lines)
+            status = await prepared.run.wait()
+            host = cfg.host("amd64-1")
+            remote_log = await pool.run(
+                host, RemoteScript(f"cat .matui/runs/{prepared.run.id}/amd64/build.log"))
+            return lines, prepared.run.record, {"status": status, "remote": remote_log.stdout}
+
+    lines, record, extra = asyncio.run(run())
+    status = extra["status"]
+    assert isinstance(status, dict)
+    assert status["amd64"].state is JobState.SUCCEEDED
+    assert any("before \ufffd\ufffd\ufffd after" in line for line in lines)
+    assert any(line.endswith(long_line.decode()) for line in lines)
+    # The local record holds the host's log byte for byte.
+    assert record.log_path("amd64").read_bytes() == extra["remote"]
+
+
+def test_registry_reads_back_the_built_config_arch(rig: Rig, tmp_path: Path) -> None:
+    config, repo = make_project(tmp_path, rig, DOCKERFILE)
+    build = matui(tmp_path, "build", "--config", config, "--json")
+    assert build.returncode == 0, build.stderr[-2000:]
+    jobs = {job["arch"]: job for job in json.loads(build.stdout)["jobs"]}
+
+    async def archs() -> dict[str, str]:
+        from matui.engine.refs import parse_repository
+        client = RegistryClient()
+        found = {}
+        for arch, job in jobs.items():
+            facts = await client.image_config(parse_repository(repo), str(job["digest"]))
+            found[arch] = facts.architecture
+        return found
+
+    assert asyncio.run(archs()) == {"amd64": "amd64", "arm64": "arm64"}
