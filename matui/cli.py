@@ -34,7 +34,8 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=argparse.SUPPRESS,
         metavar="PATH",
-        help="config file (default: $MATUI_CONFIG, ./matui.toml, $XDG_CONFIG_HOME/matui/config.toml)",
+        help="config file (default: $MATUI_CONFIG, ./matui.toml, "
+        "$XDG_CONFIG_HOME/matui/config.toml)",
     )
 
 
@@ -55,20 +56,33 @@ def build_parser() -> argparse.ArgumentParser:
     build = sub.add_parser("build", help="build every arch natively on its host, all at once")
     _config_option(build)
     build.add_argument("--image", help="image name (default: the only image in the config)")
-    build.add_argument("--tag", action="append", dest="tags", metavar="TAG",
-                       help="release tag (repeatable; default: the image's tags)")
-    build.add_argument("--json", action="store_true",
-                       help="log lines to stderr, one JSON document on stdout")
+    build.add_argument(
+        "--tag",
+        action="append",
+        dest="tags",
+        metavar="TAG",
+        help="release tag (repeatable; default: the image's tags)",
+    )
+    build.add_argument(
+        "--json", action="store_true", help="log lines to stderr, one JSON document on stdout"
+    )
 
     manifest = sub.add_parser(
-        "manifest", help="push the multi-arch index from a run's digests, then verify it")
+        "manifest", help="push the multi-arch index from a run's digests, then verify it"
+    )
     _config_option(manifest)
     manifest.add_argument("--image", help="image name (default: the only image in the config)")
-    manifest.add_argument("--tag", action="append", dest="tags", metavar="TAG",
-                          help="release tag (repeatable; default: the run's tags)")
+    manifest.add_argument(
+        "--tag",
+        action="append",
+        dest="tags",
+        metavar="TAG",
+        help="release tag (repeatable; default: the run's tags)",
+    )
     manifest.add_argument("--run", help="run id or unique prefix (default: the latest run)")
-    manifest.add_argument("--dry-run", action="store_true",
-                          help="show the index that would be pushed; push nothing")
+    manifest.add_argument(
+        "--dry-run", action="store_true", help="show the index that would be pushed; push nothing"
+    )
     manifest.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     manifest.add_argument("--json", action="store_true", help="print one JSON document")
 
@@ -78,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = sub.add_parser("init", help="write a starter config")
     init.add_argument(
-        "path", nargs="?", type=Path, default=None,
+        "path",
+        nargs="?",
+        type=Path,
+        default=None,
         help="where to write it (default: --config, $MATUI_CONFIG, or ./matui.toml)",
     )
     _config_option(init)
@@ -91,10 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--arch", required=True, help="the host's native arch: amd64, arm64, ...")
     add.add_argument("--ssh", required=True, metavar="[USER@]HOST[:PORT]", help="how to reach it")
     add.add_argument("--identity", type=Path, help="private key file (default: agent/ssh keys)")
-    add.add_argument("--known-hosts", type=Path, help="known_hosts file (default ~/.ssh/known_hosts)")
+    add.add_argument(
+        "--known-hosts", type=Path, help="known_hosts file (default ~/.ssh/known_hosts)"
+    )
     add.add_argument("--jump", help="bastion: another host's name or [USER@]HOST[:PORT]")
-    add.add_argument("--allow-emulation", action="store_true",
-                     help="let this host build other arches under QEMU (flagged)")
+    add.add_argument(
+        "--allow-emulation",
+        action="store_true",
+        help="let this host build other arches under QEMU (flagged)",
+    )
     return parser
 
 
@@ -187,13 +209,24 @@ def format_check(report: CheckReport) -> str:
         status = "ok" if p.usable else ("unreachable" if not p.reachable else "broken")
         if p.native_arch and p.native_arch != p.arch:
             status = "MISMATCH"
-        rows.append((
-            p.name, p.arch, p.native_arch or "-", p.uname or "-", p.docker_version or "-",
-            p.buildx_version or "-", ",".join(p.emulation) or "-", _size(p.free_bytes), status,
-        ))
+        rows.append(
+            (
+                p.name,
+                p.arch,
+                p.native_arch or "-",
+                p.uname or "-",
+                p.docker_version or "-",
+                p.buildx_version or "-",
+                ",".join(p.emulation) or "-",
+                _size(p.free_bytes),
+                status,
+            )
+        )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in (headers, *rows)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in (headers, *rows)
+    ]
     problems: list[str] = []
     for flag in report.flags:
         problems.append(f"{flag.severity.upper():7} {flag.kind}  {flag.subject}: {flag.message}")
@@ -212,8 +245,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
     from matui.engine.config import write_starter_config
 
-    path: Path = args.path or getattr(args, "config", None) or Path(
-        os.environ.get("MATUI_CONFIG") or "matui.toml"
+    path: Path = (
+        args.path
+        or getattr(args, "config", None)
+        or Path(os.environ.get("MATUI_CONFIG") or "matui.toml")
     )
     write_starter_config(path)
     print(f"wrote {path}; add builder hosts with `matui host add NAME --arch ARCH --ssh USER@HOST`")
@@ -221,9 +256,9 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_host_add(args: argparse.Namespace) -> int:
-    from matui.engine.config import add_host, find_config
-
     import warnings
+
+    from matui.engine.config import add_host, find_config
 
     path = find_config(getattr(args, "config", None))
     with warnings.catch_warnings(record=True) as caught:
@@ -279,9 +314,14 @@ async def _build(config: Config, args: argparse.Namespace) -> int:
         arch = {job.key: job.arch for job in prepared.plan.jobs}
         for flag in prepared.flags:
             print(f"matui: {flag.severity} {flag.kind} {flag.subject}: {flag.message}", file=log)
-        print(f"matui: run {run.id}: " + ", ".join(
-            f"{job.platform} on {job.host}" + (" (emulated)" if job.emulated else "")
-            for job in prepared.plan.jobs), file=log)
+        print(
+            f"matui: run {run.id}: "
+            + ", ".join(
+                f"{job.platform} on {job.host}" + (" (emulated)" if job.emulated else "")
+                for job in prepared.plan.jobs
+            ),
+            file=log,
+        )
         loop = asyncio.get_running_loop()
         cancelling: list[asyncio.Task[None]] = []
 
@@ -316,26 +356,52 @@ async def _build(config: Config, args: argparse.Namespace) -> int:
             "image": prepared.plan.repository,
             "tag": prepared.plan.tags[0],
             "tags": list(prepared.plan.tags),
-            "jobs": [{
-                "arch": s.job.arch, "platform": str(s.job.platform), "host": s.job.host,
-                "state": str(s.state), "digest": s.digest, "ref": s.job.ref,
-                "seconds": None if s.seconds is None else round(s.seconds, 2),
-                "emulated": s.job.emulated, "exit_code": s.exit_code,
-                "failing_step": s.failing_step, "error": s.error, "notes": s.notes,
-            } for s in jobs],
+            "jobs": [
+                {
+                    "arch": s.job.arch,
+                    "platform": str(s.job.platform),
+                    "host": s.job.host,
+                    "state": str(s.state),
+                    "digest": s.digest,
+                    "ref": s.job.ref,
+                    "seconds": None if s.seconds is None else round(s.seconds, 2),
+                    "emulated": s.job.emulated,
+                    "exit_code": s.exit_code,
+                    "failing_step": s.failing_step,
+                    "error": s.error,
+                    "notes": s.notes,
+                }
+                for s in jobs
+            ],
             "flags": [flag.to_json() for flag in prepared.flags],
         }
         json.dump(doc, sys.stdout, indent=2)
         print()
     else:
-        print(_table(
-            ("ARCH", "HOST", "STATE", "DIGEST", "SECONDS", "DETAIL"),
-            [(s.job.arch, s.job.host + (" (emulated)" if s.job.emulated else ""), str(s.state),
-              (s.digest or "-")[:19], f"{s.seconds:.1f}" if s.seconds is not None else "-",
-              s.failing_step or s.error or "") for s in jobs],
-        ))
-        print(f"run {run.id}: " + ("all arches built; push the index with `matui manifest`"
-                                   if run.succeeded else "not every arch succeeded"))
+        print(
+            _table(
+                ("ARCH", "HOST", "STATE", "DIGEST", "SECONDS", "DETAIL"),
+                [
+                    (
+                        s.job.arch,
+                        s.job.host + (" (emulated)" if s.job.emulated else ""),
+                        str(s.state),
+                        (s.digest or "-")[:19],
+                        f"{s.seconds:.1f}" if s.seconds is not None else "-",
+                        s.failing_step or s.error or "",
+                    )
+                    for s in jobs
+                ],
+            )
+        )
+        print(
+            f"run {run.id}: "
+            + (
+                "all arches built; push the index with `matui manifest`"
+                if run.succeeded
+                else "not every arch succeeded"
+            )
+        )
     return EXIT_OK if run.succeeded else EXIT_FAILED
 
 
@@ -361,7 +427,11 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
 
 async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace) -> int:
     from matui.engine.manifest import (
-        create_index, current_state, local_buildx_available, plan_index, push_index,
+        create_index,
+        current_state,
+        local_buildx_available,
+        plan_index,
+        push_index,
     )
     from matui.engine.registry import RegistryClient
     from matui.engine.ssh import SshPool
@@ -382,7 +452,7 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
         print(f"  {plan.target(tag)}\n    now:  {held}", file=out)
     print("    new:  index of", file=out)
     for source in plan.sources:
-        print(f"          {str(source.platform):14} {source.digest}", file=out)
+        print(f"          {source.platform!s:14} {source.digest}", file=out)
     for flag in record.data.get("flags", []):
         print(f"  {flag['severity']} {flag['kind']} {flag['subject']}: {flag['message']}", file=out)
     doc: dict[str, object] = {
@@ -391,7 +461,9 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
         "tags": list(plan.tags),
         "platforms": [str(s.platform) for s in plan.sources],
         "sources": plan.source_refs,
-        "digest": None, "verified": False, "pushed": False,
+        "digest": None,
+        "verified": False,
+        "pushed": False,
     }
     async with SshPool(config.hosts) as pool:
         host = None
@@ -410,14 +482,25 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
                     print("not pushed", file=out)
                     return EXIT_FAILED
             results = await push_index(
-                record, registry, tags=args.tags, config=config, pool=pool,
+                record,
+                registry,
+                tags=args.tags,
+                config=config,
+                pool=pool,
                 expected_before={t: (m.digest if m else None) for t, m in before.items()},
             )
             for result in results:
-                print(f"pushed {result.ref} -> {result.digest} (verified: "
-                      f"{', '.join(result.platforms)})", file=out)
-            doc.update(digest=results[0].digest, verified=all(r.verified for r in results),
-                       pushed=True, results=[r.__dict__ for r in results])
+                print(
+                    f"pushed {result.ref} -> {result.digest} (verified: "
+                    f"{', '.join(result.platforms)})",
+                    file=out,
+                )
+            doc.update(
+                digest=results[0].digest,
+                verified=all(r.verified for r in results),
+                pushed=True,
+                results=[r.__dict__ for r in results],
+            )
     if args.json:
         json.dump(doc, sys.stdout, indent=2)
         print()
@@ -425,10 +508,13 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
 
 
 def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                     for row in (headers, *rows))
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in (headers, *rows)
+    )
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
@@ -447,12 +533,14 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     rows = []
     for r in runs:
         jobs = r.data.get("jobs", [])
-        rows.append((
-            r.id,
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(r.data.get("created", 0))),
-            f"{r.data.get('image')}:{','.join(r.data.get('tags', []))}",
-            " ".join(f"{j.get('arch')}={j.get('state')}" for j in jobs),
-            "pushed" if r.data.get("manifest") else "",
-        ))
+        rows.append(
+            (
+                r.id,
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(r.data.get("created", 0))),
+                f"{r.data.get('image')}:{','.join(r.data.get('tags', []))}",
+                " ".join(f"{j.get('arch')}={j.get('state')}" for j in jobs),
+                "pushed" if r.data.get("manifest") else "",
+            )
+        )
     print(_table(("RUN", "STARTED", "IMAGE", "JOBS", "INDEX"), rows))
     return EXIT_OK

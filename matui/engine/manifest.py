@@ -78,7 +78,10 @@ class TagResult:
 
 
 def plan_index(record: RunRecord, tags: Sequence[str] | None = None) -> IndexPlan:
-    """The index a run would produce; refuses when any arch did not succeed or an error flag is open."""
+    """The index a run would produce.
+
+    Refuses when any arch did not succeed or an error-level flag is open.
+    """
     data = record.data
     repo = parse_repository(str(data["image"]))
     jobs = data.get("jobs", [])
@@ -97,7 +100,8 @@ def plan_index(record: RunRecord, tags: Sequence[str] | None = None) -> IndexPla
         problems.append("the run has no jobs")
     if problems:
         raise ManifestRefused(
-            f"run {record.id}: not pushing the index:\n  - " + "\n  - ".join(problems)
+            f"run {record.id}: not pushing the index:\n  - "
+            + "\n  - ".join(problems)
             + "\nfix the cause and rebuild (`matui build`), then push again"
         )
     sources = sorted(
@@ -128,9 +132,7 @@ def local_buildx_available() -> bool:
     return probe.returncode == 0
 
 
-async def current_state(
-    plan: IndexPlan, registry: RegistryClient
-) -> dict[str, Manifest | None]:
+async def current_state(plan: IndexPlan, registry: RegistryClient) -> dict[str, Manifest | None]:
     """What each tag serves now (None when it does not exist)."""
     found = await asyncio.gather(*(registry.get_manifest(plan.repository, t) for t in plan.tags))
     return dict(zip(plan.tags, found, strict=True))
@@ -183,7 +185,9 @@ async def verify_index(plan: IndexPlan, tag: str, registry: RegistryClient) -> T
         return result
     result.digest = manifest.digest
     if not manifest.is_index:
-        result.error = f"{result.ref} is a single-arch manifest ({manifest.media_type}), not an index"
+        result.error = (
+            f"{result.ref} is a single-arch manifest ({manifest.media_type}), not an index"
+        )
         return result
     served = [e for e in manifest.entries if not e.attestation]
     result.platforms = [str(e.platform) for e in served]
@@ -235,7 +239,8 @@ async def push_index(
         if moved:
             raise ManifestRefused(
                 "someone else pushed since the confirmation; not pushing:\n  - "
-                + "\n  - ".join(moved) + "\nreview the tag and run `matui manifest` again"
+                + "\n  - ".join(moved)
+                + "\nreview the tag and run `matui manifest` again"
             )
     host = None
     if not local_buildx_available():
@@ -248,11 +253,13 @@ async def push_index(
         prior = before.get(tag)
         result.before = prior.digest if prior else None
         results.append(result)
-    record.data.setdefault("manifests", []).append({
-        "plan": plan.to_json(),
-        "via": host or "local",
-        "results": [r.__dict__ for r in results],
-    })
+    record.data.setdefault("manifests", []).append(
+        {
+            "plan": plan.to_json(),
+            "via": host or "local",
+            "results": [r.__dict__ for r in results],
+        }
+    )
     record.data["manifest"] = results[0].__dict__ if results else None
     record.save()
     failed = [r for r in results if not r.verified]

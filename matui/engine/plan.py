@@ -90,7 +90,8 @@ def plan_build(
             pool = native
         else:
             pool = [
-                h for h in usable
+                h
+                for h in usable
                 if h.allow_emulation and platform.arch in by_name[h.name].emulation
             ]
             emulated = True
@@ -103,12 +104,16 @@ def plan_build(
         jobs.append(BuildJob(platform, host.name, emulated, arch_tag, f"{image.name}:{arch_tag}"))
         if emulated:
             native_arch = by_name[host.name].native_arch
-            flags.append(Flag(
-                FlagKind.ARCH_MISMATCH, Severity.WARNING, platform.arch,
-                f"{platform} builds on {host.name} ({native_arch}) under QEMU emulation "
-                "(slower, and emulation bugs ship); add a native host for it",
-                {"host": host.name, "native": native_arch, "target": str(platform)},
-            ))
+            flags.append(
+                Flag(
+                    FlagKind.ARCH_MISMATCH,
+                    Severity.WARNING,
+                    platform.arch,
+                    f"{platform} builds on {host.name} ({native_arch}) under QEMU emulation "
+                    "(slower, and emulation bugs ship); add a native host for it",
+                    {"host": host.name, "native": native_arch, "target": str(platform)},
+                )
+            )
     if problems:
         raise PlanError("\n".join(problems))
     return BuildPlan(image, tuple(tags), tuple(jobs), tuple(flags))

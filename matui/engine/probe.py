@@ -113,9 +113,7 @@ def parse_probe(host: HostConfig, text: str, seconds: float = 0.0) -> HostProbe:
         problems.append("docker buildx plugin missing; install docker-buildx on the host")
 
     emulation = tuple(
-        arch
-        for arch in emulatable_arches((section("binfmt") or "").split())
-        if arch != native
+        arch for arch in emulatable_arches((section("binfmt") or "").split()) if arch != native
     )
     free = _free_bytes(section("df") or "")
     return HostProbe(
@@ -174,16 +172,29 @@ async def probe_host(pool: SshPool, host: HostConfig, timeout: float = 30.0) -> 
     try:
         result = await asyncio.wait_for(pool.run(host, probe_script()), timeout)
     except SshError as exc:
-        return HostProbe(host.name, host.arch, reachable=False, error=str(exc),
-                         seconds=time.monotonic() - started)
+        return HostProbe(
+            host.name,
+            host.arch,
+            reachable=False,
+            error=str(exc),
+            seconds=time.monotonic() - started,
+        )
     except TimeoutError:
-        return HostProbe(host.name, host.arch, reachable=False,
-                         error=f"probe timed out after {timeout:.0f}s",
-                         seconds=time.monotonic() - started)
+        return HostProbe(
+            host.name,
+            host.arch,
+            reachable=False,
+            error=f"probe timed out after {timeout:.0f}s",
+            seconds=time.monotonic() - started,
+        )
     if result.exit_status is None:
-        return HostProbe(host.name, host.arch, reachable=False,
-                         error="connection lost during the probe",
-                         seconds=time.monotonic() - started)
+        return HostProbe(
+            host.name,
+            host.arch,
+            reachable=False,
+            error="connection lost during the probe",
+            seconds=time.monotonic() - started,
+        )
     return parse_probe(host, result.out_text(), time.monotonic() - started)
 
 

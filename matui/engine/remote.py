@@ -74,10 +74,10 @@ def probe_script() -> RemoteScript:
         "buildx": "docker buildx version",
         "binfmt": (
             "for f in /proc/sys/fs/binfmt_misc/qemu-*; do "
-            "[ \"$(head -n 1 \"$f\" 2>/dev/null)\" = enabled ] && echo \"${f##*/}\"; done; true"
+            '[ "$(head -n 1 "$f" 2>/dev/null)" = enabled ] && echo "${f##*/}"; done; true'
         ),
         "df": (
-            'root="$(docker info --format \'{{.DockerRootDir}}\' 2>/dev/null)"; '
+            "root=\"$(docker info --format '{{.DockerRootDir}}' 2>/dev/null)\"; "
             '[ -n "$root" ] || root=/var/lib/docker; '
             'df -Pk "$root" 2>/dev/null || df -Pk /'
         ),
@@ -118,7 +118,9 @@ def buildx_argv(
 ) -> list[str]:
     """The one place that decides a build's flags. Paths are relative to the job directory."""
     argv = [
-        "docker", "buildx", "build",
+        "docker",
+        "buildx",
+        "build",
         "--progress=plain",
         f"--platform={platform}",
         "--provenance=false",
@@ -146,12 +148,14 @@ def upload_script(run_id: str, job_key: str) -> RemoteScript:
 
 def launch_script(run_id: str, job_key: str, argv: list[str]) -> RemoteScript:
     """Start the build detached and print its process-group id (or attach to a running one)."""
-    job = "\n".join([
-        "echo $$ > pid.tmp && mv pid.tmp pid",
-        f"{join(argv)} >> build.log 2>&1",
-        "rc=$?",
-        'echo "$rc" > exit.tmp && mv exit.tmp exit',
-    ])
+    job = "\n".join(
+        [
+            "echo $$ > pid.tmp && mv pid.tmp pid",
+            f"{join(argv)} >> build.log 2>&1",
+            "rc=$?",
+            'echo "$rc" > exit.tmp && mv exit.tmp exit',
+        ]
+    )
     body = f"""
 if [ -f pid ] && [ ! -f exit ] && kill -0 "$(cat pid)" 2>/dev/null; then cat pid; exit 0; fi
 rm -f exit pid metadata.json cancelled
@@ -169,26 +173,35 @@ cat pid
 def follow_script(run_id: str, job_key: str, offset: int, pid: int) -> RemoteScript:
     """Stream build.log from byte ``offset`` until the build's process is gone."""
     return _in_job_dir(
-        run_id, job_key, f"exec tail -c +{int(offset) + 1} -F -s 0.1 --pid={int(pid)} build.log 2>/dev/null\n"
+        run_id,
+        job_key,
+        f"exec tail -c +{int(offset) + 1} -F -s 0.1 --pid={int(pid)} build.log 2>/dev/null\n",
     )
 
 
 def outcome_script(run_id: str, job_key: str) -> RemoteScript:
     """Report what is known for sure: exit code, metadata, whether it was cancelled or runs on."""
-    return _in_job_dir(run_id, job_key, """
+    return _in_job_dir(
+        run_id,
+        job_key,
+        """
 echo "@@matui:exit=$(cat exit 2>/dev/null)"
 if [ -f pid ] && kill -0 "$(cat pid)" 2>/dev/null; then echo "@@matui:running=1"; fi
 [ -f cancelled ] && echo "@@matui:cancelled=1"
 echo "@@matui:size=$(wc -c < build.log)"
 echo "@@matui:metadata"
 cat metadata.json 2>/dev/null
-""")
+""",
+    )
 
 
 def cancel_script(run_id: str, job_key: str, grace: float = 5.0) -> RemoteScript:
     """Stop the build's whole process group: TERM, then KILL after ``grace`` seconds."""
     steps = max(1, int(grace * 10))
-    return _in_job_dir(run_id, job_key, f"""
+    return _in_job_dir(
+        run_id,
+        job_key,
+        f"""
 [ -f pid ] || exit 0
 pg=$(cat pid)
 echo cancelled > cancelled
@@ -198,10 +211,13 @@ while kill -0 -"$pg" 2>/dev/null && [ "$i" -lt {steps} ]; do sleep 0.1; i=$((i +
 kill -KILL -"$pg" 2>/dev/null
 [ -f exit ] || {{ echo 143 > exit.tmp && mv exit.tmp exit; }}
 exit 0
-""")
+""",
+    )
 
 
-def imagetools_create_argv(targets: list[str], sources: list[str], *, dry_run: bool = False) -> list[str]:
+def imagetools_create_argv(
+    targets: list[str], sources: list[str], *, dry_run: bool = False
+) -> list[str]:
     """`imagetools create` for an index: one --tag per target, sources pinned by digest."""
     argv = ["docker", "buildx", "imagetools", "create"]
     argv += [f"--tag={target}" for target in targets]

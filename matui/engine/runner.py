@@ -244,9 +244,7 @@ class BuildRun:
             if not status.state.finished:
                 status.error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
                 lost = isinstance(exc, _Lost)
-                self._set_state(
-                    status, JobState.LOST if lost else JobState.FAILED, status.error
-                )
+                self._set_state(status, JobState.LOST if lost else JobState.FAILED, status.error)
 
     async def _upload(self, host: Any, key: str) -> None:
         from matui.engine.context import stream_context
@@ -254,6 +252,7 @@ class BuildRun:
         image = self.plan.image
         proc = await self.pool.open_process(host, remote.upload_script(self.id, key))
         try:
+
             async def write(chunk: bytes) -> None:
                 proc.stdin.write(chunk)
                 await proc.stdin.drain()
@@ -379,7 +378,7 @@ class BuildRun:
         outcome: dict[str, Any] = {"metadata": metadata}
         for line in head.splitlines():
             if line.startswith("@@matui:") and "=" in line:
-                name, _, value = line[len("@@matui:"):].partition("=")
+                name, _, value = line[len("@@matui:") :].partition("=")
                 outcome[name] = value
         return outcome
 
@@ -407,8 +406,10 @@ class BuildRun:
             else:
                 status.error = parser.solve_error or f"buildx exited with {status.exit_code}"
             self._set_state(
-                status, JobState.FAILED,
-                f"exit {status.exit_code}" + (f" at {status.failing_step}" if status.failing_step else ""),
+                status,
+                JobState.FAILED,
+                f"exit {status.exit_code}"
+                + (f" at {status.failing_step}" if status.failing_step else ""),
             )
             return
         try:
@@ -428,4 +429,3 @@ def _is_connection_error(exc: BaseException) -> bool:
     from matui.engine.ssh import HostUnreachable
 
     return isinstance(exc, asyncssh.ConnectionLost | asyncssh.DisconnectError | HostUnreachable)
-

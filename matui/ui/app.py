@@ -66,9 +66,14 @@ class MatuiApp(App[int]):
                 badges.append("UNREACHABLE")
             if probe.native_arch and probe.native_arch != probe.arch:
                 badges.append("MISMATCH")
-            row = (probe.name, probe.arch, probe.native_arch or "-",
-                   "yes" if probe.reachable else "no", probe.buildx_version or "-",
-                   " ".join(badges))
+            row = (
+                probe.name,
+                probe.arch,
+                probe.native_arch or "-",
+                "yes" if probe.reachable else "no",
+                probe.buildx_version or "-",
+                " ".join(badges),
+            )
             for column, value in zip(table.columns, row, strict=True):
                 table.update_cell(probe.name, column, value)
         errors = sum(1 for flag in report.flags if flag.severity == "error")

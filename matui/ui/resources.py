@@ -1,4 +1,4 @@
-"""Where the shipped stylesheets are: inside the wheel (matui/styles) or a source checkout (styles/)."""
+"""Where the shipped stylesheets are: in the wheel (matui/styles) or a checkout (styles/)."""
 
 from __future__ import annotations
 

@@ -27,14 +27,23 @@ from tests.conftest import Rig
 pytestmark = pytest.mark.rig
 
 
-def make_project(tmp_path: Path, rig: Rig, dockerfile: str, *, files: dict[str, bytes] | None = None,
-                 repo: str | None = None) -> tuple[Path, str]:
+def make_project(
+    tmp_path: Path,
+    rig: Rig,
+    dockerfile: str,
+    *,
+    files: dict[str, bytes] | None = None,
+    repo: str | None = None,
+) -> tuple[Path, str]:
     """A config with the rig's two builder hosts and one two-arch image; returns (config, repo)."""
     context = tmp_path / "ctx"
     context.mkdir()
     # Every test gets its own cache key: the rig's hosts share one dockerd and its cache.
     (context / "Dockerfile").write_text(
-        dockerfile.replace("FROM ${BASE}\n", f"FROM ${{BASE}}\nRUN echo run-{secrets.token_hex(6)}\n"))
+        dockerfile.replace(
+            "FROM ${BASE}\n", f"FROM ${{BASE}}\nRUN echo run-{secrets.token_hex(6)}\n"
+        )
+    )
     for name, data in (files or {}).items():
         (context / name).write_bytes(data)
     repo = repo or f"{rig.registry}/build-test/app{secrets.token_hex(4)}"
@@ -70,13 +79,22 @@ build_args = {{ BASE = "{rig.base_image}" }}
 
 def matui(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    return subprocess.run([sys.executable, "-m", "matui", *map(str, args)],
-                          capture_output=True, text=True, timeout=600, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "matui", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
 
 
 def raw_manifest(ref: str) -> dict[str, object]:
-    out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{ref}"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{ref}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return dict(json.loads(out))
 
 
@@ -102,11 +120,25 @@ def test_two_arch_build_then_index_push_verified(rig: Rig, tmp_path: Path) -> No
         assert job["ref"] == f"{repo}:1.0-{arch}"
         # The per-arch tag in the registry is exactly the digest the build reported.
         out = subprocess.run(
-            ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
-             f"docker://{job['ref']}"], capture_output=True, text=True, check=True)
+            [
+                "skopeo",
+                "inspect",
+                "--tls-verify=false",
+                "--format",
+                "{{.Digest}}",
+                f"docker://{job['ref']}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert out.stdout.strip() == job["digest"]
     (flag,) = doc["flags"]
-    assert (flag["kind"], flag["severity"], flag["subject"]) == ("arch-mismatch", "warning", "arm64")
+    assert (flag["kind"], flag["severity"], flag["subject"]) == (
+        "arch-mismatch",
+        "warning",
+        "arm64",
+    )
     # Each arch's log was streamed with its prefix, and the arm64 one ran emulated as aarch64.
     assert "[arm64] " in build.stderr and "arch is aarch64" in build.stderr
     assert "[amd64] " in build.stderr and "arch is x86_64" in build.stderr
@@ -114,8 +146,13 @@ def test_two_arch_build_then_index_push_verified(rig: Rig, tmp_path: Path) -> No
     dry = matui(tmp_path, "manifest", "--config", config, "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["pushed"] is False
-    assert subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
-                           f"docker://{repo}:1.0"], capture_output=True).returncode != 0
+    assert (
+        subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{repo}:1.0"],
+            capture_output=True,
+        ).returncode
+        != 0
+    )
 
     pushed = matui(tmp_path, "manifest", "--config", config, "--yes", "--json")
     assert pushed.returncode == 0, pushed.stderr
@@ -125,8 +162,13 @@ def test_two_arch_build_then_index_push_verified(rig: Rig, tmp_path: Path) -> No
     index = raw_manifest(f"{repo}:1.0")
     entries = index["manifests"]
     assert isinstance(entries, list)
-    served = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"] for m in entries}
-    assert served == {"linux/amd64": jobs["amd64"]["digest"], "linux/arm64": jobs["arm64"]["digest"]}
+    served = {
+        f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"] for m in entries
+    }
+    assert served == {
+        "linux/amd64": jobs["amd64"]["digest"],
+        "linux/arm64": jobs["arm64"]["digest"],
+    }
     assert result["digest"].startswith("sha256:")
 
     runs = matui(tmp_path, "runs", "--json")
@@ -168,7 +210,8 @@ def test_invalid_utf8_and_long_lines_arrive_intact(rig: Rig, tmp_path: Path) -> 
             status = await prepared.run.wait()
             host = cfg.host("amd64-1")
             remote_log = await pool.run(
-                host, RemoteScript(f"cat .matui/runs/{prepared.run.id}/amd64/build.log"))
+                host, RemoteScript(f"cat .matui/runs/{prepared.run.id}/amd64/build.log")
+            )
             return lines, prepared.run.record, {"status": status, "remote": remote_log.stdout}
 
     lines, record, extra = asyncio.run(run())
@@ -189,6 +232,7 @@ def test_registry_reads_back_the_built_config_arch(rig: Rig, tmp_path: Path) -> 
 
     async def archs() -> dict[str, str]:
         from matui.engine.refs import parse_repository
+
         client = RegistryClient()
         found = {}
         for arch, job in jobs.items():

@@ -24,19 +24,29 @@ def write_config(tmp_path: Path, rig: Rig, hosts: str) -> Path:
 
 
 def host(name: str, arch: str, port: int, extra: str = "") -> str:
-    return f'[[hosts]]\nname = "{name}"\narch = "{arch}"\naddress = "127.0.0.1"\nport = {port}\n{extra}\n'
+    return (
+        f'[[hosts]]\nname = "{name}"\narch = "{arch}"\n'
+        f'address = "127.0.0.1"\nport = {port}\n{extra}\n'
+    )
 
 
 def matui(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "matui", *map(str, args)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "matui", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_rig_hosts_report_native_amd64_and_exit_0(rig: Rig, tmp_path: Path) -> None:
-    config = write_config(tmp_path, rig, host("a", "amd64", rig.port_amd64)
-                          + host("b", "x86_64", rig.port_emu, 'jump = "hop"')
-                          + host("hop", "amd64", rig.port_bastion))
+    config = write_config(
+        tmp_path,
+        rig,
+        host("a", "amd64", rig.port_amd64)
+        + host("b", "x86_64", rig.port_emu, 'jump = "hop"')
+        + host("hop", "amd64", rig.port_bastion),
+    )
     result = matui("check", "--config", config, "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
@@ -54,7 +64,9 @@ def test_rig_hosts_report_native_amd64_and_exit_0(rig: Rig, tmp_path: Path) -> N
     assert "all hosts ready" in human.stdout and "x86_64" in human.stdout
 
 
-def test_host_declared_arm64_that_is_x86_64_is_flagged_and_exits_1(rig: Rig, tmp_path: Path) -> None:
+def test_host_declared_arm64_that_is_x86_64_is_flagged_and_exits_1(
+    rig: Rig, tmp_path: Path
+) -> None:
     config = write_config(tmp_path, rig, host("liar", "arm64", rig.port_amd64))
     result = matui("check", "--config", config, "--json")
     assert result.returncode == 1
@@ -75,7 +87,9 @@ def test_unknown_host_key_is_refused_with_fingerprint_and_nothing_runs(
     )
     fingerprint = subprocess.run(
         ["ssh-keygen", "-lf", str(rig.sshd_dir("amd64") / "ssh_host_ed25519_key.pub")],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()[1]
     log = rig.sshd_dir("amd64") / "sshd.log"
     log_before = log.stat().st_size

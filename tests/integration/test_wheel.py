@@ -23,7 +23,7 @@ APP_SCRIPT = textwrap.dedent(
 
     sheet = stylesheet()
     pkg = Path(matui.__file__).parent
-    assert sheet.is_relative_to(pkg), f"stylesheet {sheet} is not inside the installed package {pkg}"
+    assert sheet.is_relative_to(pkg), f"stylesheet {sheet} is outside the package {pkg}"
 
     async def main() -> None:
         app = MatuiApp(load_config(Path(sys.argv[1])), probe_on_start=False)
@@ -45,8 +45,18 @@ APP_SCRIPT = textwrap.dedent(
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     (path,) = out.glob("matui-*.whl")
     return path
@@ -67,12 +77,13 @@ def test_app_starts_headless_from_fresh_venv(wheel: Path, tmp_path: Path) -> Non
     )
     assert install.returncode == 0, install.stderr[-2000:]
     config = tmp_path / "matui.toml"
-    config.write_text(
-        '[[hosts]]\nname = "a"\narch = "x86_64"\naddress = "127.0.0.1"\nport = 1\n'
-    )
+    config.write_text('[[hosts]]\nname = "a"\narch = "x86_64"\naddress = "127.0.0.1"\nport = 1\n')
     run = subprocess.run(
         [str(python), "-c", APP_SCRIPT, str(config)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
     assert "rows 1" in run.stdout and "app ok" in run.stdout

@@ -21,18 +21,37 @@ DOCKER_JSON = (
 
 
 def probe_text(uname: str = "x86_64", docker_arch: str = "amd64", buildx: bool = True) -> str:
-    buildx_body = "github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3" if buildx else (
-        "docker: 'buildx' is not a docker command."
+    buildx_body = (
+        "github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3"
+        if buildx
+        else ("docker: 'buildx' is not a docker command.")
     )
-    return "\n".join([
-        "@@matui:uname", uname, "@@matui:uname:rc=0",
-        "@@matui:docker", DOCKER_JSON % docker_arch, "@@matui:docker:rc=0",
-        "@@matui:buildx", buildx_body, f"@@matui:buildx:rc={0 if buildx else 1}",
-        "@@matui:binfmt", "qemu-aarch64", "qemu-arm", "qemu-x86_64", "qemu-mips",
-        "@@matui:binfmt:rc=0",
-        "@@matui:df", "Filesystem 1024-blocks Used Available Capacity Mounted on",
-        "/dev/vda 264212084 23825748 82565164 23% /", "@@matui:df:rc=0",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "@@matui:uname",
+                uname,
+                "@@matui:uname:rc=0",
+                "@@matui:docker",
+                DOCKER_JSON % docker_arch,
+                "@@matui:docker:rc=0",
+                "@@matui:buildx",
+                buildx_body,
+                f"@@matui:buildx:rc={0 if buildx else 1}",
+                "@@matui:binfmt",
+                "qemu-aarch64",
+                "qemu-arm",
+                "qemu-x86_64",
+                "qemu-mips",
+                "@@matui:binfmt:rc=0",
+                "@@matui:df",
+                "Filesystem 1024-blocks Used Available Capacity Mounted on",
+                "/dev/vda 264212084 23825748 82565164 23% /",
+                "@@matui:df:rc=0",
+            ]
+        )
+        + "\n"
+    )
 
 
 def test_native_amd64_host() -> None:
