@@ -429,7 +429,7 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
     from matui.engine.manifest import (
         create_index,
         current_state,
-        local_buildx_available,
+        index_host,
         plan_index,
         push_index,
     )
@@ -466,9 +466,7 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
         "pushed": False,
     }
     async with SshPool(config.hosts) as pool:
-        host = None
-        if not local_buildx_available():
-            host = record.data["jobs"][0]["host"]
+        host = index_host(record, config)
         if args.dry_run:
             index = await create_index(plan, config=config, pool=pool, host=host, dry_run=True)
             print(index, file=out)

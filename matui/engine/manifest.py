@@ -242,9 +242,7 @@ async def push_index(
                 + "\n  - ".join(moved)
                 + "\nreview the tag and run `matui manifest` again"
             )
-    host = None
-    if not local_buildx_available():
-        host = _index_host(record, config)
+    host = index_host(record, config)
     await create_index(plan, config=config, pool=pool, host=host)
     results = []
     for tag in plan.tags:
@@ -268,8 +266,11 @@ async def push_index(
     return results
 
 
-def _index_host(record: RunRecord, config: Config | None) -> str:
-    """A builder host that ran this build (it has buildx and reaches the registry)."""
+def index_host(record: RunRecord, config: Config | None) -> str | None:
+    """Where `imagetools create` runs: here (None) when this machine has docker + buildx, else
+    a builder host that ran this build (it has buildx and reaches the registry)."""
+    if local_buildx_available():
+        return None
     if config is None:
         raise ManifestRefused(
             "no docker CLI with buildx here, and no config to pick a builder host to run "

@@ -241,3 +241,33 @@ def test_registry_reads_back_the_built_config_arch(rig: Rig, tmp_path: Path) -> 
         return found
 
     assert asyncio.run(archs()) == {"amd64": "amd64", "arm64": "arm64"}
+
+
+def test_index_is_created_on_a_builder_host_when_no_local_docker(rig: Rig, tmp_path: Path) -> None:
+    """A bastion has no Docker: `imagetools create` then runs on a builder host over SSH."""
+    config, repo = make_project(tmp_path, rig, DOCKERFILE)
+    build = matui(tmp_path, "build", "--config", config, "--json")
+    assert build.returncode == 0, build.stderr[-2000:]
+    jobs = {job["arch"]: job for job in json.loads(build.stdout)["jobs"]}
+    no_docker = {
+        **os.environ,
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "PATH": str(tmp_path / "empty-bin"),
+    }
+    pushed = subprocess.run(
+        [sys.executable, "-m", "matui", "manifest", "--config", str(config), "--yes", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=no_docker,
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    assert json.loads(pushed.stdout)["verified"] is True
+    served = {
+        m["platform"]["architecture"]: m["digest"]
+        for m in raw_manifest(f"{repo}:1.0")["manifests"]  # type: ignore[union-attr]
+    }
+    assert served == {"amd64": jobs["amd64"]["digest"], "arm64": jobs["arm64"]["digest"]}
+    runs = matui(tmp_path, "runs", "--json")
+    (run,) = json.loads(runs.stdout)["runs"]
+    assert run["manifests"][0]["via"] == "amd64-1"
