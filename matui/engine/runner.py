@@ -121,6 +121,14 @@ class JobStatus:
         }
 
 
+@dataclass
+class _LogSink:
+    """The local copy of a job's log and the incomplete last line not yet handed on."""
+
+    file: Any
+    partial: bytes = b""
+
+
 class _Lost(Exception):
     """The connection went away; what the host did is unknown until we get back to it."""
 
@@ -287,14 +295,14 @@ class BuildRun:
 
     async def _follow_until_done(self, host: Any, status: JobStatus) -> None:
         parser = ProgressParser()
-        log_file = self.record.log_path(status.job.key).open("ab")
-        partial = b""
+        sink = _LogSink(self.record.log_path(status.job.key).open("ab"))
         try:
             attempts = 0
             while True:
                 try:
-                    partial = await self._follow(host, status, parser, log_file, partial)
+                    await self._follow(host, status, parser, sink)
                     outcome = await self._outcome(host, status)
+                    await self._catch_up(host, status, parser, sink, outcome)
                 except _Lost:
                     attempts += 1
                     if attempts > self.reconnect_attempts:
@@ -303,17 +311,29 @@ class BuildRun:
                     await asyncio.sleep(self.reconnect_delay * attempts)
                     continue
                 if outcome.get("running"):
-                    continue  # tail ended early (e.g. log rotated); follow on
+                    continue  # the follow ended early; the build goes on
                 break
-            if partial:
-                self._lines(status, parser, [partial])
+            if sink.partial:
+                self._lines(status, parser, [sink.partial])
+                sink.partial = b""
             self._finish(status, parser, outcome)
         finally:
-            log_file.close()
+            sink.file.close()
+
+    def _ingest(
+        self, status: JobStatus, parser: ProgressParser, sink: _LogSink, chunk: bytes
+    ) -> None:
+        """One chunk of the host's log: keep its bytes, hand its complete lines on as one batch."""
+        status.offset += len(chunk)
+        sink.file.write(chunk)
+        pieces = (sink.partial + chunk).split(b"\n")
+        sink.partial = pieces.pop()
+        if pieces:
+            self._lines(status, parser, pieces)
 
     async def _follow(
-        self, host: Any, status: JobStatus, parser: ProgressParser, log_file: Any, partial: bytes
-    ) -> bytes:
+        self, host: Any, status: JobStatus, parser: ProgressParser, sink: _LogSink
+    ) -> None:
         assert status.pid is not None
         script = remote.follow_script(self.id, status.job.key, status.offset, status.pid)
         try:
@@ -333,13 +353,7 @@ class BuildRun:
                 if not chunk:
                     break
                 assert isinstance(chunk, bytes)
-                status.offset += len(chunk)
-                log_file.write(chunk)
-                data = partial + chunk
-                pieces = data.split(b"\n")
-                partial = pieces.pop()
-                if pieces:
-                    self._lines(status, parser, pieces)
+                self._ingest(status, parser, sink, chunk)
             result = await proc.wait()
         except Exception as exc:
             if isinstance(exc, _Lost):
@@ -347,10 +361,31 @@ class BuildRun:
             raise _Lost(str(exc)) from exc
         finally:
             proc.close()
-        log_file.flush()
+            sink.file.flush()
         if result.exit_status is None:
             raise _Lost("connection lost while following the log")
-        return partial
+
+    async def _catch_up(
+        self,
+        host: Any,
+        status: JobStatus,
+        parser: ProgressParser,
+        sink: _LogSink,
+        outcome: dict[str, Any],
+    ) -> None:
+        """Read whatever the follow had not delivered, by exact byte range."""
+        size = int(str(outcome.get("size", "0")).strip() or 0)
+        if size <= status.offset:
+            return
+        script = remote.read_from_script(self.id, status.job.key, status.offset, size)
+        try:
+            result = await self.pool.run(host, script)
+        except Exception as exc:
+            raise _Lost(str(exc)) from exc
+        if result.exit_status is None:
+            raise _Lost("connection lost while reading the end of the log")
+        self._ingest(status, parser, sink, result.stdout)
+        sink.file.flush()
 
     def _lines(self, status: JobStatus, parser: ProgressParser, raw: list[bytes]) -> None:
         lines = [piece.decode("utf-8", "replace").rstrip("\r") for piece in raw]
