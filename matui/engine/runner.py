@@ -172,12 +172,15 @@ class BuildRun:
             self._tasks[key] = asyncio.create_task(self._run_job(key), name=f"job-{key}")
         self._supervisor = asyncio.create_task(self._supervise())
 
-    async def events(self) -> AsyncIterator[Event]:
-        """Every event of the run, in order, ending with :class:`RunFinished`."""
+    async def events(self, *, until_finished: bool = True) -> AsyncIterator[Event]:
+        """Every event of the run, in order, ending with :class:`RunFinished`.
+
+        A front end that lets the operator retry an arch reads on with ``until_finished=False``.
+        """
         while True:
             event = await self._queue.get()
             yield event
-            if isinstance(event, RunFinished):
+            if until_finished and isinstance(event, RunFinished):
                 return
 
     async def wait(self) -> dict[str, JobStatus]:
@@ -188,6 +191,32 @@ class BuildRun:
         """Stop one job (or all) on its host, by process group; the outcome is `cancelled`."""
         keys = [key] if key else list(self.status)
         await asyncio.gather(*(self._cancel_one(k) for k in keys))
+
+    def retry(self, key: str) -> None:
+        """Build one arch again in this run; the other arches keep their digests.
+
+        The job's host log keeps growing (the new attempt is appended), so following goes on
+        from the byte already read and the pane shows both attempts in order.
+        """
+        status = self.status[key]
+        if not status.state.finished:
+            raise RuntimeError(f"{status.job.arch} is still {status.state}; cancel it first")
+        self._cancelled.discard(key)
+        status.state = JobState.QUEUED
+        status.exit_code = status.digest = status.failing_step = status.error = None
+        status.pid = status.finished = None
+        status.notes.clear()
+        self.record.data["state"] = "running"
+        self._done.clear()
+        task = asyncio.create_task(self._run_job(key), name=f"job-{key}-retry")
+        self._tasks[key] = task
+        self._emit(StateEvent(key, JobState.QUEUED, "retry"))
+        if self._supervisor is None or self._supervisor.done():
+            self._supervisor = asyncio.create_task(self._supervise())
+
+    @property
+    def running(self) -> bool:
+        return any(not s.state.finished for s in self.status.values())
 
     @property
     def succeeded(self) -> bool:
@@ -206,15 +235,19 @@ class BuildRun:
         self._emit(StateEvent(status.job.key, state, detail))
 
     async def _supervise(self) -> None:
-        results = await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        for key, result in zip(self._tasks, results, strict=True):
-            status = self.status[key]
-            if isinstance(result, BaseException) and not status.state.finished:
-                # A bug of ours must still end the job visibly, never leave it "running".
-                status.error = f"internal error: {type(result).__name__}: {result}"
-                status.state = JobState.FAILED
-                status.finished = time.time()
-                self._emit(StateEvent(key, JobState.FAILED, status.error))
+        while True:
+            tasks = dict(self._tasks)
+            results = await asyncio.gather(*tasks.values(), return_exceptions=True)
+            for key, result in zip(tasks, results, strict=True):
+                status = self.status[key]
+                if isinstance(result, BaseException) and not status.state.finished:
+                    # A bug of ours must still end the job visibly, never leave it "running".
+                    status.error = f"internal error: {type(result).__name__}: {result}"
+                    status.state = JobState.FAILED
+                    status.finished = time.time()
+                    self._emit(StateEvent(key, JobState.FAILED, status.error))
+            if all(task.done() for task in self._tasks.values()):
+                break  # else a retry started meanwhile: wait for it too
         self.record.data["finished"] = time.time()
         self.record.data["state"] = "succeeded" if self.succeeded else "failed"
         self.record.save()

@@ -271,3 +271,30 @@ def test_index_is_created_on_a_builder_host_when_no_local_docker(rig: Rig, tmp_p
     runs = matui(tmp_path, "runs", "--json")
     (run,) = json.loads(runs.stdout)["runs"]
     assert run["manifests"][0]["via"] == "amd64-1"
+
+
+def test_retry_one_arch_keeps_the_other_digest(rig: Rig, tmp_path: Path) -> None:
+    dockerfile = (
+        "ARG BASE\nFROM ${BASE}\nCOPY . /ctx\n"
+        'RUN if [ "$(uname -m)" = aarch64 ] && [ -f /ctx/broken ]; then exit 4; fi\n'
+    )
+    config_path, _ = make_project(tmp_path, rig, dockerfile, files={"broken": b"x"})
+    config = load_config(config_path)
+
+    async def run() -> tuple[dict[str, object], dict[str, object]]:
+        async with SshPool(config.hosts) as pool:
+            prepared = await start_build(config, pool, state_root=tmp_path / "state")
+            build = prepared.run
+            first = await build.wait()
+            before = {k: (s.state, s.digest) for k, s in first.items()}
+            (tmp_path / "ctx" / "broken").unlink()
+            build.retry("arm64")
+            after = await build.wait()
+            return before, {k: (s.state, s.digest) for k, s in after.items()}
+
+    before, after = asyncio.run(run())
+    assert before["arm64"] == (JobState.FAILED, None)
+    assert before["amd64"][0] is JobState.SUCCEEDED
+    assert after["amd64"] == before["amd64"]  # untouched
+    state, digest = after["arm64"]  # type: ignore[misc]
+    assert state is JobState.SUCCEEDED and digest
