@@ -159,7 +159,11 @@ async def create_index(
                 tags=[plan.target(t) for t in plan.tags],
                 dry_run=dry_run,
             )
-            return "" if result is None else result.model_dump_json(indent=2, by_alias=True, exclude_none=True)
+            return (
+                ""
+                if result is None
+                else result.model_dump_json(indent=2, by_alias=True, exclude_none=True)
+            )
 
         return await asyncio.to_thread(run_local)
     if config is None or pool is None:
