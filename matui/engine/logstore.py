@@ -1,0 +1,475 @@
+"""An append-only, memory-lean store of one build job's log lines, with fast search.
+
+Lines are neutralised once, on the way in (:func:`matui.engine.progress.neutralise`), so nothing a
+remote build prints can reach the operator's terminal as an escape sequence.
+
+Layout: lines are kept in *chunks*. A sealed chunk is one ``str`` holding up to
+:data:`CHUNK_LINES` lines joined by ``"\\n"`` plus an ``array('I')`` of line start offsets, instead
+of one Python ``str`` object (49+ bytes of header each) per line. An 80-character ASCII line then
+costs about 85 bytes (80 text, 1 separator, 4 offset). Only the newest, unsealed chunk (the
+*tail*, fewer than :data:`CHUNK_LINES` lines) is a plain list of strings. One non-ASCII character
+makes CPython store its whole chunk at 2 or 4 bytes per character; that is bounded by the chunk.
+
+Search runs one compiled regex over a joined chunk (a C loop over megabytes) rather than a Python
+loop over lines. Patterns are matched per line: ``re.MULTILINE`` is set, so ``^`` and ``$`` anchor
+at line boundaries, and a match that runs across a line break is checked again against its first
+line alone, so no result depends on a neighbouring line.
+
+Standard library only (engine code).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from array import array
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import accumulate
+from pathlib import Path
+
+from matui.engine.progress import neutralise
+
+__all__ = ["CHUNK_LINES", "ERROR_RE", "LogStore", "compile_pattern", "display_width"]
+
+CHUNK_LINES = 4096
+"""Lines per sealed chunk."""
+
+_CHUNK_CHARS = 1 << 20
+"""A chunk is sealed early once it holds this many characters, so one chunk stays small and its
+offsets fit ``array('I')`` whatever the line lengths."""
+
+_BACKWARD_WINDOW = 256
+"""Backward search looks for the last match in windows of this many lines."""
+
+ERROR_RE = re.compile(
+    # After an optional ``#N `` step prefix and an optional ``12.34 `` output timestamp, the line
+    # starts with ``ERROR`` (buildx ``#N ERROR: ...`` and the final ``ERROR: failed to solve``)
+    # or a compiler-style ``error:`` / ``Error:`` / ``fatal error:`` / ``error[E0425]:``, or
+    # gcc/clang's ``file.c:3:5: error:``.
+    r"^(?:#\d+ )?(?:\d+(?:\.\d+)? )?"
+    r"(?:ERROR\b|(?:fatal )?[Ee]rror(?:\[\w+\])?:|\S+:\d+(?::\d+)?: (?:fatal )?error:)"
+    # Anywhere in a line: a binary for another architecture.
+    r"|exec format error",
+    re.MULTILINE,
+)
+"""What :meth:`LogStore.first_error` treats as a build error line."""
+
+_ERROR_LITERALS = (re.compile("rror"), re.compile("RROR"))
+
+
+@lru_cache(maxsize=64)
+def compile_pattern(pattern: str, regex: bool = True, ignore_case: bool = True) -> re.Pattern[str]:
+    """Compile a search pattern (``regex=False``: a literal string).
+
+    ``re.MULTILINE`` is always set: the store searches joined chunks, one line per text line.
+    ``ignore_case`` is dropped for a pattern without cased characters (``#12``, ``[0-9]+``):
+    the result is the same and the search much faster. Raises ValueError for an invalid
+    regular expression.
+    """
+    flags = re.MULTILINE
+    if ignore_case and pattern.lower() != pattern.upper():
+        flags |= re.IGNORECASE
+    try:
+        return re.compile(pattern if regex else re.escape(pattern), flags)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
+_REGEX_META = frozenset(".^$*+?{}[]\\|()")
+
+
+@dataclass(frozen=True)
+class _Matcher:
+    rx: re.Pattern[str]
+    """Searched in the stored text."""
+    lower_rx: re.Pattern[str] | None
+    """For a case-blind literal: searched in ``text.lower()`` of ASCII chunks instead. Python's
+    ``re.IGNORECASE`` gives up its fast literal scan; lowering a chunk and scanning for a
+    lowercase literal is about six times faster."""
+
+
+@lru_cache(maxsize=64)
+def _matcher(pattern: str, regex: bool, ignore_case: bool) -> _Matcher:
+    rx = compile_pattern(pattern, regex, ignore_case)
+    lower_rx = None
+    if (
+        rx.flags & re.IGNORECASE
+        and pattern.isascii()
+        and (not regex or _REGEX_META.isdisjoint(pattern))
+    ):
+        lower_rx = re.compile(re.escape(pattern.lower()), re.MULTILINE)
+    return _Matcher(rx, lower_rx)
+
+
+def _scan(
+    rx: re.Pattern[str],
+    text: str,
+    offsets: array[int],
+    k0: int,
+    k1: int,
+    limit: int,
+    verify: re.Pattern[str] | None = None,
+) -> list[int]:
+    """Chunk lines in [k0, k1) where ``rx`` (and ``verify``, if given) match, in order, at most
+    ``limit`` of them. ``text`` is the chunk's lines joined by "\n"; ``offsets`` their starts."""
+    found: list[int] = []
+    pos, end = offsets[k0], offsets[k1] - 1
+    search = rx.search
+    while pos <= end:
+        m = search(text, pos, end)
+        if m is None:
+            break
+        k = bisect_right(offsets, m.start(), k0, k1) - 1
+        start, line_end = offsets[k], offsets[k + 1] - 1
+        # A match running past its line's end (``\s`` on the "\n", ``a\nb``) must be
+        # checked against the line alone.
+        if (m.end() <= line_end or search(text, start, line_end) is not None) and (
+            verify is None or verify.search(text, start, line_end) is not None
+        ):
+            found.append(k)
+            if len(found) >= limit:
+                break
+        pos = line_end + 1
+    return found
+
+
+def _scan_matcher(
+    matcher: _Matcher, text: str, offsets: array[int], k0: int, k1: int, limit: int
+) -> list[int]:
+    if matcher.lower_rx is not None and text.isascii():
+        # ASCII lowercasing keeps every offset.
+        return _scan(matcher.lower_rx, text.lower(), offsets, k0, k1, limit)
+    return _scan(matcher.rx, text, offsets, k0, k1, limit)
+
+
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+_ONE_MORE = (1).__add__
+
+
+def _printable(text: str) -> bool:
+    """``text.isprintable()``, three times faster for ASCII text (the usual case)."""
+    if text.isascii():
+        return not text.encode("ascii").translate(None, _PRINTABLE_ASCII)
+    return text.isprintable()
+
+
+def _line_offsets(lines: list[str]) -> array[int]:
+    """Start offsets of ``lines`` joined by "\n", plus ``len(joined) + 1``."""
+    return array("I", accumulate(map(_ONE_MORE, map(len, lines)), initial=0))
+
+
+def _char_width(ch: str) -> int:
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def display_width(line: str) -> int:
+    """Terminal cells a line takes: tabs expanded to 8-column stops, East Asian wide characters
+    counted twice, combining and format characters not at all."""
+    if line.isascii():
+        return len(line.expandtabs()) if "\t" in line else len(line)
+    width = 0
+    for ch in line:
+        if ch == "\t":
+            width += 8 - width % 8
+        else:
+            width += _char_width(ch)
+    return width
+
+
+class LogStore:
+    """Append-only lines of one job's log.
+
+    Indices count retained lines from 0. With ``max_lines`` the oldest lines are dropped a whole
+    sealed chunk at a time once more than ``max_lines`` are held (so at least ``max_lines`` are
+    always kept); :attr:`dropped` says how many went, and every index shifts down by that many.
+    """
+
+    def __init__(self, *, max_lines: int | None = None) -> None:
+        if max_lines is not None and max_lines < 1:
+            raise ValueError("max_lines must be at least 1")
+        self.max_lines = max_lines
+        # Sealed chunks: joined text, start offsets (one more than lines: the last is
+        # len(text) + 1), and the absolute index of the chunk's first line.
+        self._texts: list[str] = []
+        self._offsets: list[array[int]] = []
+        self._starts: list[int] = []
+        self._tail: list[str] = []
+        self._tail_chars = 0
+        self._tail_start = 0  # absolute index of the tail's first line
+        self._tail_joined: tuple[str, array[int]] | None = None
+        self._dropped = 0
+        self._max_width = 0
+        self._error_scanned = 0  # absolute: lines [dropped, scanned) hold no error line
+        self._first_error: int | None = None  # absolute
+
+    # -- size ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._tail_start + len(self._tail) - self._dropped
+
+    @property
+    def dropped(self) -> int:
+        """Lines dropped from the front because of ``max_lines``."""
+        return self._dropped
+
+    @property
+    def max_width(self) -> int:
+        """Display width (:func:`display_width`) of the widest line ever appended."""
+        return self._max_width
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(self, lines: list[str]) -> None:
+        """Append decoded lines (without line endings), neutralising each once.
+
+        A line that still holds a ``"\\n"`` keeps its text but loses the break (neutralise drops
+        every control character but TAB).
+        """
+        if not lines:
+            return
+        joined = "".join(lines)
+        if not _printable(joined):
+            # neutralise() returns a printable line as is: only the others need the call.
+            lines = [line if line.isprintable() else neutralise(line) for line in lines]
+            joined = "".join(lines)
+        self._note_width(lines, joined)
+
+        pos, count = 0, len(lines)
+        while pos < count:
+            part = lines[pos : pos + CHUNK_LINES - len(self._tail)]
+            pos += len(part)
+            self._tail.extend(part)
+            self._tail_chars += len(joined) if len(part) == count else sum(map(len, part))
+            if len(self._tail) >= CHUNK_LINES or self._tail_chars >= _CHUNK_CHARS:
+                self._seal()
+        self._tail_joined = None
+        if self.max_lines is not None:
+            self._drop_old()
+
+    def _note_width(self, lines: list[str], joined: str) -> None:
+        if joined.isascii() and "\t" not in joined:
+            self._max_width = max(self._max_width, max(map(len, lines)))
+            return
+        widest = self._max_width
+        for line in lines:
+            # A line's width is at most 8 cells per character (a tab); skip the exact count
+            # for lines that cannot beat the widest so far.
+            if len(line) * 8 > widest and (
+                len(line) > widest or "\t" in line or not line.isascii()
+            ):
+                widest = max(widest, display_width(line))
+        self._max_width = widest
+
+    def _seal(self) -> None:
+        tail = self._tail
+        text = "\n".join(tail)
+        # offsets[k] = characters before line k = sum of earlier lengths + one "\n" each.
+        offsets = _line_offsets(tail)
+        self._texts.append(text)
+        self._offsets.append(offsets)
+        self._starts.append(self._tail_start)
+        self._tail_start += len(tail)
+        self._tail = []
+        self._tail_chars = 0
+
+    def _drop_old(self) -> None:
+        assert self.max_lines is not None
+        while self._texts and len(self) - (len(self._offsets[0]) - 1) >= self.max_lines:
+            self._dropped += len(self._offsets[0]) - 1
+            del self._texts[0], self._offsets[0], self._starts[0]
+        if self._first_error is not None and self._first_error < self._dropped:
+            self._first_error = None
+            self._error_scanned = self._dropped
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _absolute(self, i: int) -> int:
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"line {i} out of range (0..{n - 1})")
+        return i + self._dropped
+
+    def line(self, i: int) -> str:
+        """Line ``i`` (negative counts from the end)."""
+        a = self._absolute(i)
+        if a >= self._tail_start:
+            return self._tail[a - self._tail_start]
+        c = bisect_right(self._starts, a) - 1
+        offsets = self._offsets[c]
+        k = a - self._starts[c]
+        return self._texts[c][offsets[k] : offsets[k + 1] - 1]
+
+    def lines(self, start: int, stop: int) -> list[str]:
+        """Lines ``start`` to ``stop`` (slice semantics: clamped, empty when stop <= start)."""
+        start, stop, _ = slice(start, stop).indices(len(self))
+        out: list[str] = []
+        for text, offsets, k0, k1, _base in self._segments(
+            start + self._dropped, stop + self._dropped
+        ):
+            out.extend(text[offsets[k0] : offsets[k1] - 1].split("\n"))
+        return out
+
+    def _tail_segment(self) -> tuple[str, array[int]]:
+        if self._tail_joined is None:
+            self._tail_joined = ("\n".join(self._tail), _line_offsets(self._tail))
+        return self._tail_joined
+
+    def _segments(
+        self, a0: int, a1: int, *, reverse: bool = False
+    ) -> list[tuple[str, array[int], int, int, int]]:
+        """``(text, offsets, k0, k1, base)`` for each chunk overlapping absolute lines [a0, a1):
+        lines k0..k1-1 of the chunk, whose line 0 is absolute line ``base``."""
+        out: list[tuple[str, array[int], int, int, int]] = []
+        if a0 >= a1:
+            return out
+        first = max(bisect_right(self._starts, a0) - 1, 0)
+        for c in range(first, len(self._texts)):
+            base = self._starts[c]
+            size = len(self._offsets[c]) - 1
+            if base >= a1:
+                break
+            k0, k1 = max(a0 - base, 0), min(a1 - base, size)
+            if k0 < k1:
+                out.append((self._texts[c], self._offsets[c], k0, k1, base))
+        if a1 > self._tail_start and self._tail:
+            text, offsets = self._tail_segment()
+            k0 = max(a0 - self._tail_start, 0)
+            k1 = min(a1 - self._tail_start, len(self._tail))
+            if k0 < k1:
+                out.append((text, offsets, k0, k1, self._tail_start))
+        if reverse:
+            out.reverse()
+        return out
+
+    # -- searching -------------------------------------------------------------------------
+
+    def _first_abs(self, matcher: _Matcher, a0: int, a1: int) -> int | None:
+        for text, offsets, k0, k1, base in self._segments(a0, a1):
+            hit = _scan_matcher(matcher, text, offsets, k0, k1, 1)
+            if hit:
+                return base + hit[0]
+        return None
+
+    def _last_abs(self, matcher: _Matcher, a0: int, a1: int) -> int | None:
+        for text, offsets, k0, k1, base in self._segments(a0, a1, reverse=True):
+            if matcher.lower_rx is not None and text.isascii():
+                text = text.lower()  # once per chunk, not per window
+                rx = matcher.lower_rx
+            else:
+                rx = matcher.rx
+            # Regexes only search forwards: take the last hit of ever earlier windows, so a
+            # pattern matching every line costs one window, not one chunk, of Python work.
+            w1 = k1
+            while w1 > k0:
+                w0 = max(k0, w1 - _BACKWARD_WINDOW)
+                hits = _scan(rx, text, offsets, w0, w1, _BACKWARD_WINDOW)
+                if hits:
+                    return base + hits[-1]
+                w1 = w0
+        return None
+
+    def search(
+        self,
+        pattern: str,
+        *,
+        regex: bool = True,
+        ignore_case: bool = True,
+        start: int = 0,
+        backwards: bool = False,
+    ) -> int | None:
+        """Index of the first line matching ``pattern`` at or after ``start`` (at or before it
+        with ``backwards``), wrapping around the ends; None when no line matches.
+
+        ``start`` is taken modulo the line count, so ``len(store)`` means 0 and ``-1`` the last
+        line. Raises ValueError for an invalid regular expression.
+        """
+        matcher = _matcher(pattern, regex, ignore_case)
+        n = len(self)
+        if n == 0:
+            return None
+        d = self._dropped
+        a = start % n + d
+        if backwards:
+            hit = self._last_abs(matcher, d, a + 1)
+            if hit is None:
+                hit = self._last_abs(matcher, a + 1, n + d)
+        else:
+            hit = self._first_abs(matcher, a, n + d)
+            if hit is None:
+                hit = self._first_abs(matcher, d, a)
+        return None if hit is None else hit - d
+
+    def find_all(
+        self,
+        pattern: str,
+        *,
+        regex: bool = True,
+        ignore_case: bool = True,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> list[int]:
+        """Indices of every matching line in [start, stop) (slice semantics), in order."""
+        matcher = _matcher(pattern, regex, ignore_case)
+        start, stop, _ = slice(start, stop).indices(len(self))
+        d = self._dropped
+        out: list[int] = []
+        for text, offsets, k0, k1, base in self._segments(start + d, stop + d):
+            out.extend(base - d + k for k in _scan_matcher(matcher, text, offsets, k0, k1, k1))
+        return out
+
+    def first_error(self) -> int | None:
+        """Index of the first line that looks like a build error, or None.
+
+        The rule (:data:`ERROR_RE`): after an optional ``#N`` step prefix and output timestamp
+        the line starts with ``ERROR`` (buildx's ``#N ERROR: ...`` and ``ERROR: failed to
+        solve: ...``), ``error:``, ``Error:``, ``fatal error:``, ``error[E...]:`` or
+        ``file:line[:col]: error:``; or it contains ``exec format error`` anywhere. Lines
+        already scanned are not scanned again.
+        """
+        if self._first_error is None:
+            end = len(self) + self._dropped
+            start = max(self._error_scanned, self._dropped)
+            self._first_error = self._first_error_abs(start, end)
+            self._error_scanned = end
+        return None if self._first_error is None else self._first_error - self._dropped
+
+    def _first_error_abs(self, a0: int, a1: int) -> int | None:
+        # Every error line holds "rror" or "RROR": scan for those literals (fast) and check
+        # only the lines they hit against ERROR_RE, whose optional prefixes make a direct scan
+        # some thirty times slower.
+        for text, offsets, k0, k1, base in self._segments(a0, a1):
+            best = None
+            for literal in _ERROR_LITERALS:
+                hits = _scan(literal, text, offsets, k0, k1 if best is None else best, 1, ERROR_RE)
+                if hits:
+                    best = hits[0]
+            if best is not None:
+                return base + best
+        return None
+
+    # -- saving ----------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write every retained line, each ending in ``"\\n"``, as UTF-8 (replaced via a
+        temporary file, so a failed save leaves no half-written file)."""
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8", errors="replace", newline="\n") as f:
+                for text in self._texts:
+                    f.write(text)
+                    f.write("\n")
+                if self._tail:
+                    f.write("\n".join(self._tail))
+                    f.write("\n")
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
