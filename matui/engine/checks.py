@@ -216,13 +216,14 @@ def _drop_flags(
     unretired = [p for p in dropped if p not in retired]
     if unretired:
         names = _join(unretired)
+        it = "it" if len(unretired) == 1 else "them"
         return [
             Flag(
                 FlagKind.TAG_OVERWRITE,
                 Severity.ERROR,
                 tag,
-                f"{ref} serves {names} today and the new index would drop it; build "
-                f"{names} again, or list it in retired_platforms if it is meant to go",
+                f"{ref} serves {names} today and the new index would drop {it}; build "
+                f"{names} again, or list {it} in retired_platforms if meant to go",
                 {**evidence, "dropped": unretired},
             )
         ]
@@ -480,9 +481,9 @@ def cross_repo_flags(
             FlagKind.TAG_OVERWRITE,
             Severity.ERROR,
             str(target),
-            f"buildx {shown}{on} would push sources from {_join(repos)} under the {target} "
-            "tag before the index (single-arch for a moment); use digests from the same "
-            "repository, or buildx >= 0.22",
+            f"buildx {shown}{on} would push sources from {_join(repos)} under the release "
+            f"tag of {target} before the index (single-arch for a moment); use digests from "
+            "the same repository, or buildx >= 0.22",
             {
                 "target": str(target),
                 "buildx_version": buildx_version,
