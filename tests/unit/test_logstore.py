@@ -13,8 +13,8 @@ from matui.engine.logstore import CHUNK_LINES, LogStore, display_width
 DATA = Path(__file__).parent.parent / "data" / "progress"
 
 
-def make(lines: list[str], batch: int = 1000, **kwargs: int) -> LogStore:
-    store = LogStore(**kwargs)  # type: ignore[arg-type]
+def make(lines: list[str], batch: int = 1000, max_lines: int | None = None) -> LogStore:
+    store = LogStore(max_lines=max_lines)
     for i in range(0, len(lines), batch):
         store.append(lines[i : i + batch])
     return store

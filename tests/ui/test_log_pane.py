@@ -1,0 +1,241 @@
+"""LogPane under Pilot: batched ingest, follow mode, the new-lines marker, search, first error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual import events
+from textual.app import App, ComposeResult
+from textual.message import Message
+from textual.pilot import Pilot
+
+from matui.engine.logstore import LogStore
+from matui.ui.widgets.log_pane import FLUSH_INTERVAL, LogPane
+
+TICK = 2 * FLUSH_INTERVAL + 0.01
+
+
+class PaneApp(App[None]):
+    def __init__(self, store: LogStore | None = None) -> None:
+        super().__init__()
+        self.store = store
+        self.messages: list[Message] = []
+
+    def compose(self) -> ComposeResult:
+        yield LogPane(self.store, id="log")
+
+    def on_mount(self) -> None:
+        self.query_one(LogPane).focus()
+
+    def on_log_pane_follow_changed(self, message: LogPane.FollowChanged) -> None:
+        self.messages.append(message)
+
+
+def build_lines(start: int, count: int) -> list[str]:
+    return [f"#7 {i / 100:.2f} compiling unit {i}" for i in range(start, start + count)]
+
+
+def rows(pane: LogPane) -> list[str]:
+    """The text of every visible row, as the pane renders it."""
+    return [pane.render_line(y).text for y in range(pane.scrollable_content_region.height)]
+
+
+async def flood(pilot: Pilot[None], pane: LogPane, total: int = 10_000, batch: int = 500) -> None:
+    for start in range(0, total, batch):
+        pane.add_lines(build_lines(start, batch))
+    await pilot.pause()
+    await pilot.pause(TICK)
+
+
+async def test_flood_shows_last_line_following_with_few_refreshes() -> None:
+    """10 000 lines in 20 batches: the last line is on screen, follow stays on, and the pane
+    refreshed a handful of times (per flush tick), not per line or per batch."""
+    app = PaneApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(LogPane)
+        await pilot.pause()
+        calls: list[Any] = []
+        original = pane.refresh
+
+        def counting_refresh(*args: Any, **kwargs: Any) -> LogPane:
+            calls.append(args)
+            return original(*args, **kwargs)
+
+        pane.refresh = counting_refresh  # type: ignore[method-assign]
+        pane.add_lines(build_lines(0, 500))
+        assert calls == []  # ingest only marks the pane dirty
+        for start in range(500, 10_000, 500):
+            pane.add_lines(build_lines(start, 500))
+        await pilot.pause()
+        await pilot.pause(TICK)
+        assert len(pane.store) == 10_000
+        visible = rows(pane)
+        assert visible[-1].rstrip() == "#7 99.99 compiling unit 9999"
+        assert "#7 99.98 compiling unit 9998" in visible[-2]
+        assert pane.follow
+        assert pane.scroll_offset.y == pane.max_scroll_y
+        assert 1 <= len(calls) <= 6, calls
+        print(f"refresh() calls for 10 000 lines: {len(calls)}")
+        screenshot = app.export_screenshot().replace("&#160;", " ")
+        assert "compiling unit 9999" in screenshot
+
+
+async def test_scroll_up_stops_follow_marker_counts_new_lines_end_resumes() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(LogPane)
+        await flood(pilot, pane, total=2_000)
+        assert pane.follow
+        await pilot.press("up")
+        assert not pane.follow
+        top = pane.scroll_offset.y
+        pane.add_lines(build_lines(2_000, 37))
+        await pilot.pause(TICK)
+        assert pane.scroll_offset.y == top  # the view stays where the reader left it
+        marker = rows(pane)[-1]
+        assert "37 new lines ↓" in marker
+        assert pane.unseen_lines == 37
+        await pilot.press("end")
+        await pilot.pause(TICK)
+        assert pane.follow
+        assert rows(pane)[-1].rstrip() == "#7 20.36 compiling unit 2036"
+        assert [m.follow for m in app.messages if isinstance(m, LogPane.FollowChanged)] == [
+            False,
+            True,
+        ]
+
+
+async def test_pageup_home_toggle_and_scrolling_back_down_resume_follow() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(LogPane)
+        await flood(pilot, pane, total=1_000)
+        await pilot.press("pageup")
+        assert not pane.follow
+        await pilot.press("pagedown")
+        assert pane.follow  # reached the end again
+        await pilot.press("home")
+        assert not pane.follow
+        assert pane.scroll_offset.y == 0
+        assert rows(pane)[0].startswith("#7 0.00 compiling unit 0")
+        pane.action_toggle_follow()
+        await pilot.pause()
+        assert pane.follow
+        assert pane.scroll_offset.y == pane.max_scroll_y
+
+
+async def test_mouse_wheel_up_stops_follow() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(LogPane)
+        await flood(pilot, pane, total=1_000)
+        pane.post_message(events.MouseScrollUp(pane, 5, 5, 0, -1, 0, False, False, False))
+        await pilot.pause()
+        assert not pane.follow
+        pane.add_lines(build_lines(1_000, 5))
+        await pilot.pause(TICK)
+        assert "new lines" in rows(pane)[-1]
+
+
+async def test_search_jumps_highlights_and_counts() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(LogPane)
+        await flood(pilot, pane)
+        hit = pane.search(r"unit 42\d\b")
+        assert hit == 420  # the search starts at the top of the view and wraps
+        assert not pane.follow
+        await pilot.pause()
+        visible = rows(pane)
+        assert any(row.startswith("#7 4.20 compiling unit 420") for row in visible)
+        strip = pane.render_line(visible.index(next(r for r in visible if "unit 420" in r)))
+        reversed_text = [seg.text for seg in strip if seg.style is not None and seg.style.reverse]
+        assert reversed_text == ["unit 420"]
+        assert pane.match_count == 10
+
+        pane.action_next_match()
+        assert pane.match_line == 421
+        pane.action_previous_match()
+        pane.action_previous_match()
+        assert pane.match_line == 429  # wrapped backwards
+        await pilot.pause()
+        assert any("unit 429" in row for row in rows(pane))
+
+        pane.add_lines(["#8 1.00 compiling unit 420 again"])
+        await pilot.pause(TICK)
+        assert pane.match_count == 11  # counted incrementally
+
+        with pytest.raises(ValueError, match="invalid regular expression"):
+            pane.search("unit (")
+        assert pane.search_pattern == r"unit 42\d\b"  # the old search stays
+        assert pane.search("no such line") is None
+
+
+async def test_first_error_jumps_and_highlights() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines(build_lines(0, 3_000))
+        pane.add_lines(["#9 0.20 make: *** [all] Error 2", "#9 ERROR: process did not complete"])
+        pane.add_lines(build_lines(3_000, 3_000))
+        await pilot.pause(TICK)
+        pane.action_first_error()
+        await pilot.pause()
+        assert pane.highlight_line == 3_001
+        assert not pane.follow
+        visible = rows(pane)
+        y = next(i for i, row in enumerate(visible) if row.startswith("#9 ERROR"))
+        strip = pane.render_line(y)
+        assert all(seg.style is not None and seg.style.reverse for seg in strip if seg.text.strip())
+
+
+async def test_remote_escapes_never_reach_the_screen_and_tabs_expand() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines(
+            [
+                "#5 0.1 \x1b[2Jwiped?",
+                "#5 0.2 \x1b]52;c;ZXZpbA==\x07clipboard?",
+                "#5 0.3 a\tb",
+            ]
+        )
+        await pilot.pause(TICK)
+        visible = rows(pane)
+        assert visible[0].rstrip() == "#5 0.1 wiped?"
+        assert visible[1].rstrip() == "#5 0.2 clipboard?"
+        assert visible[2].rstrip() == "#5 0.3 a" + " " * 8 + "b"  # the tab stops at column 16
+        assert "\t" not in visible[2]
+        screenshot = app.export_screenshot()
+        assert "ZXZpbA" not in screenshot and "[2J" not in screenshot
+
+
+async def test_horizontal_scrolling_of_long_lines() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(LogPane)
+        long = "#5 0.1 " + "".join(f"{i:04d} " for i in range(600))  # 3007 characters
+        pane.add_lines([long, "short"])
+        await pilot.pause(TICK)
+        assert pane.virtual_size.width == 2000  # capped
+        await pilot.press("right", "right")
+        assert pane.scroll_offset.x == 8
+        assert rows(pane)[0].startswith(long[8:20])
+        pane.search("0300")  # at column 1507
+        await pilot.pause()
+        assert pane.scroll_offset.x > 1400
+        assert "0300" in rows(pane)[0]
+        await pilot.press("home")
+        assert pane.scroll_offset == (0, 0)
+
+
+async def test_store_passed_in_is_shown() -> None:
+    store = LogStore()
+    store.append(build_lines(0, 50))
+    app = PaneApp(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(LogPane)
+        await pilot.pause(TICK)
+        assert pane.store is store
+        assert rows(pane)[-1].rstrip() == "#7 0.49 compiling unit 49"
