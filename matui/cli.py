@@ -47,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_option(parser)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--image", help="dashboard: the image to build (default: the only one)")
+    parser.add_argument(
+        "--tag",
+        action="append",
+        dest="tags",
+        metavar="TAG",
+        help="dashboard: release tag (repeatable; default: the image's tags)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = sub.add_parser("check", help="probe every builder host and flag arch mismatches")
@@ -283,7 +291,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     config = _load(args)
     from matui.ui.app import MatuiApp
 
-    app = MatuiApp(config)
+    app = MatuiApp(config, image=args.image, tags=args.tags)
     app.run()
     return int(app.return_code or 0)
 

@@ -1,82 +1,469 @@
-"""The matui dashboard."""
+"""The matui dashboard: a thin layer over the engine.
+
+Data flows one way: the engine's events (already batched per SSH chunk) go to the panes, which
+repaint on their own ~50 ms timer. Everything is reachable by keyboard, and in the palette.
+"""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import work
-from textual.app import App, ComposeResult
+from rich.text import Text
+from textual import events, on, work
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.containers import Container, Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
 
 from matui.ui.resources import stylesheet
+from matui.ui.screens import HelpScreen, PublishScreen, QuitScreen
+from matui.ui.widgets.arch_pane import ArchPane
+from matui.ui.widgets.log_pane import LogPane
+from matui.ui.widgets.panels import FlagsPanel, HostsPanel
 
 if TYPE_CHECKING:
-    from matui.engine.check import CheckReport
     from matui.engine.config import Config
+    from matui.engine.flags import Flag
+    from matui.engine.plan import BuildJob
+    from matui.engine.probe import HostProbe
+    from matui.engine.runner import BuildRun, Event
+    from matui.engine.ssh import SshPool
+
+NARROW = 110  # columns below which the side panel moves to a strip on top
 
 
 class MatuiApp(App[int]):
     CSS_PATH = str(stylesheet())
     TITLE = "matui"
+    ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "check", "Check hosts", id="check"),
-        Binding("q", "quit", "Quit", id="quit"),
+        Binding("b", "build", "Build", id="build"),
+        Binding("m", "publish", "Manifest", id="publish"),
+        Binding("r", "retry", "Retry", id="retry"),
+        Binding("x", "cancel_arch", "Cancel", id="cancel"),
+        Binding("slash", "search", "Search", id="search"),
+        Binding("n", "next_match", "Next match", show=False, id="search.next"),
+        Binding("N", "previous_match", "Previous match", show=False, id="search.previous"),
+        Binding("e", "first_error", "Error", id="first-error"),
+        Binding("f", "toggle_follow", "Follow", id="follow"),
+        Binding("z", "zoom", "Zoom", id="zoom"),
+        Binding("s", "save_log", "Save", id="save"),
+        Binding("tab", "focus_pane(1)", "Next pane", show=False, priority=True, id="pane.next"),
+        Binding(
+            "shift+tab",
+            "focus_pane(-1)",
+            "Previous pane",
+            show=False,
+            priority=True,
+            id="pane.previous",
+        ),
+        Binding("c", "check", "Check hosts", show=False, id="check"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit_app", "Quit", id="quit"),
     ]
 
-    def __init__(self, config: Config, *, probe_on_start: bool = True) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        image: str | None = None,
+        tags: Sequence[str] | None = None,
+        probe_on_start: bool = True,
+        state_root: Path | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
+        self.image = config.image(image) if config.images else None
+        self.tags = tuple(tags) if tags else (self.image.tags if self.image else ())
         self.probe_on_start = probe_on_start
+        self.state_root = state_root
+        self.run_: BuildRun | None = None
+        self.jobs: list[BuildJob] = []
+        self.probes: list[HostProbe] = []
+        self.flags: list[Flag] = []
+        self.status_text = "idle"
+        self.published: str | None = None
+        self.started: float | None = None
+        self._pool: SshPool | None = None
+        self._search_pane: ArchPane | None = None
+
+    # --- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Header()
-        table: DataTable[str] = DataTable(id="hosts", cursor_type="row")
-        table.border_title = "Hosts"
-        yield table
-        yield Static("", id="status")
+        yield Static("", id="titlebar")
+        with Horizontal(id="body"):
+            with Vertical(id="side"):
+                yield HostsPanel(self.config.hosts)
+                yield FlagsPanel()
+            with Container(id="panes"):
+                yield Static(
+                    "No build yet.\n\nb builds every arch on its host · c probes the hosts again"
+                    " · ? lists every key",
+                    id="placeholder",
+                )
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#hosts", DataTable)
-        table.add_columns("HOST", "ARCH", "NATIVE", "REACHABLE", "BUILDX", "BADGES")
-        for host in self.config.hosts:
-            table.add_row(host.name, host.arch, "?", "…", "", "", key=host.name)
+        if self.console.color_system in ("standard", "windows") or os.environ.get("MATUI_THEME"):
+            self.theme = os.environ.get("MATUI_THEME", "ansi-dark")
+        self.query_one(FlagsPanel).show_flags([])
+        self._layout(self.size.width)
+        self._update_title()
+        self.set_interval(1.0, self._update_title)
         if self.probe_on_start and self.config.hosts:
             self.action_check()
 
+    def on_resize(self) -> None:
+        self._layout(self.size.width)
+
+    def _layout(self, width: int) -> None:
+        narrow = width < NARROW
+        self.screen.set_class(narrow, "-narrow")
+        panes = self.query_one("#panes")
+        count = len(self.jobs)
+        if panes.has_class("-zoomed") or count <= 1:
+            columns = 1
+        elif narrow:
+            columns = 1 if count <= 2 else 2
+        else:
+            columns = count if count <= 2 else 2
+        panes.styles.grid_size_columns = columns
+
+    def _update_title(self) -> None:
+        parts = [Text("matui", style="bold")]
+        if self.image:
+            parts.append(Text(f"{self.image.name}:{','.join(self.tags)}"))
+        if self.run_:
+            parts.append(Text(f"run {self.run_.id}", style="dim"))
+        parts.append(Text(self.status_text, style=_status_style(self.status_text)))
+        if self.started is not None:
+            elapsed = int(time.monotonic() - self.started)
+            parts.append(Text(f"{elapsed // 60}:{elapsed % 60:02d}"))
+        if self.published:
+            parts.append(Text(f"index {self.published[:19]}", style="green"))
+        self.query_one("#titlebar", Static).update(Text("  ·  ").join(parts))
+
+    # --- hosts -----------------------------------------------------------------------------
+
+    def pool(self) -> SshPool:
+        if self._pool is None:
+            from matui.engine.ssh import SshPool
+
+            self._pool = SshPool(self.config.hosts)
+        return self._pool
+
+    async def on_unmount(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
     def action_check(self) -> None:
-        self.query_one("#status", Static).update("probing hosts…")
-        self.run_check()
+        self.status_text = "probing hosts"
+        self._update_title()
+        self._probe()
 
     @work(exclusive=True, group="probe")
-    async def run_check(self) -> None:
+    async def _probe(self) -> None:
         from matui.engine.check import check_hosts
-        from matui.engine.ssh import SshPool
 
-        async with SshPool(self.config.hosts) as pool:
-            report = await check_hosts(pool, self.config.hosts)
-        self.show_report(report)
+        report = await check_hosts(self.pool(), self.config.hosts)
+        self.show_probes(report.probes, report.flags)
+        if self.run_ is None:
+            self.status_text = "ready: press b to build" if report.ok else "hosts not ready"
+            self._update_title()
 
-    def show_report(self, report: CheckReport) -> None:
-        table = self.query_one("#hosts", DataTable)
-        for probe in report.probes:
-            badges = []
-            if not probe.reachable:
-                badges.append("UNREACHABLE")
-            if probe.native_arch and probe.native_arch != probe.arch:
-                badges.append("MISMATCH")
-            row = (
-                probe.name,
-                probe.arch,
-                probe.native_arch or "-",
-                "yes" if probe.reachable else "no",
-                probe.buildx_version or "-",
-                " ".join(badges),
-            )
-            for column, value in zip(table.columns, row, strict=True):
-                table.update_cell(probe.name, column, value)
-        errors = sum(1 for flag in report.flags if flag.severity == "error")
-        self.query_one("#status", Static).update(
-            "all hosts ready" if report.ok else f"{errors} error flag(s); see `matui check`"
+    def show_probes(self, probes: Iterable[HostProbe], flags: Iterable[Flag]) -> None:
+        self.probes = list(probes)
+        self.query_one(HostsPanel).show_probes(self.probes)
+        self.set_flags(flags)
+
+    def set_flags(self, flags: Iterable[Flag]) -> None:
+        self.flags = list(flags)
+        self.query_one(FlagsPanel).show_flags(self.flags)
+
+    # --- build -----------------------------------------------------------------------------
+
+    def show_jobs(self, jobs: Sequence[BuildJob]) -> None:
+        """One pane per job, in plan order."""
+        self.jobs = list(jobs)
+        panes = self.query_one("#panes")
+        panes.remove_children()  # the placeholder, or a previous run's panes
+        panes.mount_all(
+            ArchPane(job.key, job.arch, job.host, emulated=job.emulated) for job in jobs
         )
+        self.query_one(HostsPanel).mark_emulating(j.host for j in jobs if j.emulated)
+        self._layout(self.size.width)
+        self.call_after_refresh(self.action_focus_pane, 0)
+
+    def action_build(self) -> None:
+        if self.run_ is not None and self.run_.running:
+            self.notify("a build is running; x cancels the focused arch", severity="warning")
+            return
+        if self.image is None:
+            self.notify("no [[images]] in the config", severity="error")
+            return
+        self.status_text = "planning"
+        self.published = None
+        self._update_title()
+        self._build()
+
+    @work(exclusive=True, group="build")
+    async def _build(self) -> None:
+        from matui.engine.build import start_build
+        from matui.engine.plan import PlanError
+
+        try:
+            prepared = await start_build(
+                self.config,
+                self.pool(),
+                image=self.image.name if self.image else None,
+                tags=self.tags,
+                state_root=self.state_root,
+            )
+        except PlanError as exc:
+            self.status_text = "cannot plan"
+            self._update_title()
+            self.notify(str(exc), title="Cannot plan the build", severity="error", timeout=15)
+            return
+        self.run_ = prepared.run
+        self.started = time.monotonic()
+        self.show_jobs(prepared.plan.jobs)
+        self.show_probes(prepared.run.probes, prepared.flags)
+        self.status_text = "building"
+        self._update_title()
+        async for event in prepared.run.events(until_finished=False):
+            self.handle_event(event)
+
+    def handle_event(self, event: Event) -> None:
+        from matui.engine.progress import StepState
+        from matui.engine.runner import (
+            LinesEvent,
+            NoteEvent,
+            RunFinished,
+            StateEvent,
+            StepChange,
+        )
+
+        if isinstance(event, LinesEvent):
+            self._pane(event.job).view.add_lines(event.lines)
+        elif isinstance(event, StepChange):
+            if event.step.state is StepState.STARTED:
+                self._pane(event.job).set_step(event.step.name)
+        elif isinstance(event, StateEvent):
+            self._pane(event.job).set_state(str(event.state), event.detail)
+            if self.run_ is not None and self.run_.running:
+                self.status_text = "building"
+        elif isinstance(event, NoteEvent):
+            self.notify(event.text, title=self._pane(event.job).arch, timeout=8)
+        elif isinstance(event, RunFinished):
+            self._finished()
+        self._update_title()
+
+    def _finished(self) -> None:
+        if self.run_ is None:
+            return
+        failed = [s.job.arch for s in self.run_.status.values() if s.state != "succeeded"]
+        if failed:
+            self.status_text = f"failed: {', '.join(failed)}"
+            self.notify(
+                f"not built: {', '.join(failed)} — e jumps to the first error, r retries",
+                severity="error",
+                timeout=10,
+            )
+        else:
+            self.status_text = "built: press m to publish"
+            self.notify("every arch built; m publishes the index", timeout=8)
+
+    def _pane(self, key: str) -> ArchPane:
+        return self.query_one(f"#pane-{key}", ArchPane)
+
+    def focused_pane(self) -> ArchPane | None:
+        node = self.focused
+        while node is not None:
+            if isinstance(node, ArchPane):
+                return node
+            node = node.parent  # type: ignore[assignment]
+        panes = list(self.query(ArchPane))
+        return panes[0] if panes else None
+
+    def action_focus_pane(self, step: int) -> None:
+        panes = [p for p in self.query(ArchPane) if p.display]
+        if not panes:
+            return
+        current = self.focused_pane()
+        index = panes.index(current) if current in panes else -step
+        if not isinstance(self.focused, LogPane):
+            index -= step  # first press lands on the current pane
+        panes[(index + step) % len(panes)].view.focus()
+
+    def action_retry(self) -> None:
+        pane = self.focused_pane()
+        if self.run_ is None or pane is None:
+            self.notify("nothing to retry yet: b builds", severity="warning")
+            return
+        try:
+            self.run_.retry(pane.key)
+        except RuntimeError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.status_text = "building"
+        self._update_title()
+
+    def action_cancel_arch(self) -> None:
+        pane = self.focused_pane()
+        if self.run_ is None or pane is None or not self.run_.running:
+            self.notify("nothing is running", severity="warning")
+            return
+        self.notify(f"cancelling {pane.arch} on {pane.host}…")
+        self.run_worker(self.run_.cancel(pane.key), group="cancel")
+
+    # --- log pane actions ------------------------------------------------------------------
+
+    def action_search(self) -> None:
+        if self.focused_pane() is None:
+            return
+        if not self.query("#search"):
+            self.mount(
+                Input(placeholder="search (regex)… enter finds, esc closes", id="search"),
+                before=self.query_one(Footer),
+            )
+        self.call_after_refresh(self.query_one("#search", Input).focus)
+
+    @on(Input.Submitted, "#search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        pane = self._search_pane
+        self._close_search()
+        if pane is None or not event.value:
+            return
+        try:
+            found = pane.view.search(event.value)
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if found is None:
+            self.notify(f"not found in {pane.arch}: {event.value}", severity="warning")
+
+    def _close_search(self) -> None:
+        pane = self._search_pane
+        for search in self.query("#search"):
+            search.remove()
+        if pane is not None:
+            pane.view.focus()
+
+    @on(events.DescendantFocus)
+    def _remember_pane(self, event: events.DescendantFocus) -> None:
+        if isinstance(event.widget, LogPane):
+            self._search_pane = self.focused_pane()
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key == "escape" and self.query("#search"):
+            event.stop()
+            self._close_search()
+
+    def action_next_match(self) -> None:
+        if pane := self.focused_pane():
+            pane.view.action_next_match()
+
+    def action_previous_match(self) -> None:
+        if pane := self.focused_pane():
+            pane.view.action_previous_match()
+
+    def action_first_error(self) -> None:
+        if pane := self.focused_pane():
+            pane.view.action_first_error()
+
+    def action_toggle_follow(self) -> None:
+        if pane := self.focused_pane():
+            pane.view.action_toggle_follow()
+
+    def action_zoom(self) -> None:
+        pane = self.focused_pane()
+        if pane is None:
+            return
+        panes = self.query_one("#panes")
+        zoomed = not panes.has_class("-zoomed")
+        panes.set_class(zoomed, "-zoomed")
+        for other in self.query(ArchPane):
+            other.set_class(zoomed and other is pane, "-zoom")
+        self._layout(self.size.width)
+        pane.view.focus()
+
+    def action_save_log(self) -> None:
+        pane = self.focused_pane()
+        if pane is None:
+            return
+        run = self.run_.id if self.run_ else "no-run"
+        path = Path.cwd() / f"matui-{run}-{pane.key}.log"
+        pane.view.store.save(path)
+        self.notify(f"saved {len(pane.view.store)} lines to {path}")
+
+    # --- publish ---------------------------------------------------------------------------
+
+    def action_publish(self) -> None:
+        self._publish()
+
+    @work(exclusive=True, group="publish")
+    async def _publish(self) -> None:
+        from matui.ui.publish import prepare_publish
+
+        if self.run_ is None:
+            self.notify("nothing built yet: b builds every arch", severity="warning")
+            return
+        summary, blocked, push = await prepare_publish(self, self.run_)
+        pushed = await self.push_screen_wait(PublishScreen(summary, blocked=blocked, push=push))
+        if pushed:
+            self._update_title()
+
+    # --- help, quit, palette ---------------------------------------------------------------
+
+    def action_help(self) -> None:
+        rows = []
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding):
+                rows.append((binding.key.replace("question_mark", "?"), binding.description))
+        self.push_screen(HelpScreen(rows))
+
+    def action_quit_app(self) -> None:
+        if self.run_ is None or not self.run_.running:
+            self.exit(0)
+            return
+        running = [s.job.arch for s in self.run_.status.values() if not s.state.finished]
+
+        def chosen(choice: str | None) -> None:
+            if choice == "leave":
+                self.exit(0)
+            elif choice == "cancel":
+                self._cancel_and_quit()
+
+        self.push_screen(QuitScreen(running), chosen)
+
+    @work(exclusive=True, group="quit")
+    async def _cancel_and_quit(self) -> None:
+        if self.run_ is not None:
+            self.notify("cancelling the remote builds…")
+            await self.run_.cancel()
+            await self.run_.wait()
+        self.exit(0)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.action not in ("quit_app",):
+                action = binding.action
+                yield SystemCommand(
+                    binding.description,
+                    f"{binding.description} (key: {binding.key})",
+                    lambda action=action: self.run_action(action),
+                )
+
+
+def _status_style(status: str) -> str:
+    if status.startswith(("failed", "cannot", "hosts not")):
+        return "bold red"
+    if status.startswith(("built", "ready", "published")):
+        return "bold green"
+    return "bold yellow"

@@ -1,0 +1,135 @@
+"""Modal screens: publish confirmation, quit while building, help."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+class PublishScreen(ModalScreen[bool]):
+    """Shows exactly what will move; `enter` pushes, `esc` backs out.
+
+    When publishing is blocked (an arch not built, an error flag open) it says why and offers
+    nothing to confirm.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "confirm", "Push", id="publish.confirm"),
+        Binding("escape", "dismiss_screen", "Back", id="publish.back"),
+    ]
+
+    def __init__(
+        self,
+        summary: Text,
+        *,
+        blocked: str | None,
+        push: Callable[[], Awaitable[Text]] | None,
+    ) -> None:
+        super().__init__(classes="dialog-screen")
+        self.summary = summary
+        self.blocked = blocked
+        self.push = push
+        self.state = "blocked" if blocked else "confirm"
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="publish", classes="dialog"):
+            with VerticalScroll():
+                yield Static(self.summary, id="publish-summary")
+            yield Static(self._prompt(), id="publish-prompt")
+
+    def on_mount(self) -> None:
+        dialog = self.query_one("#publish")
+        dialog.border_title = "Publish the multi-arch index"
+        dialog.set_class(self.blocked is not None, "-blocked")
+
+    def _prompt(self) -> Text:
+        if self.state == "blocked":
+            text = Text("NOT READY TO PUBLISH\n", style="bold red")
+            text.append(self.blocked or "")
+            text.append("\n\nesc: back", style="dim")
+            return text
+        if self.state == "pushing":
+            return Text("pushing the index and verifying what the registry serves…", style="bold")
+        if self.state == "done":
+            return Text("esc: close", style="dim")
+        return Text.assemble(("enter", "bold reverse"), " push   ", ("esc", "bold"), " back")
+
+    def action_confirm(self) -> None:
+        if self.state != "confirm" or self.push is None:
+            return
+        self.state = "pushing"
+        self.query_one("#publish-prompt", Static).update(self._prompt())
+        self._run_push()
+
+    @work(exclusive=True, group="push")
+    async def _run_push(self) -> None:
+        assert self.push is not None
+        result = await self.push()
+        self.state = "done"
+        self.query_one("#publish-summary", Static).update(result)
+        self.query_one("#publish-prompt", Static).update(self._prompt())
+
+    def action_dismiss_screen(self) -> None:
+        if self.state != "pushing":
+            self.dismiss(self.state == "done")
+
+
+class QuitScreen(ModalScreen[str | None]):
+    """Quitting while builds run: leave them running on their hosts (default) or cancel them."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter,l", "choose('leave')", "Leave running", id="quit.leave"),
+        Binding("c", "choose('cancel')", "Cancel builds", id="quit.cancel"),
+        Binding("escape", "choose(None)", "Back", id="quit.back"),
+    ]
+
+    def __init__(self, running: list[str]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.running = running
+
+    def compose(self) -> ComposeResult:
+        text = Text(f"Builds still running: {', '.join(self.running)}\n\n")
+        text.append("enter", style="bold reverse")
+        text.append("  quit and leave them running on their hosts (default)\n")
+        text.append("c", style="bold")
+        text.append("      cancel them on their hosts, then quit\n")
+        text.append("esc", style="bold")
+        text.append("    back to the dashboard")
+        with Vertical(id="quit", classes="dialog"):
+            yield Static(text)
+
+    def on_mount(self) -> None:
+        self.query_one("#quit").border_title = "Quit matui?"
+
+    def action_choose(self, choice: str | None) -> None:
+        self.dismiss(choice)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q", "dismiss", "Close", id="help.close"),
+    ]
+
+    def __init__(self, rows: list[tuple[str, str]]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        for key, description in self.rows:
+            text.append(f"{key:>10}  ", style="bold")
+            text.append(f"{description}\n")
+        text.append("\nEvery action is also in the command palette (ctrl+p).", style="dim")
+        with Vertical(id="help", classes="dialog"), VerticalScroll():
+            yield Static(text)
+
+    def on_mount(self) -> None:
+        self.query_one("#help").border_title = "Keys"

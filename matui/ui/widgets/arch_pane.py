@@ -1,0 +1,60 @@
+"""One build's pane: a titled frame around its live log."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+
+from matui.ui.widgets.log_pane import LogPane
+
+STATE_CLASSES = ("queued", "uploading", "running", "succeeded", "failed", "cancelled", "lost")
+
+
+class ArchPane(Vertical):
+    """The title says arch, host and state (with the current step, digest or failing step)."""
+
+    DEFAULT_CSS = """
+    ArchPane {
+        border: round $panel-lighten-2;
+        height: 1fr;
+        min-height: 4;
+    }
+    """
+
+    def __init__(self, key: str, arch: str, host: str, *, emulated: bool = False) -> None:
+        super().__init__(id=f"pane-{key}", classes="arch-pane -queued")
+        self.key = key
+        self.arch = arch
+        self.host = host
+        self.emulated = emulated
+        self.state = "queued"
+        self.detail = ""
+        self.view = LogPane(id=f"log-{key}")
+        self._retitle()
+
+    def compose(self) -> ComposeResult:
+        yield self.view
+
+    def set_state(self, state: str, detail: str = "") -> None:
+        for name in STATE_CLASSES:
+            self.set_class(name == state, f"-{name}")
+        self.state = state
+        self.detail = detail
+        self._retitle()
+
+    def set_step(self, step: str | None) -> None:
+        if self.state == "running":
+            self.detail = step or ""
+            self._retitle()
+
+    def _retitle(self) -> None:
+        host = f"{self.host} (QEMU)" if self.emulated else self.host
+        state = self.state.upper() if self.state in ("failed", "lost") else self.state
+        self.border_title = f"{self.arch} · {host} · {state}"
+        self.border_subtitle = _short(self.detail)
+
+
+def _short(detail: str, width: int = 60) -> str:
+    if detail.startswith("sha256:"):
+        return detail[:19]
+    return detail if len(detail) <= width else detail[: width - 1] + "…"
