@@ -42,29 +42,98 @@ class MatuiApp(App[int]):
     TITLE = "matui"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("b", "build", "Build", id="build"),
-        Binding("m", "publish", "Manifest", id="publish"),
-        Binding("r", "retry", "Retry", id="retry"),
-        Binding("x", "cancel_arch", "Cancel", id="cancel"),
-        Binding("slash", "search", "Search", id="search"),
-        Binding("n", "next_match", "Next match", show=False, id="search.next"),
-        Binding("N", "previous_match", "Previous match", show=False, id="search.previous"),
-        Binding("e", "first_error", "Error", id="first-error"),
-        Binding("f", "toggle_follow", "Follow", id="follow"),
-        Binding("z", "zoom", "Zoom", id="zoom"),
-        Binding("s", "save_log", "Save", id="save"),
-        Binding("tab", "focus_pane(1)", "Next pane", show=False, priority=True, id="pane.next"),
+        Binding(
+            "b", "build", "Build", tooltip="Build every arch on its host, all at once", id="build"
+        ),
+        Binding(
+            "m",
+            "publish",
+            "Manifest",
+            tooltip="Create and push the multi-arch index (shows what moves first)",
+            id="publish",
+        ),
+        Binding(
+            "r",
+            "retry",
+            "Retry",
+            tooltip="Build the focused arch again (the others keep their digests)",
+            id="retry",
+        ),
+        Binding(
+            "x", "cancel_arch", "Cancel", tooltip="Cancel the focused arch on its host", id="cancel"
+        ),
+        Binding(
+            "slash",
+            "search",
+            "Search",
+            tooltip="Search the focused pane (regex, case-insensitive)",
+            id="search",
+        ),
+        Binding(
+            "n",
+            "next_match",
+            "Next match",
+            show=False,
+            tooltip="Next search match",
+            id="search.next",
+        ),
+        Binding(
+            "N",
+            "previous_match",
+            "Previous match",
+            show=False,
+            tooltip="Previous search match",
+            id="search.previous",
+        ),
+        Binding(
+            "e",
+            "first_error",
+            "Error",
+            tooltip="Jump to the first error in the focused pane",
+            id="first-error",
+        ),
+        Binding(
+            "f",
+            "toggle_follow",
+            "Follow",
+            tooltip="Follow the end of the focused pane on/off",
+            id="follow",
+        ),
+        Binding(
+            "z", "zoom", "Zoom", tooltip="Zoom the focused pane / back to all panes", id="zoom"
+        ),
+        Binding(
+            "s", "save_log", "Save", tooltip="Save the focused pane's log to a file", id="save"
+        ),
+        Binding(
+            "tab",
+            "focus_pane(1)",
+            "Next pane",
+            show=False,
+            priority=True,
+            tooltip="Focus the next pane",
+            id="pane.next",
+        ),
         Binding(
             "shift+tab",
             "focus_pane(-1)",
             "Previous pane",
             show=False,
             priority=True,
+            tooltip="Focus the previous pane",
             id="pane.previous",
         ),
-        Binding("c", "check", "Check hosts", show=False, id="check"),
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit_app", "Quit", id="quit"),
+        Binding(
+            "c", "check", "Check hosts", show=False, tooltip="Probe the hosts again", id="check"
+        ),
+        Binding("question_mark", "help", "Help", tooltip="Show the keys", id="help"),
+        Binding(
+            "q",
+            "quit_app",
+            "Quit",
+            tooltip="Quit (asks whether to leave running builds on their hosts)",
+            id="quit",
+        ),
     ]
 
     def __init__(
@@ -89,6 +158,7 @@ class MatuiApp(App[int]):
         self.status_text = "idle"
         self.published: str | None = None
         self.started: float | None = None
+        self.ended: float | None = None
         self._pool: SshPool | None = None
         self._search_pane: ArchPane | None = None
 
@@ -135,17 +205,19 @@ class MatuiApp(App[int]):
         panes.styles.grid_size_columns = columns
 
     def _update_title(self) -> None:
+        # Most important first: a narrow terminal cuts the end of the line.
         parts = [Text("matui", style="bold")]
+        parts.append(Text(self.status_text, style=_status_style(self.status_text)))
+        if self.started is not None:
+            end = self.ended if self.ended is not None else time.monotonic()
+            elapsed = int(end - self.started)
+            parts.append(Text(f"{elapsed // 60}:{elapsed % 60:02d}"))
+        if self.published:
+            parts.append(Text(f"index {self.published[:19]}", style="green"))
         if self.image:
             parts.append(Text(f"{self.image.name}:{','.join(self.tags)}"))
         if self.run_:
             parts.append(Text(f"run {self.run_.id}", style="dim"))
-        parts.append(Text(self.status_text, style=_status_style(self.status_text)))
-        if self.started is not None:
-            elapsed = int(time.monotonic() - self.started)
-            parts.append(Text(f"{elapsed // 60}:{elapsed % 60:02d}"))
-        if self.published:
-            parts.append(Text(f"index {self.published[:19]}", style="green"))
         self.query_one("#titlebar", Static).update(Text("  ·  ").join(parts))
 
     # --- hosts -----------------------------------------------------------------------------
@@ -231,6 +303,7 @@ class MatuiApp(App[int]):
             return
         self.run_ = prepared.run
         self.started = time.monotonic()
+        self.ended = None
         self.show_jobs(prepared.plan.jobs)
         self.show_probes(prepared.run.probes, prepared.flags)
         self.status_text = "building"
@@ -266,6 +339,7 @@ class MatuiApp(App[int]):
     def _finished(self) -> None:
         if self.run_ is None:
             return
+        self.ended = time.monotonic()
         failed = [s.job.arch for s in self.run_.status.values() if s.state != "succeeded"]
         if failed:
             self.status_text = f"failed: {', '.join(failed)}"
@@ -310,6 +384,7 @@ class MatuiApp(App[int]):
         except RuntimeError as exc:
             self.notify(str(exc), severity="warning")
             return
+        self.ended = None
         self.status_text = "building"
         self._update_title()
 
@@ -424,7 +499,8 @@ class MatuiApp(App[int]):
         rows = []
         for binding in self.BINDINGS:
             if isinstance(binding, Binding):
-                rows.append((binding.key.replace("question_mark", "?"), binding.description))
+                key = self.get_key_display(binding)
+                rows.append((key, binding.tooltip or binding.description))
         self.push_screen(HelpScreen(rows))
 
     def action_quit_app(self) -> None:
@@ -452,11 +528,12 @@ class MatuiApp(App[int]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.action not in ("quit_app",):
+            if isinstance(binding, Binding):
                 action = binding.action
+                key = self.get_key_display(binding)
                 yield SystemCommand(
                     binding.description,
-                    f"{binding.description} (key: {binding.key})",
+                    f"{binding.tooltip or binding.description} (key: {key})",
                     lambda action=action: self.run_action(action),
                 )
 
