@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     from matui.engine.check import CheckReport
     from matui.engine.config import Config
+    from matui.engine.flags import Flag
     from matui.engine.records import RunRecord
 
 EXIT_OK = 0
@@ -297,11 +298,21 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from matui.engine.plan import PlanError
+    from matui.engine.plan import BuildRefused, PlanError
 
     config = _load(args)
     try:
         return asyncio.run(_build(config, args))
+    except BuildRefused as exc:
+        print(f"matui: {exc}", file=sys.stderr)
+        if args.json:
+            json.dump(
+                {"run": None, "jobs": [], "flags": [f.to_json() for f in exc.flags]},
+                sys.stdout,
+                indent=2,
+            )
+            print()
+        return EXIT_FAILED
     except PlanError as exc:
         print(f"matui: cannot plan the build:\n{exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -311,8 +322,9 @@ async def _build(config: Config, args: argparse.Namespace) -> int:
     import signal
 
     from matui.engine.build import start_build
+    from matui.engine.flags import has_errors
     from matui.engine.progress import neutralise
-    from matui.engine.runner import LinesEvent, NoteEvent, StateEvent
+    from matui.engine.runner import FlagsEvent, LinesEvent, NoteEvent, StateEvent
     from matui.engine.ssh import SshPool
 
     log = sys.stderr if args.json else sys.stdout
@@ -348,6 +360,11 @@ async def _build(config: Config, args: argparse.Namespace) -> int:
                     log.write(f"[{arch[event.job]}] == {event.state} {event.detail}\n")
                 elif isinstance(event, NoteEvent):
                     log.write(f"[{arch[event.job]}] note: {event.text}\n")
+                elif isinstance(event, FlagsEvent):
+                    for flag in event.flags:
+                        log.write(
+                            f"matui: {flag.severity} {flag.kind} {flag.subject}: {flag.message}\n"
+                        )
                 log.flush()
         finally:
             loop.remove_signal_handler(signal.SIGINT)
@@ -381,7 +398,7 @@ async def _build(config: Config, args: argparse.Namespace) -> int:
                 }
                 for s in jobs
             ],
-            "flags": [flag.to_json() for flag in prepared.flags],
+            "flags": [flag.to_json() for flag in run.flags],
         }
         json.dump(doc, sys.stdout, indent=2)
         print()
@@ -402,15 +419,14 @@ async def _build(config: Config, args: argparse.Namespace) -> int:
                 ],
             )
         )
-        print(
-            f"run {run.id}: "
-            + (
-                "all arches built; push the index with `matui manifest`"
-                if run.succeeded
-                else "not every arch succeeded"
-            )
-        )
-    return EXIT_OK if run.succeeded else EXIT_FAILED
+        if not run.succeeded:
+            verdict = "not every arch succeeded"
+        elif has_errors(run.flags):
+            verdict = "built, but an error flag is open: the index will not be pushed"
+        else:
+            verdict = "all arches built; push the index with `matui manifest`"
+        print(f"run {run.id}: {verdict}")
+    return EXIT_OK if run.succeeded and not has_errors(run.flags) else EXIT_FAILED
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
@@ -427,6 +443,18 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
         return asyncio.run(_manifest(config, record, args))
     except ManifestRefused as exc:
         print(f"matui: {exc}", file=sys.stderr)
+        if args.json:
+            json.dump(
+                {
+                    "pushed": False,
+                    "verified": False,
+                    "refused": str(exc),
+                    "flags": [f.to_json() for f in exc.flags],
+                },
+                sys.stdout,
+                indent=2,
+            )
+            print()
         return EXIT_FAILED
     except VerifyError as exc:
         print(f"matui: the registry does not serve what was pushed: {exc}", file=sys.stderr)
@@ -434,7 +462,11 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
 
 
 async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace) -> int:
+    from matui.engine.checks import index_diffs
+    from matui.engine.flags import has_errors
     from matui.engine.manifest import (
+        ManifestRefused,
+        check_index,
         create_index,
         current_state,
         index_host,
@@ -447,34 +479,47 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
     plan = plan_index(record, args.tags)
     registry = RegistryClient()
     before = await current_state(plan, registry)
+    confirmed = {t: (m.digest if m else None) for t, m in before.items()}
+    host = index_host(record, config)
+    diffs = await index_diffs(plan, registry, state=before)
+    flags = await check_index(record, plan, registry, confirmed, config=config, host=host)
+    flags += [
+        flag for flag in _record_flags(record) if flag.to_json() not in [f.to_json() for f in flags]
+    ]
     out = sys.stderr if args.json else sys.stdout
-    print(f"run {record.id}: index for {plan.repository}", file=out)
+    print(
+        f"run {record.id}: index for {plan.repository}" + (f" (created on {host})" if host else ""),
+        file=out,
+    )
     for tag in plan.tags:
         now = before[tag]
-        if now is None:
-            held = "nothing (new tag)"
-        elif now.is_index:
-            held = f"index {now.digest} [{', '.join(str(p) for p in now.platforms())}]"
-        else:
-            held = f"single-arch manifest {now.digest}"
-        print(f"  {plan.target(tag)}\n    now:  {held}", file=out)
-    print("    new:  index of", file=out)
-    for source in plan.sources:
-        print(f"          {source.platform!s:14} {source.digest}", file=out)
-    for flag in record.data.get("flags", []):
-        print(f"  {flag['severity']} {flag['kind']} {flag['subject']}: {flag['message']}", file=out)
+        held = (
+            "nothing (new tag)"
+            if now is None
+            else (f"index {now.digest}" if now.is_index else f"single-arch manifest {now.digest}")
+        )
+        print(f"  {plan.target(tag)}\n    now: {held}", file=out)
+        for change in diffs[tag]:
+            old = (change.before or "-")[:19]
+            new = (change.after or "-")[:19]
+            print(f"    {change.change:8} {change.platform:14} {old:19} -> {new}", file=out)
+    for flag in flags:
+        print(f"  {flag.severity} {flag.kind} {flag.subject}: {flag.message}", file=out)
     doc: dict[str, object] = {
         "run": record.id,
         "tag": plan.tags[0] if plan.tags else None,
         "tags": list(plan.tags),
         "platforms": [str(s.platform) for s in plan.sources],
         "sources": plan.source_refs,
+        "diff": {tag: [c.to_json() for c in changes] for tag, changes in diffs.items()},
+        "flags": [flag.to_json() for flag in flags],
         "digest": None,
         "verified": False,
         "pushed": False,
     }
+    if has_errors(flags) and not args.dry_run:
+        raise ManifestRefused("an error flag is open (above); not pushing the index", flags)
     async with SshPool(config.hosts) as pool:
-        host = index_host(record, config)
         if args.dry_run:
             index = await create_index(plan, config=config, pool=pool, host=host, dry_run=True)
             print(index, file=out)
@@ -493,12 +538,12 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
                 tags=args.tags,
                 config=config,
                 pool=pool,
-                expected_before={t: (m.digest if m else None) for t, m in before.items()},
+                expected_before=confirmed,
             )
             for result in results:
                 print(
-                    f"pushed {result.ref} -> {result.digest} (verified: "
-                    f"{', '.join(result.platforms)})",
+                    f"pushed {result.ref} -> {result.digest} "
+                    f"(verified: {', '.join(result.platforms)})",
                     file=out,
                 )
             doc.update(
@@ -511,6 +556,21 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
         json.dump(doc, sys.stdout, indent=2)
         print()
     return EXIT_OK
+
+
+def _record_flags(record: RunRecord) -> list[Flag]:
+    from matui.engine.flags import Flag, FlagKind, Severity
+
+    return [
+        Flag(
+            FlagKind(f["kind"]),
+            Severity(f["severity"]),
+            f["subject"],
+            f["message"],
+            f.get("evidence") or {},
+        )
+        for f in record.data.get("flags", [])
+    ]
 
 
 def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:

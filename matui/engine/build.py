@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from matui.engine.check import check_hosts
-from matui.engine.plan import BuildPlan, plan_build
+from matui.engine.flags import has_errors
+from matui.engine.plan import BuildPlan, BuildRefused, PlanError, plan_build
 from matui.engine.records import RunRecord, state_dir
+from matui.engine.registry import RegistryClient, RegistryError
 from matui.engine.runner import BuildRun
 
 if TYPE_CHECKING:
@@ -32,16 +34,40 @@ async def start_build(
     image: str | None = None,
     tags: Sequence[str] | None = None,
     state_root: Path | None = None,
+    registry: RegistryClient | None = None,
 ) -> PreparedBuild:
-    """Probe every host, plan the jobs natively, record the run and launch every job at once.
+    """Probe every host, plan the jobs natively, check the registry, record the run and launch
+    every job at once.
 
-    Raises :class:`~matui.engine.plan.PlanError` when a platform has no host.
+    Raises :class:`~matui.engine.plan.PlanError` when a platform has no host, and its subclass
+    :class:`~matui.engine.plan.BuildRefused` (carrying the flags) when a check says the build
+    must not start, e.g. a per-arch push would land on a tag that holds a multi-arch index.
     """
+    from matui.engine.checks import preflight_flags, read_tags
+
     image_config = config.image(image)
     run_tags = tuple(tags) if tags else tuple(image_config.tags)
+    registry = registry or RegistryClient()
     report = await check_hosts(pool, config.hosts)
     plan = plan_build(image_config, run_tags, config.hosts, report.probes)
-    flags = (*report.flags, *plan.flags)
+    used = {job.host for job in plan.jobs}
+    repo = image_config.repository()
+    try:
+        state = await read_tags(registry, repo, [j.arch_tag for j in plan.jobs] + list(run_tags))
+        checks = await preflight_flags(
+            plan, registry, hosts=config.hosts, probes=report.probes, state=state
+        )
+    except RegistryError as exc:
+        raise PlanError(f"cannot read {repo} to check the tags before building: {exc}") from exc
+    # A misdeclared host this build does not use is `matui check`'s business, not this run's.
+    flags = (*(f for f in report.flags if f.subject in used), *checks)
+    if has_errors(flags):
+        errors = [f for f in flags if f.severity == "error"]
+        raise BuildRefused(
+            "not starting the build:\n"
+            + "\n".join(f"  {f.kind} {f.subject}: {f.message}" for f in errors),
+            flags,
+        )
     record = RunRecord.create(
         state_root or state_dir(),
         {
@@ -52,10 +78,19 @@ async def start_build(
             "platforms": [str(p) for p in image_config.platforms],
             "hosts": [probe.to_json() for probe in report.probes],
             "flags": [flag.to_json() for flag in flags],
-            "jobs": [{**job.to_json(), "key": job.key, "state": "queued"} for job in plan.jobs],
+            "jobs": [
+                {
+                    **job.to_json(),
+                    "key": job.key,
+                    "state": "queued",
+                    "arch_tag_before": (m.digest if (m := state.get(job.arch_tag)) else None),
+                }
+                for job in plan.jobs
+            ],
             "state": "running",
         },
     )
-    run = BuildRun(plan, config, pool, record, list(report.probes))
+    run = BuildRun(plan, config, pool, record, list(report.probes), registry=registry)
+    run.flags = list(flags)
     run.start()
     return PreparedBuild(plan, flags, run)

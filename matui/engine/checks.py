@@ -743,7 +743,7 @@ async def preflight_flags(
     """Before the build starts: flags that must stop it when they are errors.
 
     Plan-level pushes to one tag; with ``hosts``, emulation (replaces the WARNINGs plan_build
-    puts in ``plan.flags``); per-arch tags holding an index; release tags that would lose a
+    used to put in the plan); per-arch tags holding an index; release tags that would lose a
     platform. ``state`` is :func:`read_tags` of the plan's per-arch and release tags when the
     caller read it already (to record the digests); otherwise it is read here.
     """

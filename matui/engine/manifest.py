@@ -8,6 +8,7 @@ source order, so the same run always yields the same index).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from matui.engine import remote
 from matui.engine.arch import Platform
-from matui.engine.flags import Severity
+from matui.engine.config import ConfigError
+from matui.engine.flags import Flag, Severity, has_errors
 from matui.engine.refs import Repository, check_digest, parse_repository
 
 if TYPE_CHECKING:
@@ -28,6 +30,10 @@ if TYPE_CHECKING:
 
 class ManifestRefused(Exception):
     """The index must not be pushed; the message says why and what to do."""
+
+    def __init__(self, message: str, flags: Sequence[Flag] = ()) -> None:
+        super().__init__(message)
+        self.flags = list(flags)
 
 
 class VerifyError(Exception):
@@ -119,17 +125,57 @@ def plan_index(record: RunRecord, tags: Sequence[str] | None = None) -> IndexPla
     return IndexPlan(repo, run_tags, tuple(sources))
 
 
-def local_buildx_available() -> bool:
-    """The machine running matui can create the index itself (docker CLI with buildx)."""
+def local_buildx_version() -> str | None:
+    """`docker buildx version` here, or None when this machine cannot create the index itself."""
     if shutil.which("docker") is None:
-        return False
+        return None
     try:
         probe = subprocess.run(
             ["docker", "buildx", "version"], capture_output=True, timeout=20, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
+        return None
+    if probe.returncode != 0:
+        return None
+    return probe.stdout.decode("utf-8", "replace").strip() or None
+
+
+def local_buildx_available() -> bool:
+    return local_buildx_version() is not None
+
+
+async def check_index(
+    record: RunRecord,
+    plan: IndexPlan,
+    registry: RegistryClient,
+    confirmed: dict[str, str | None] | None,
+    *,
+    config: Config | None = None,
+    host: str | None = None,
+) -> list[Flag]:
+    """Every check due right before `imagetools create`, with the facts gathered in one place:
+    the planned and retired platforms, and the buildx version of wherever the merge runs."""
+    from matui.engine.checks import premanifest_flags
+
+    planned = [Platform.parse(p) for p in record.data.get("platforms", [])]
+    retired: tuple[Platform, ...] = ()
+    if config is not None:
+        with contextlib.suppress(ConfigError):
+            retired = config.image(str(record.data["image"])).retired_platforms
+    if host is None:
+        buildx = local_buildx_version()
+    else:
+        probes = {p.get("name"): p for p in record.data.get("hosts", [])}
+        buildx = probes.get(host, {}).get("buildx_version")
+    return await premanifest_flags(
+        plan,
+        registry,
+        confirmed,
+        planned=planned or None,
+        retired=retired,
+        buildx_version=buildx,
+        merge_host=host,
+    )
 
 
 async def current_state(plan: IndexPlan, registry: RegistryClient) -> dict[str, Manifest | None]:
@@ -232,21 +278,16 @@ async def push_index(
     nothing is pushed.
     """
     plan = plan_index(record, tags)
-    before = await current_state(plan, registry)
-    if expected_before is not None:
-        moved = [
-            f"{plan.target(t)} moved: it was {expected_before.get(t) or 'absent'} when confirmed, "
-            f"now {m.digest if m else 'absent'}"
-            for t, m in before.items()
-            if (m.digest if m else None) != expected_before.get(t)
-        ]
-        if moved:
-            raise ManifestRefused(
-                "someone else pushed since the confirmation; not pushing:\n  - "
-                + "\n  - ".join(moved)
-                + "\nreview the tag and run `matui manifest` again"
-            )
     host = index_host(record, config)
+    flags = await check_index(record, plan, registry, expected_before, config=config, host=host)
+    if has_errors(flags):
+        errors = [f for f in flags if f.severity == Severity.ERROR]
+        raise ManifestRefused(
+            "not pushing the index:\n  - "
+            + "\n  - ".join(f"{f.kind} {f.subject}: {f.message}" for f in errors),
+            flags,
+        )
+    before = await current_state(plan, registry)
     await create_index(plan, config=config, pool=pool, host=host)
     results = []
     for tag in plan.tags:
@@ -258,6 +299,7 @@ async def push_index(
     record.data.setdefault("manifests", []).append(
         {
             "plan": plan.to_json(),
+            "flags": [flag.to_json() for flag in flags],
             "via": host or "local",
             "results": [r.__dict__ for r in results],
         }

@@ -1,7 +1,8 @@
 """Which host builds which platform.
 
 Natively whenever possible: a host qualifies for a platform when its *probed* native arch (not its
-declared one) matches. Emulation is a deliberate, flagged exception allowed per host.
+declared one) matches. Emulation is a deliberate exception allowed per host; flagging it is the
+checks module's job (:func:`matui.engine.checks.emulation_flags`), not the planner's.
 """
 
 from __future__ import annotations
@@ -10,16 +11,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from matui.engine.flags import Flag, FlagKind, Severity
-
 if TYPE_CHECKING:
     from matui.engine.arch import Platform
     from matui.engine.config import HostConfig, ImageConfig
+    from matui.engine.flags import Flag
     from matui.engine.probe import HostProbe
 
 
 class PlanError(Exception):
     """No way to build a platform; the message names it and what would fix it."""
+
+
+class BuildRefused(PlanError):
+    """The checks found an error-level flag before anything was built."""
+
+    def __init__(self, message: str, flags: Sequence[Flag]) -> None:
+        super().__init__(message)
+        self.flags = list(flags)
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,6 @@ class BuildPlan:
     image: ImageConfig
     tags: tuple[str, ...]  # release tags the index goes to; tags[0] names the per-arch tags
     jobs: tuple[BuildJob, ...]
-    flags: tuple[Flag, ...]
 
     @property
     def repository(self) -> str:
@@ -80,7 +87,6 @@ def plan_build(
     by_name = {probe.name: probe for probe in probes}
     load: dict[str, int] = {host.name: 0 for host in hosts}
     jobs: list[BuildJob] = []
-    flags: list[Flag] = []
     problems: list[str] = []
     for platform in image.platforms:
         usable = [h for h in hosts if (p := by_name.get(h.name)) is not None and p.usable]
@@ -102,21 +108,9 @@ def plan_build(
         load[host.name] += 1
         arch_tag = image.arch_tag_for(tags[0], platform)
         jobs.append(BuildJob(platform, host.name, emulated, arch_tag, f"{image.name}:{arch_tag}"))
-        if emulated:
-            native_arch = by_name[host.name].native_arch
-            flags.append(
-                Flag(
-                    FlagKind.ARCH_MISMATCH,
-                    Severity.WARNING,
-                    platform.arch,
-                    f"{platform} builds on {host.name} ({native_arch}) under QEMU emulation "
-                    "(slower, and emulation bugs ship); add a native host for it",
-                    {"host": host.name, "native": native_arch, "target": str(platform)},
-                )
-            )
     if problems:
         raise PlanError("\n".join(problems))
-    return BuildPlan(image, tuple(tags), tuple(jobs), tuple(flags))
+    return BuildPlan(image, tuple(tags), tuple(jobs))
 
 
 def _no_host_message(

@@ -19,7 +19,9 @@ from matui.engine import remote
 from matui.engine.progress import ProgressParser, StepEvent, parse_metadata
 
 if TYPE_CHECKING:
+    from matui.engine.checks import RegistryReader
     from matui.engine.config import Config
+    from matui.engine.flags import Flag
     from matui.engine.plan import BuildJob, BuildPlan
     from matui.engine.probe import HostProbe
     from matui.engine.records import RunRecord
@@ -75,11 +77,18 @@ class NoteEvent:
 
 
 @dataclass(frozen=True)
+class FlagsEvent:
+    """The run's open flags changed (the whole list, not a delta)."""
+
+    flags: list[Flag]
+
+
+@dataclass(frozen=True)
 class RunFinished:
     run: str
 
 
-Event = LinesEvent | StepChange | StateEvent | DigestEvent | NoteEvent | RunFinished
+Event = LinesEvent | StepChange | StateEvent | DigestEvent | NoteEvent | FlagsEvent | RunFinished
 
 
 @dataclass
@@ -97,6 +106,7 @@ class JobStatus:
     started: float | None = None
     finished: float | None = None
     notes: list[str] = field(default_factory=list)
+    arch_evidence: list[str] = field(default_factory=list)
 
     @property
     def seconds(self) -> float | None:
@@ -116,6 +126,7 @@ class JobStatus:
             "seconds": None if self.seconds is None else round(self.seconds, 3),
             "lines": self.lines,
             "notes": self.notes,
+            "arch_evidence": self.arch_evidence,
             "pid": self.pid,
             "bytes": self.offset,
         }
@@ -146,6 +157,7 @@ class BuildRun:
         *,
         reconnect_attempts: int = 4,
         reconnect_delay: float = 1.0,
+        registry: RegistryReader | None = None,
     ) -> None:
         self.plan = plan
         self.config = config
@@ -155,6 +167,8 @@ class BuildRun:
         self.status = {job.key: JobStatus(job) for job in plan.jobs}
         self.reconnect_attempts = reconnect_attempts
         self.reconnect_delay = reconnect_delay
+        self.registry = registry
+        self.flags: list[Flag] = []
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
@@ -248,11 +262,47 @@ class BuildRun:
                     self._emit(StateEvent(key, JobState.FAILED, status.error))
             if all(task.done() for task in self._tasks.values()):
                 break  # else a retry started meanwhile: wait for it too
+        await self._postbuild_checks()
         self.record.data["finished"] = time.time()
         self.record.data["state"] = "succeeded" if self.succeeded else "failed"
         self.record.save()
         self._done.set()
         self._emit(RunFinished(self.id))
+
+    async def _postbuild_checks(self) -> None:
+        """What the registry now holds for each built digest: its config arch, the per-arch tag,
+        plus the arch evidence in the logs. Errors here keep the index from being pushed."""
+        if self.registry is None:
+            return
+        from matui.engine.checks import built_images, postbuild_flags
+        from matui.engine.flags import Flag as FlagType
+        from matui.engine.flags import FlagKind, Severity
+        from matui.engine.registry import RegistryError
+
+        try:
+            found = await postbuild_flags(
+                self.plan.image.repository(), built_images(self.record.data), self.registry
+            )
+        except RegistryError as exc:
+            found = [
+                FlagType(
+                    FlagKind.TAG_OVERWRITE,
+                    Severity.ERROR,
+                    self.plan.repository,
+                    f"could not check what the registry holds after the build ({exc}); "
+                    "retry when the registry answers",
+                )
+            ]
+        # A retry replaces the previous post-build verdicts rather than piling them up.
+        before = [f.to_json() for f in self.flags]
+        kept = [f for f in self.flags if f.evidence.get("phase") != "postbuild"]
+        for flag in found:
+            flag.evidence.setdefault("phase", "postbuild")
+        self.flags = kept + found
+        if [f.to_json() for f in self.flags] != before:
+            self.record.data["flags"] = [f.to_json() for f in self.flags]
+            self.record.save()
+            self._emit(FlagsEvent(list(self.flags)))
 
     async def _cancel_one(self, key: str) -> None:
         status = self.status[key]
@@ -456,6 +506,7 @@ class BuildRun:
             if note not in status.notes:
                 status.notes.append(note)
                 self._emit(NoteEvent(key, note))
+        status.arch_evidence = list(parser.arch_evidence)
         exit_text = str(outcome.get("exit", "")).strip()
         if not exit_text.lstrip("-").isdigit():
             status.error = "the build's process is gone and left no exit code"

@@ -286,7 +286,7 @@ class MatuiApp(App[int]):
     @work(exclusive=True, group="build")
     async def _build(self) -> None:
         from matui.engine.build import start_build
-        from matui.engine.plan import PlanError
+        from matui.engine.plan import BuildRefused, PlanError
 
         try:
             prepared = await start_build(
@@ -297,7 +297,9 @@ class MatuiApp(App[int]):
                 state_root=self.state_root,
             )
         except PlanError as exc:
-            self.status_text = "cannot plan"
+            if isinstance(exc, BuildRefused):
+                self.set_flags(exc.flags)
+            self.status_text = "cannot plan" if not isinstance(exc, BuildRefused) else "refused"
             self._update_title()
             self.notify(str(exc), title="Cannot plan the build", severity="error", timeout=15)
             return
@@ -305,7 +307,7 @@ class MatuiApp(App[int]):
         self.started = time.monotonic()
         self.ended = None
         self.show_jobs(prepared.plan.jobs)
-        self.show_probes(prepared.run.probes, prepared.flags)
+        self.show_probes(prepared.run.probes, prepared.run.flags)
         self.status_text = "building"
         self._update_title()
         async for event in prepared.run.events(until_finished=False):
@@ -314,6 +316,7 @@ class MatuiApp(App[int]):
     def handle_event(self, event: Event) -> None:
         from matui.engine.progress import StepState
         from matui.engine.runner import (
+            FlagsEvent,
             LinesEvent,
             NoteEvent,
             RunFinished,
@@ -332,6 +335,8 @@ class MatuiApp(App[int]):
                 self.status_text = "building"
         elif isinstance(event, NoteEvent):
             self.notify(event.text, title=self._pane(event.job).arch, timeout=8)
+        elif isinstance(event, FlagsEvent):
+            self.set_flags(event.flags)
         elif isinstance(event, RunFinished):
             self._finished()
         self._update_title()
@@ -539,7 +544,7 @@ class MatuiApp(App[int]):
 
 
 def _status_style(status: str) -> str:
-    if status.startswith(("failed", "cannot", "hosts not")):
+    if status.startswith(("failed", "cannot", "hosts not", "refused", "publish failed")):
         return "bold red"
     if status.startswith(("built", "ready", "published")):
         return "bold green"

