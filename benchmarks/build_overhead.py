@@ -117,11 +117,20 @@ def by_hand(root: Path, env: dict[str, str], repo: str, round_id: str) -> float:
             + " > build.log 2>&1"
         )
         ssh = [
-            "ssh", "-p", port, "-i", env["MATUI_RIG_KEY"],
-            "-o", f"UserKnownHostsFile={env['MATUI_RIG_KNOWN_HOSTS']}",
-            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-            f"{env['MATUI_RIG_USER']}@127.0.0.1", remote,
-        ]  # fmt: skip
+            "ssh",
+            "-p",
+            port,
+            "-i",
+            env["MATUI_RIG_KEY"],
+            "-o",
+            f"UserKnownHostsFile={env['MATUI_RIG_KNOWN_HOSTS']}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            f"{env['MATUI_RIG_USER']}@127.0.0.1",
+            remote,
+        ]
         tar = subprocess.Popen(["tar", "-c", "-C", str(root / "ctx"), "."], stdout=subprocess.PIPE)
         procs.append(subprocess.Popen(ssh, stdin=tar.stdout))
         assert tar.stdout is not None
@@ -145,19 +154,24 @@ def main() -> None:
         config = write_project(root, env, repo)
         for i in range(args.rounds):
             # Alternate the order so neither side always runs on a warmer machine.
-            for side in (("matui", "hand") if i % 2 == 0 else ("hand", "matui")):
+            for side in ("matui", "hand") if i % 2 == 0 else ("hand", "matui"):
                 fresh_dockerfile(root)
                 if side == "matui":
                     matui_times.append(asyncio.run(through_matui(config, root / "state")))
                 else:
                     hand_times.append(by_hand(root, env, repo, f"r{i}"))
-            print(f"round {i + 1}: matui {matui_times[-1]:.2f}s  by hand {hand_times[-1]:.2f}s",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"round {i + 1}: matui {matui_times[-1]:.2f}s  by hand {hand_times[-1]:.2f}s",
+                file=sys.stderr,
+            )
     m, h = statistics.median(matui_times), statistics.median(hand_times)
-    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, "
-          f"{time.strftime('%Y-%m-%d %H:%M:%S')}")  # fmt: skip
-    print(f"two-arch build, median of {args.rounds}: matui {m:.2f}s, "
-          f"buildx over ssh by hand {h:.2f}s")  # fmt: skip
+    print(
+        f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')}"
+    )
+    print(
+        f"two-arch build, median of {args.rounds}: matui {m:.2f}s, buildx over ssh by hand {h:.2f}s"
+    )
     print(f"ratio matui / by hand: {m / h:.3f} (target <= 1.05)")
 
 
