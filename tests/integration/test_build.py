@@ -298,3 +298,48 @@ def test_retry_one_arch_keeps_the_other_digest(rig: Rig, tmp_path: Path) -> None
     assert after["amd64"] == before["amd64"]  # untouched
     state, digest = after["arm64"]  # type: ignore[misc]
     assert state is JobState.SUCCEEDED and digest
+
+
+def imagetools(rig: Rig, *args: str) -> None:
+    subprocess.run(
+        ["docker", "buildx", "imagetools", "create", *args],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "DOCKER_HOST": rig.docker_host},
+    )
+
+
+def test_build_refuses_when_a_per_arch_tag_holds_an_index(rig: Rig, tmp_path: Path) -> None:
+    """The classic single-arch-over-list: the build does not start at all."""
+    config, repo = make_project(tmp_path, rig, DOCKERFILE)
+    imagetools(rig, "--tag", f"{repo}:1.0-arm64", rig.base_image)
+    build = matui(tmp_path, "build", "--config", config, "--json")
+    assert build.returncode == 1
+    doc = json.loads(build.stdout)
+    assert doc["run"] is None and doc["jobs"] == []
+    errors = [f for f in doc["flags"] if f["severity"] == "error"]
+    assert [(f["kind"], f["subject"]) for f in errors] == [("tag-overwrite", "1.0-arm64")]
+    assert "not starting the build" in build.stderr
+    assert not (tmp_path / "state" / "matui" / "runs").exists()  # nothing ran, nothing recorded
+
+
+def test_manifest_dry_run_diffs_against_what_the_tag_serves(rig: Rig, tmp_path: Path) -> None:
+    config, repo = make_project(tmp_path, rig, DOCKERFILE)
+    build = matui(tmp_path, "build", "--config", config, "--json")
+    assert build.returncode == 0, build.stderr[-2000:]
+    jobs = {job["arch"]: job for job in json.loads(build.stdout)["jobs"]}
+    # The release tag already serves an older index: amd64 from the base image, arm64 as built.
+    base = raw_manifest(rig.base_image)["manifests"]
+    old_amd = next(m["digest"] for m in base if m["platform"]["architecture"] == "amd64")  # type: ignore[index,union-attr]
+    imagetools(rig, "--tag", f"{repo}:1.0", f"{rig.base_image}@{old_amd}",
+               f"{repo}@{jobs['arm64']['digest']}")  # fmt: skip
+    dry = matui(tmp_path, "manifest", "--config", config, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    doc = json.loads(dry.stdout)
+    diff = {c["platform"]: (c["change"], c["before"], c["after"]) for c in doc["diff"]["1.0"]}
+    assert diff == {
+        "linux/amd64": ("changed", old_amd, jobs["amd64"]["digest"]),
+        "linux/arm64": ("same", jobs["arm64"]["digest"], jobs["arm64"]["digest"]),
+    }
+    assert doc["pushed"] is False
+    assert "changed" in dry.stderr and "linux/amd64" in dry.stderr
