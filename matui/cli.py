@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     from matui.engine.check import CheckReport
     from matui.engine.config import Config
-    from matui.engine.flags import Flag
     from matui.engine.records import RunRecord
+    from matui.engine.runner import BuildRun
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -73,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="release tag (repeatable; default: the image's tags)",
     )
     build.add_argument(
+        "--json", action="store_true", help="log lines to stderr, one JSON document on stdout"
+    )
+
+    attach = sub.add_parser(
+        "attach", help="follow a run that is still building on its hosts (the newest by default)"
+    )
+    _config_option(attach)
+    attach.add_argument("--run", help="run id or unique prefix")
+    attach.add_argument(
         "--json", action="store_true", help="log lines to stderr, one JSON document on stdout"
     )
 
@@ -156,6 +165,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _cmd_check(args)
         if args.command == "build":
             return _cmd_build(args)
+        if args.command == "attach":
+            return _cmd_attach(args)
         if args.command == "manifest":
             return _cmd_manifest(args)
         if args.command == "runs":
@@ -319,68 +330,106 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 async def _build(config: Config, args: argparse.Namespace) -> int:
+    from matui.engine.build import start_build
+    from matui.engine.ssh import SshPool
+
+    async with SshPool(config.hosts) as pool:
+        prepared = await start_build(config, pool, image=args.image, tags=args.tags)
+        return await _follow_run(prepared.run, args)
+
+
+def _cmd_attach(args: argparse.Namespace) -> int:
+    from matui.engine.records import find_run, state_dir, unfinished_runs
+
+    config = _load(args)
+    if args.run:
+        try:
+            record = find_run(state_dir(), args.run)
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        found = unfinished_runs(state_dir())
+        if not found:
+            print("matui: no unfinished run to attach to; `matui runs` lists them", file=sys.stderr)
+            return EXIT_FAILED
+        record = found[0]
+    return asyncio.run(_attach(config, record, args))
+
+
+async def _attach(config: Config, record: RunRecord, args: argparse.Namespace) -> int:
+    from matui.engine.registry import RegistryClient
+    from matui.engine.runner import BuildRun
+    from matui.engine.ssh import SshPool
+
+    async with SshPool(config.hosts) as pool:
+        run = BuildRun.resume(record, config, pool, registry=RegistryClient())
+        run.start_resumed()
+        return await _follow_run(run, args, attached=True)
+
+
+async def _follow_run(run: BuildRun, args: argparse.Namespace, *, attached: bool = False) -> int:
+    """Stream a run's events as prefixed lines, then print the summary (or the JSON document).
+
+    Ctrl-C stops the remote builds (by process group) and records the run as cancelled.
+    """
     import signal
 
-    from matui.engine.build import start_build
     from matui.engine.flags import has_errors
     from matui.engine.progress import neutralise
     from matui.engine.runner import FlagsEvent, LinesEvent, NoteEvent, StateEvent
-    from matui.engine.ssh import SshPool
 
     log = sys.stderr if args.json else sys.stdout
-    async with SshPool(config.hosts) as pool:
-        prepared = await start_build(config, pool, image=args.image, tags=args.tags)
-        run = prepared.run
-        arch = {job.key: job.arch for job in prepared.plan.jobs}
-        for flag in prepared.flags:
-            print(f"matui: {flag.severity} {flag.kind} {flag.subject}: {flag.message}", file=log)
-        print(
-            f"matui: run {run.id}: "
-            + ", ".join(
-                f"{job.platform} on {job.host}" + (" (emulated)" if job.emulated else "")
-                for job in prepared.plan.jobs
-            ),
-            file=log,
-        )
-        loop = asyncio.get_running_loop()
-        cancelling: list[asyncio.Task[None]] = []
+    plan = run.plan
+    arch = {job.key: job.arch for job in plan.jobs}
+    for flag in run.flags:
+        print(f"matui: {flag.severity} {flag.kind} {flag.subject}: {flag.message}", file=log)
+    print(
+        f"matui: {'attached to run' if attached else 'run'} {run.id}: "
+        + ", ".join(
+            f"{job.platform} on {job.host}" + (" (emulated)" if job.emulated else "")
+            for job in plan.jobs
+        ),
+        file=log,
+    )
+    loop = asyncio.get_running_loop()
+    cancelling: list[asyncio.Task[None]] = []
 
-        def interrupt() -> None:
-            if not cancelling:
-                print("matui: cancelling: stopping the remote builds…", file=sys.stderr)
-                cancelling.append(loop.create_task(run.cancel()))
+    def interrupt() -> None:
+        if not cancelling:
+            print("matui: cancelling: stopping the remote builds…", file=sys.stderr)
+            cancelling.append(loop.create_task(run.cancel()))
 
-        loop.add_signal_handler(signal.SIGINT, interrupt)
-        try:
-            async for event in run.events():
-                if isinstance(event, LinesEvent):
-                    prefix = f"[{arch[event.job]}] "
-                    log.write("".join(f"{prefix}{neutralise(line)}\n" for line in event.lines))
-                elif isinstance(event, StateEvent):
-                    log.write(f"[{arch[event.job]}] == {event.state} {event.detail}\n")
-                elif isinstance(event, NoteEvent):
-                    log.write(f"[{arch[event.job]}] note: {event.text}\n")
-                elif isinstance(event, FlagsEvent):
-                    for flag in event.flags:
-                        log.write(
-                            f"matui: {flag.severity} {flag.kind} {flag.subject}: {flag.message}\n"
-                        )
-                log.flush()
-        finally:
-            loop.remove_signal_handler(signal.SIGINT)
-        for task in cancelling:
-            await task
-        if cancelling:
-            run.record.data["state"] = "cancelled"
-            run.record.save()
-        statuses = await run.wait()
-    jobs = [statuses[job.key] for job in prepared.plan.jobs]
+    loop.add_signal_handler(signal.SIGINT, interrupt)
+    try:
+        async for event in run.events():
+            if isinstance(event, LinesEvent):
+                prefix = f"[{arch[event.job]}] "
+                log.write("".join(f"{prefix}{neutralise(line)}\n" for line in event.lines))
+            elif isinstance(event, StateEvent):
+                log.write(f"[{arch[event.job]}] == {event.state} {event.detail}\n")
+            elif isinstance(event, NoteEvent):
+                log.write(f"[{arch[event.job]}] note: {event.text}\n")
+            elif isinstance(event, FlagsEvent):
+                for flag in event.flags:
+                    log.write(
+                        f"matui: {flag.severity} {flag.kind} {flag.subject}: {flag.message}\n"
+                    )
+            log.flush()
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+    for task in cancelling:
+        await task
+    if cancelling:
+        run.record.data["state"] = "cancelled"
+        run.record.save()
+    statuses = await run.wait()
+    jobs = [statuses[job.key] for job in plan.jobs]
     if args.json:
         doc = {
             "run": run.id,
-            "image": prepared.plan.repository,
-            "tag": prepared.plan.tags[0],
-            "tags": list(prepared.plan.tags),
+            "image": plan.repository,
+            "tag": plan.tags[0],
+            "tags": list(plan.tags),
             "jobs": [
                 {
                     "arch": s.job.arch,
@@ -463,7 +512,7 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
 
 async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace) -> int:
     from matui.engine.checks import index_diffs
-    from matui.engine.flags import has_errors
+    from matui.engine.flags import Flag, has_errors
     from matui.engine.manifest import (
         ManifestRefused,
         check_index,
@@ -484,7 +533,9 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
     diffs = await index_diffs(plan, registry, state=before)
     flags = await check_index(record, plan, registry, confirmed, config=config, host=host)
     flags += [
-        flag for flag in _record_flags(record) if flag.to_json() not in [f.to_json() for f in flags]
+        flag
+        for flag in map(Flag.from_json, record.data.get("flags", []))
+        if flag.to_json() not in [f.to_json() for f in flags]
     ]
     out = sys.stderr if args.json else sys.stdout
     print(
@@ -556,21 +607,6 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
         json.dump(doc, sys.stdout, indent=2)
         print()
     return EXIT_OK
-
-
-def _record_flags(record: RunRecord) -> list[Flag]:
-    from matui.engine.flags import Flag, FlagKind, Severity
-
-    return [
-        Flag(
-            FlagKind(f["kind"]),
-            Severity(f["severity"]),
-            f["subject"],
-            f["message"],
-            f.get("evidence") or {},
-        )
-        for f in record.data.get("flags", [])
-    ]
 
 
 def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:

@@ -35,6 +35,16 @@ class Flag:
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Flag:
+        return cls(
+            FlagKind(data["kind"]),
+            Severity(data["severity"]),
+            str(data["subject"]),
+            str(data["message"]),
+            dict(data.get("evidence") or {}),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": str(self.kind),

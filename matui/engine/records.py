@@ -88,6 +88,25 @@ def list_runs(root: Path) -> list[RunRecord]:
     return records
 
 
+def unfinished_runs(root: Path, image: str | None = None) -> list[RunRecord]:
+    """Runs an earlier matui left with builds still going (newest first)."""
+    return [
+        r
+        for r in list_runs(root)
+        if r.data.get("state") == "running" and (image is None or r.data.get("image") == image)
+    ]
+
+
+def local_lines(record: RunRecord, job_key: str) -> list[str]:
+    """The complete lines already received for a job, decoded as the live stream decodes them."""
+    path = record.log_path(job_key)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    data = data[: data.rfind(b"\n") + 1]
+    return [line.decode("utf-8", "replace").rstrip("\r") for line in data.split(b"\n")[:-1]]
+
+
 def find_run(root: Path, run_id: str | None, image: str | None = None) -> RunRecord:
     """A run by id (a unique prefix will do), else the newest run, of ``image`` when given."""
     runs = [r for r in list_runs(root) if image is None or r.data.get("image") == image]

@@ -151,18 +151,31 @@ def upload_script(run_id: str, job_key: str) -> RemoteScript:
     )
 
 
+# Whether the job's build is running: the lock its job.sh holds (flock) is taken; on a host
+# without flock, its pid is alive and it has not written its exit code.
+_RUNNING = """running() {
+  if command -v flock >/dev/null 2>&1 && [ -f lock ]; then ! flock -n lock true
+  else [ -f pid ] && [ ! -f exit ] && kill -0 "$(cat pid)" 2>/dev/null; fi
+}
+"""
+
+
 def launch_script(run_id: str, job_key: str, argv: list[str]) -> RemoteScript:
-    """Start the build detached and print its process-group id (or attach to a running one)."""
+    """Start the build detached; prints ``started PID``, or ``attached PID`` when this job is
+    already building (a second launch never starts a second build)."""
     job = "\n".join(
         [
+            # Held for the whole build, by this shell and everything it starts.
+            "exec 9>>lock",
+            "if command -v flock >/dev/null 2>&1; then flock -n 9 || exit 75; fi",
             "echo $$ > pid.tmp && mv pid.tmp pid",
             f"{join(argv)} >> build.log 2>&1",
             "rc=$?",
             'echo "$rc" > exit.tmp && mv exit.tmp exit',
         ]
     )
-    body = f"""
-if [ -f pid ] && [ ! -f exit ] && kill -0 "$(cat pid)" 2>/dev/null; then cat pid; exit 0; fi
+    body = f"""{_RUNNING}
+if running; then echo "attached $(cat pid)"; exit 0; fi
 rm -f exit pid metadata.json cancelled
 : >> build.log
 printf '%s\\n' {shlex.quote(job)} > job.sh
@@ -170,7 +183,7 @@ printf '%s\\n' {shlex.quote(job)} > job.sh
 i=0
 while [ ! -s pid ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 [ -s pid ] || {{ echo "build did not start" >&2; exit 98; }}
-cat pid
+echo "started $(cat pid)"
 """
     return _in_job_dir(run_id, job_key, body)
 
@@ -186,8 +199,8 @@ def follow_script(run_id: str, job_key: str, offset: int, pid: int) -> RemoteScr
     return _in_job_dir(
         run_id,
         job_key,
-        f"""tail -c +{int(offset) + 1} -F -s 0.1 build.log 2>/dev/null & t=$!
-while [ ! -f exit ] && kill -0 {int(pid)} 2>/dev/null; do sleep 0.05; done
+        f"""{_RUNNING}tail -c +{int(offset) + 1} -F -s 0.1 build.log 2>/dev/null & t=$!
+while [ ! -f exit ] && running; do sleep 0.05; done
 sleep 0.05
 kill "$t" 2>/dev/null
 wait "$t" 2>/dev/null
@@ -207,11 +220,10 @@ def outcome_script(run_id: str, job_key: str) -> RemoteScript:
     return _in_job_dir(
         run_id,
         job_key,
-        """
+        _RUNNING
+        + """
 echo "@@matui:exit=$(cat exit 2>/dev/null)"
-if [ ! -f exit ] && [ -f pid ] && kill -0 "$(cat pid)" 2>/dev/null; then
-  echo "@@matui:running=1"
-fi
+if [ ! -f exit ] && running; then echo "@@matui:running=1"; fi
 [ -f cancelled ] && echo "@@matui:cancelled=1"
 echo "@@matui:size=$(wc -c < build.log)"
 echo "@@matui:metadata"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -107,6 +108,8 @@ class JobStatus:
     finished: float | None = None
     notes: list[str] = field(default_factory=list)
     arch_evidence: list[str] = field(default_factory=list)
+    #: Bytes of an incomplete last line already in the local log (when resuming a run).
+    _partial: bytes = b""
 
     @property
     def seconds(self) -> float | None:
@@ -155,8 +158,9 @@ class BuildRun:
         record: RunRecord,
         probes: list[HostProbe] | None = None,
         *,
-        reconnect_attempts: int = 4,
+        reconnect_attempts: int = 6,
         reconnect_delay: float = 1.0,
+        reconnect_cap: float = 15.0,
         registry: RegistryReader | None = None,
     ) -> None:
         self.plan = plan
@@ -167,6 +171,7 @@ class BuildRun:
         self.status = {job.key: JobStatus(job) for job in plan.jobs}
         self.reconnect_attempts = reconnect_attempts
         self.reconnect_delay = reconnect_delay
+        self.reconnect_cap = reconnect_cap
         self.registry = registry
         self.flags: list[Flag] = []
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -184,6 +189,68 @@ class BuildRun:
     def start(self) -> None:
         for key in self.status:
             self._tasks[key] = asyncio.create_task(self._run_job(key), name=f"job-{key}")
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    @classmethod
+    def resume(
+        cls,
+        record: RunRecord,
+        config: Config,
+        pool: SshPool,
+        *,
+        registry: RegistryReader | None = None,
+    ) -> BuildRun:
+        """Pick up a run that an earlier matui left (quit, crash, lost laptop) from its record.
+
+        Every job goes on from the exact byte its local log copy ends at: nothing read twice,
+        nothing skipped. Jobs that had not launched are launched (the host lock makes that an
+        attach if they had in fact started). Call :meth:`start_resumed` to begin.
+        """
+        from matui.engine.arch import Platform
+        from matui.engine.flags import Flag as FlagType
+        from matui.engine.plan import BuildJob, BuildPlan
+
+        data = record.data
+        image = config.image(str(data["image"]))
+        jobs = [
+            BuildJob(
+                Platform.parse(str(j["platform"])),
+                str(j["host"]),
+                bool(j.get("emulated")),
+                str(j["arch_tag"]),
+                str(j["ref"]),
+            )
+            for j in data["jobs"]
+        ]
+        plan = BuildPlan(image, tuple(str(t) for t in data.get("tags", [])), tuple(jobs))
+        run = cls(plan, config, pool, record, registry=registry)
+        run.flags = [FlagType.from_json(f) for f in data.get("flags", [])]
+        for saved in data["jobs"]:
+            status = run.status[str(saved["key"])]
+            status.state = JobState(saved.get("state", "queued"))
+            status.pid = saved.get("pid")
+            status.exit_code = saved.get("exit_code")
+            status.digest = saved.get("digest")
+            status.failing_step = saved.get("failing_step")
+            status.error = saved.get("error")
+            status.notes = list(saved.get("notes") or [])
+            status.arch_evidence = list(saved.get("arch_evidence") or [])
+            status.started = time.time() - float(saved.get("seconds") or 0)
+            log = record.log_path(status.job.key)
+            if log.exists():
+                content = log.read_bytes()
+                status.offset = len(content)
+                status.lines = content.count(b"\n")
+                status._partial = content[content.rfind(b"\n") + 1 :]
+        return run
+
+    def start_resumed(self) -> None:
+        for key, status in self.status.items():
+            if status.state.finished:
+                continue
+            # Never launched as far as we know: launch, which attaches if it had started.
+            job = self._run_job(key) if status.pid is None else self._reattach_job(key)
+            self._tasks[key] = asyncio.create_task(job, name=f"job-{key}-resumed")
         self._supervisor = asyncio.create_task(self._supervise())
 
     async def events(self, *, until_finished: bool = True) -> AsyncIterator[Event]:
@@ -337,6 +404,18 @@ class BuildRun:
                 lost = isinstance(exc, _Lost)
                 self._set_state(status, JobState.LOST if lost else JobState.FAILED, status.error)
 
+    async def _reattach_job(self, key: str) -> None:
+        status = self.status[key]
+        try:
+            host = self.config.host(status.job.host)
+            self._set_state(status, JobState.RUNNING, f"reattaching to {status.job.host}")
+            await self._follow_until_done(host, status)
+        except Exception as exc:
+            if not status.state.finished:
+                status.error = str(exc) or type(exc).__name__
+                state = JobState.LOST if isinstance(exc, _Lost) else JobState.FAILED
+                self._set_state(status, state, status.error)
+
     async def _upload(self, host: Any, key: str) -> None:
         from matui.engine.context import stream_context
 
@@ -360,6 +439,7 @@ class BuildRun:
         self.record.update_job(key, context_files=stats.files, context_bytes=stats.bytes)
 
     async def _launch(self, host: Any, job: BuildJob) -> int:
+        """Start the job's build (or attach to it when the host says it is already running)."""
         image = self.plan.image
         argv = remote.buildx_argv(
             platform=str(job.platform),
@@ -374,11 +454,15 @@ class BuildRun:
             raise RuntimeError(
                 f"could not start the build on {host.name}: {result.err_text().strip()[-500:]}"
             )
-        return int(result.out_text().split()[-1])
+        words = result.out_text().split()
+        if words[-2:-1] == ["attached"]:
+            self._emit(NoteEvent(job.key, f"already building on {host.name}: attached to it"))
+        return int(words[-1])
 
     async def _follow_until_done(self, host: Any, status: JobStatus) -> None:
         parser = ProgressParser()
-        sink = _LogSink(self.record.log_path(status.job.key).open("ab"))
+        sink = _LogSink(self.record.log_path(status.job.key).open("ab"), status._partial)
+        status._partial = b""
         try:
             attempts = 0
             while True:
@@ -386,13 +470,23 @@ class BuildRun:
                     await self._follow(host, status, parser, sink)
                     outcome = await self._outcome(host, status)
                     await self._catch_up(host, status, parser, sink, outcome)
-                except _Lost:
+                except _Lost as exc:
                     attempts += 1
                     if attempts > self.reconnect_attempts:
-                        raise
-                    self._emit(NoteEvent(status.job.key, "connection lost; reconnecting"))
-                    await asyncio.sleep(self.reconnect_delay * attempts)
+                        raise _Lost(
+                            f"lost the connection to {host.name} and could not get back "
+                            f"({attempts - 1} attempts): {exc}; the build may still be running "
+                            "there — matui attaches to it on its next start"
+                        ) from exc
+                    if attempts == 1:
+                        self._set_state(
+                            status, JobState.RUNNING, "disconnected — build still running on host"
+                        )
+                    await asyncio.sleep(self._backoff(attempts))
                     continue
+                if attempts:
+                    attempts = 0
+                    self._set_state(status, JobState.RUNNING, f"reattached to {host.name}")
                 if outcome.get("running"):
                     continue  # the follow ended early; the build goes on
                 break
@@ -402,6 +496,12 @@ class BuildRun:
             self._finish(status, parser, outcome)
         finally:
             sink.file.close()
+
+    def _backoff(self, attempt: int) -> float:
+        """Bounded exponential backoff with jitter, so hosts behind one bastion do not all
+        knock at the same instant when it comes back."""
+        delay = min(self.reconnect_cap, self.reconnect_delay * 2 ** (attempt - 1))
+        return float(delay * random.uniform(0.8, 1.2))
 
     def _ingest(
         self, status: JobStatus, parser: ProgressParser, sink: _LogSink, chunk: bytes
@@ -508,13 +608,16 @@ class BuildRun:
                 self._emit(NoteEvent(key, note))
         status.arch_evidence = list(parser.arch_evidence)
         exit_text = str(outcome.get("exit", "")).strip()
-        if not exit_text.lstrip("-").isdigit():
-            status.error = "the build's process is gone and left no exit code"
-            self._set_state(status, JobState.LOST, status.error)
-            return
-        status.exit_code = int(exit_text)
+        if exit_text.lstrip("-").isdigit():
+            status.exit_code = int(exit_text)
+        # The cancel marker is written before the kill, so it is there even when the killed
+        # build never got to write its exit code.
         if outcome.get("cancelled") or key in self._cancelled:
             self._set_state(status, JobState.CANCELLED, "cancelled")
+            return
+        if status.exit_code is None:
+            status.error = "the build's process is gone and left no exit code"
+            self._set_state(status, JobState.LOST, status.error)
             return
         if status.exit_code != 0:
             failing = parser.failing_step

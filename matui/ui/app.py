@@ -143,6 +143,7 @@ class MatuiApp(App[int]):
         image: str | None = None,
         tags: Sequence[str] | None = None,
         probe_on_start: bool = True,
+        resume_on_start: bool = True,
         state_root: Path | None = None,
     ) -> None:
         super().__init__()
@@ -150,6 +151,7 @@ class MatuiApp(App[int]):
         self.image = config.image(image) if config.images else None
         self.tags = tuple(tags) if tags else (self.image.tags if self.image else ())
         self.probe_on_start = probe_on_start
+        self.resume_on_start = resume_on_start
         self.state_root = state_root
         self.run_: BuildRun | None = None
         self.jobs: list[BuildJob] = []
@@ -187,6 +189,8 @@ class MatuiApp(App[int]):
         self.set_interval(1.0, self._update_title)
         if self.probe_on_start and self.config.hosts:
             self.action_check()
+        if self.resume_on_start and self.image is not None:
+            self._resume()
 
     def on_resize(self) -> None:
         self._layout(self.size.width)
@@ -311,6 +315,40 @@ class MatuiApp(App[int]):
         self.status_text = "building"
         self._update_title()
         async for event in prepared.run.events(until_finished=False):
+            self.handle_event(event)
+
+    @work(exclusive=True, group="build")
+    async def _resume(self) -> None:
+        """Builds an earlier matui left running on their hosts: follow them again, from the
+        exact byte each pane had reached."""
+        from matui.engine.records import local_lines, state_dir, unfinished_runs
+        from matui.engine.registry import RegistryClient
+        from matui.engine.runner import BuildRun
+
+        assert self.image is not None
+        found = unfinished_runs(self.state_root or state_dir(), self.image.name)
+        if not found:
+            return
+        record = found[0]
+        try:
+            run = BuildRun.resume(record, self.config, self.pool(), registry=RegistryClient())
+        except Exception as exc:  # a record from another config: say so, do not crash
+            self.notify(f"cannot resume run {record.id}: {exc}", severity="warning")
+            return
+        self.run_ = run
+        self.started = time.monotonic()
+        self.ended = None
+        self.show_jobs(run.plan.jobs)
+        self.set_flags(run.flags)
+        for key, status in run.status.items():
+            pane = self._pane(key)
+            pane.view.add_lines(local_lines(record, key))
+            pane.set_state(str(status.state), status.digest or status.error or "")
+        self.status_text = "reattached"
+        self._update_title()
+        self.notify(f"run {record.id} was still building: reattached", timeout=8)
+        run.start_resumed()
+        async for event in run.events(until_finished=False):
             self.handle_event(event)
 
     def handle_event(self, event: Event) -> None:

@@ -14,7 +14,7 @@ expands tabs.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -22,7 +22,7 @@ from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -65,6 +65,22 @@ def _expand_tabs(text: str, spans: list[tuple[int, int]]) -> tuple[str, list[tup
             new += 1
     where[len(text)] = new
     return "".join(out), [(where[s], where[e]) for s, e in spans]
+
+
+class _Frame(NamedTuple):
+    """What every row of one repaint shares."""
+
+    width: int
+    height: int
+    scroll_x: int
+    scroll_y: int
+    style: Style
+
+
+class _StyledLine(NamedTuple):
+    runs: list[tuple[str, Style]]
+    ascii: bool
+    cells: int
 
 
 class LogPane(ScrollView, can_focus=True):
@@ -149,8 +165,9 @@ class LogPane(ScrollView, can_focus=True):
         self._count = 0
         self._highlight_line: int | None = None
         # Rendering.
-        self._strips: LRUCache[int, Strip] = LRUCache(512)
+        self._lines: LRUCache[int, _StyledLine] = LRUCache(512)
         self._part_styles: dict[str, Style] = {}
+        self._frame: _Frame | None = None
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -194,7 +211,7 @@ class LogPane(ScrollView, can_focus=True):
 
         self._match_line = shift(self._match_line)
         self._highlight_line = shift(self._highlight_line)
-        self._strips.clear()
+        self._lines.clear()
         if not self.follow:
             self._scroll_quietly(y=max(0, self.scroll_offset.y - count))
 
@@ -227,7 +244,7 @@ class LogPane(ScrollView, can_focus=True):
         self.post_message(self.FollowChanged(self, follow))
 
     def on_resize(self, event: events.Resize) -> None:
-        self._strips.clear()
+        self._lines.clear()
         if self.follow:
             self.call_after_refresh(self._scroll_to_end)
 
@@ -339,7 +356,7 @@ class LogPane(ScrollView, can_focus=True):
         self._search = None
         self._rx = None
         self._match_line = None
-        self._strips.clear()
+        self._lines.clear()
         self.refresh()
 
     def action_next_match(self) -> None:
@@ -363,7 +380,7 @@ class LogPane(ScrollView, can_focus=True):
             pattern, regex=regex, ignore_case=ignore_case, start=start, backwards=backwards
         )
         self._match_line = hit
-        self._strips.clear()
+        self._lines.clear()
         if hit is not None:
             text = self.store.line(hit)
             m = self._rx.search(text)
@@ -402,7 +419,7 @@ class LogPane(ScrollView, can_focus=True):
             self.app.bell()
             return
         self._highlight_line = index
-        self._strips.clear()
+        self._lines.clear()
         self._show_line(index)
         self.refresh()
 
@@ -411,7 +428,7 @@ class LogPane(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._part_styles.clear()
-        self._strips.clear()
+        self._lines.clear()
 
     def _component(self, name: str) -> Style:
         style = self._part_styles.get(name)
@@ -420,27 +437,60 @@ class LogPane(ScrollView, can_focus=True):
             self._part_styles[name] = style
         return style
 
-    def render_line(self, y: int) -> Strip:
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Work out the frame once for all rows: rich_style walks every ancestor and each
+        # refresh() clears its cache, so asking per row costs more than rendering the row.
+        self._frame = self._current_frame()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame = None
+
+    def _current_frame(self) -> _Frame:
         region = self.scrollable_content_region
-        width = region.width
-        scroll_x, scroll_y = self.scroll_offset
-        base = self.rich_style
-        if y == region.height - 1 and not self.follow:
+        x, y = self.scroll_offset
+        return _Frame(region.width, region.height, x, y, self.rich_style)
+
+    def render_line(self, y: int) -> Strip:
+        frame = self._frame or self._current_frame()
+        width = frame.width
+        base = frame.style
+        if y == frame.height - 1 and not self.follow:
             unseen = self.unseen_lines
             if unseen:
                 label = f" {unseen:,} new line{'s' if unseen != 1 else ''} ↓  (End: follow) "
                 style = base + self._component("log-pane--marker")
                 return Strip([Segment(label.center(width)[:width], style)], width)
-        index = scroll_y + y
+        index = frame.scroll_y + y
         if index >= len(self.store):
             return Strip.blank(width, base)
-        strip = self._strips.get(index)
-        if strip is None:
-            strip = self._render_full_line(index, base)
-            self._strips[index] = strip
-        return strip.crop_extend(scroll_x, scroll_x + width, base)
+        line = self._lines.get(index)
+        if line is None:
+            line = self._styled_line(index, base)
+            self._lines[index] = line
+        x0 = frame.scroll_x
+        x1 = x0 + width
+        if not line.ascii:
+            segments = [Segment(text, style) for text, style in line.runs]
+            return Strip(segments, line.cells).crop_extend(x0, x1, base)
+        # One cell a character: crop by slicing, and build a single Strip (Strip.crop's
+        # cell-by-cell split dominated the cost of a row).
+        segments = []
+        pos = 0
+        for text, style in line.runs:
+            end = pos + len(text)
+            if end > x0:
+                segments.append(Segment(text[max(x0 - pos, 0) : x1 - pos], style))
+                if end >= x1:
+                    break
+            pos = end
+        shown = max(0, min(line.cells, x1) - x0)
+        if shown < width:
+            segments.append(Segment(" " * (width - shown), base))
+        return Strip(segments, width)
 
-    def _render_full_line(self, index: int, base: Style) -> Strip:
+    def _styled_line(self, index: int, base: Style) -> _StyledLine:
+        """Line ``index`` as runs of (text, style), tabs expanded, not yet cropped."""
         text = self.store.line(index)
         if len(text) > _RENDER_CHARS:
             text = text[:_RENDER_CHARS]
@@ -452,17 +502,19 @@ class LogPane(ScrollView, can_focus=True):
             spans = [m.span() for m in self._rx.finditer(text) if m.end() > m.start()]
         if "\t" in text:
             text, spans = _expand_tabs(text, spans)
+        ascii = text.isascii()  # neutralised and tab-expanded: one cell per character
+        cells = len(text) if ascii else cell_len(text)
         if not spans:
-            return Strip([Segment(text, line_style)] if text else [], cell_len(text))
+            return _StyledLine([(text, line_style)] if text else [], ascii, cells)
         name = "log-pane--current-match" if index == self._match_line else "log-pane--match"
         match_style = line_style + self._component(name)
-        segments: list[Segment] = []
+        runs: list[tuple[str, Style]] = []
         pos = 0
         for start, end in spans:
             if start > pos:
-                segments.append(Segment(text[pos:start], line_style))
-            segments.append(Segment(text[start:end], match_style))
+                runs.append((text[pos:start], line_style))
+            runs.append((text[start:end], match_style))
             pos = end
         if pos < len(text):
-            segments.append(Segment(text[pos:], line_style))
-        return Strip(segments, cell_len(text))
+            runs.append((text[pos:], line_style))
+        return _StyledLine(runs, ascii, cells)
