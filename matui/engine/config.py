@@ -64,6 +64,7 @@ __all__ = [
     "find_config",
     "format_ssh_target",
     "load_config",
+    "looks_like_secret",
     "parse_config",
     "parse_ssh_target",
     "write_starter_config",
@@ -83,6 +84,17 @@ _BUILD_ARG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 _LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*", re.ASCII)
 _TARGET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
+# Build-arg names that look like secrets, matched word by word (NPM_TOKEN, dbPassword, API_KEY)
+# so that AUTHOR or TOKENIZER_MODE do not trip it.
+_NAME_WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+", re.ASCII)
+_SECRET_ENDINGS = (
+    *("password", "passwords", "passwd", "passphrase", "secret", "secrets", "token", "tokens"),
+    *("apikey", "privatekey", "credential", "credentials"),
+)
+_SECRET_WORDS = frozenset([*_SECRET_ENDINGS, "pass", "pwd", "auth", "creds"])
+_SECRET_KEY_QUALIFIERS = frozenset(
+    ["api", "private", "secret", "access", "ssh", "gpg", "signing", "encryption", "license"]
+)
 _PORT_RE = re.compile(r"[0-9]{1,5}", re.ASCII)
 _MAX_ADDRESS = 255
 
@@ -194,6 +206,8 @@ class Config:
     path: Path | None
     hosts: tuple[HostConfig, ...]
     images: tuple[ImageConfig, ...]
+    warnings: tuple[str, ...] = ()
+    """Not mistakes, but worth telling the user (``images[0].build_args.NPM_TOKEN: ...``)."""
 
     def _where(self) -> str:
         return f" in {self.path}" if self.path is not None else ""
@@ -323,6 +337,17 @@ def _control_problem(value: str) -> str | None:
     return None
 
 
+def looks_like_secret(name: str) -> bool:
+    """Whether a build-arg name reads like a credential (``NPM_TOKEN``, ``dbPassword``)."""
+    words = [word.lower() for word in _NAME_WORD_RE.findall(name)]
+    for index, word in enumerate(words):
+        if word in _SECRET_WORDS or word.endswith(_SECRET_ENDINGS):
+            return True
+        if word == "key" and index and words[index - 1] in _SECRET_KEY_QUALIFIERS:
+            return True
+    return False
+
+
 def parse_ssh_target(text: str) -> SshTarget:
     """Split ``[user@]host[:port]``; IPv6 hosts as ``[::1]:22`` (or bare ``::1`` without a port).
 
@@ -418,6 +443,7 @@ class _Checker:
     def __init__(self, base_dir: Path) -> None:
         self.base_dir = base_dir
         self.problems: list[Problem] = []
+        self.warnings: list[str] = []
         self.names_complete = True
 
     def add(self, path: str, message: str) -> None:
@@ -968,6 +994,14 @@ class _Checker:
             _BUILD_ARG_RE,
             "build argument names are letters, digits and _, not starting with a digit",
         )
+        for arg in build_args:
+            if looks_like_secret(arg):
+                self.warnings.append(
+                    f"{_key_path(_key_path(prefix, 'build_args'), arg)}: looks like a secret; "
+                    "build args end up in the image history and on the builder's command line — "
+                    f"pass it with a BuildKit secret (--secret id={arg},env={arg}, read with "
+                    f"RUN --mount=type=secret,id={arg}) instead"
+                )
         labels = self.string_table(
             entry,
             "labels",
@@ -1135,7 +1169,7 @@ def parse_config(text: str, path: Path | None, base_dir: Path) -> Config:
     hosts, images = checker.document(data)
     if checker.problems:
         raise ConfigError(checker.problems, path)
-    return Config(path, tuple(hosts), tuple(images))
+    return Config(path, tuple(hosts), tuple(images), tuple(checker.warnings))
 
 
 def _read(path: Path) -> str:
