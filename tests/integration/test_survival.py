@@ -1,0 +1,253 @@
+"""Builds that survive: a crashed matui, a blackholed network path, a registry that goes away.
+
+All on the rig, with a private sshd per test (see conftest) so the shared rig is never disturbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from matui.engine import manifest
+from matui.engine.build import start_build
+from matui.engine.config import load_config
+from matui.engine.manifest import push_index
+from matui.engine.records import list_runs
+from matui.engine.registry import RegistryClient
+from matui.engine.runner import JobState, LinesEvent, StateEvent
+from matui.engine.ssh import SshPool
+from tests.conftest import Rig
+from tests.integration.conftest import Sshd, project
+
+pytestmark = pytest.mark.rig
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def host_job_dir(rig: Rig, run_id: str, key: str = "amd64") -> Path:
+    return Path(f"~{rig.user}").expanduser() / ".matui" / "runs" / run_id / key
+
+
+def matui_env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
+
+
+def test_killed_matui_is_reattached_by_the_next_one(rig: Rig, sshd: Sshd, tmp_path: Path) -> None:
+    """matui dies mid-build (kill -9: no chance to cancel); the build goes on; `matui attach`
+    picks it up at the exact byte and records the outcome."""
+    config = project(tmp_path, rig, sshd)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "matui", "build", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=matui_env(tmp_path),
+    )
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "tick 2" in line:
+            proc.kill()
+            break
+    proc.wait(timeout=30)
+    assert any("tick 2" in line for line in seen), "".join(seen)
+    (record,) = list_runs(tmp_path / "state" / "matui")
+    assert record.data["state"] == "running"  # nobody recorded an end
+
+    attach = subprocess.run(
+        [sys.executable, "-m", "matui", "attach", "--config", str(config), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=matui_env(tmp_path),
+    )
+    assert attach.returncode == 0, attach.stderr[-2000:]
+    assert "attached to run" in attach.stderr
+    (job,) = json.loads(attach.stdout)["jobs"]
+    assert job["state"] == "succeeded" and job["digest"]
+    (record,) = list_runs(tmp_path / "state" / "matui")
+    host_log = (host_job_dir(rig, record.id) / "build.log").read_bytes()
+    assert record.log_path("amd64").read_bytes() == host_log
+    ticks = [
+        ln for ln in host_log.decode().splitlines() if ln.split(" ", 2)[-1].startswith("tick ")
+    ]
+    assert len(ticks) == 12
+    assert record.data["state"] == "succeeded"
+
+
+class Relay:
+    """A TCP relay that can stop forwarding without closing anything: a blackholed path."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.loop = asyncio.new_event_loop()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._main())
+
+    async def _main(self) -> None:
+        self.server = await asyncio.start_server(self._client, sock=self.sock)
+        async with self.server:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.server.serve_forever()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    while not self.flowing.is_set():
+                        await asyncio.sleep(0.05)  # hold everything: no RST, no FIN
+                    data = await src.read(65536)
+                    if not data:
+                        break
+                    while not self.flowing.is_set():
+                        await asyncio.sleep(0.05)
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+
+
+@pytest.fixture
+def relay(sshd: Sshd) -> Iterator[Relay]:
+    server = Relay(sshd.port)
+    time.sleep(0.2)
+    yield server
+    server.flowing.set()
+    server.stop()
+
+
+def test_blackholed_path_is_detected_and_recovered(
+    rig: Rig, sshd: Sshd, relay: Relay, tmp_path: Path
+) -> None:
+    config_path = project(tmp_path, rig, sshd)
+    text = config_path.read_text().replace(f"port = {sshd.port}", f"port = {relay.port}")
+    config_path.write_text(text)
+    key = sshd.known_hosts.read_text().split()[1:3]
+    sshd.known_hosts.write_text(f"[127.0.0.1]:{relay.port} {key[0]} {key[1]}\n")
+    config = load_config(config_path)
+    timeline: dict[str, float] = {}
+
+    async def run() -> tuple[JobState, list[str]]:
+        lines: list[str] = []
+        async with SshPool(
+            config.hosts,
+            keepalive_interval=1,
+            keepalive_count_max=2,
+            connect_timeout=2,
+            login_timeout=3,
+        ) as pool:
+            prepared = await start_build(config, pool, state_root=tmp_path / "state")
+            build = prepared.run
+            build.reconnect_delay = 0.5
+            build.reconnect_cap = 2
+            build.reconnect_attempts = 12
+
+            def heal() -> None:
+                timeline["healed"] = time.monotonic()
+                relay.flowing.set()
+
+            async for event in build.events():
+                if isinstance(event, LinesEvent):
+                    lines.extend(event.lines)
+                    if "cut" not in timeline and any("tick 3" in ln for ln in event.lines):
+                        relay.flowing.clear()
+                        timeline["cut"] = time.monotonic()
+                elif isinstance(event, StateEvent) and "disconnected" in event.detail:
+                    timeline["detected"] = time.monotonic()
+                    asyncio.get_running_loop().call_later(4, heal)
+            status = (await build.wait())["amd64"]
+            return status.state, lines
+
+    state, lines = asyncio.run(run())
+    assert state is JobState.SUCCEEDED
+    detected = timeline["detected"] - timeline["cut"]
+    # keepalive 1 s x 2 probes: the dead path shows within the keepalive window (plus slack).
+    assert detected < 6, f"took {detected:.1f}s to notice the blackhole"
+    ticks = [ln.rsplit(" ", 1)[-1] for ln in lines if ln.split(" ", 2)[-1].startswith("tick ")]
+    assert ticks == [str(i) for i in range(1, 13)]  # nothing lost, nothing twice
+    (record,) = list_runs(tmp_path / "state")
+    run_id = record.id
+    assert (
+        record.log_path("amd64").read_bytes()
+        == (host_job_dir(rig, run_id) / "build.log").read_bytes()
+    )
+
+
+def test_registry_down_during_index_push_leaves_the_tag_alone(
+    rig: Rig, sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_path = project(tmp_path, rig, sshd, quick=True)
+    config = load_config(config_path)
+    repo = config.images[0].repository()
+    registry = RegistryClient()
+
+    async def build() -> object:
+        async with SshPool(config.hosts) as pool:
+            prepared = await start_build(config, pool, state_root=tmp_path / "state")
+            await prepared.run.wait()
+            assert prepared.run.succeeded
+            return prepared.run.record
+
+    record = asyncio.run(build())
+    real_create = manifest.create_index
+    registry_pid = rig.dir / "registry" / "pid"
+
+    async def registry_dies_first(*args: object, **kwargs: object) -> str:
+        os.kill(int(registry_pid.read_text()), signal.SIGTERM)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", 5000), timeout=0.2).close()
+                time.sleep(0.05)
+            except OSError:
+                break
+        return await real_create(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(manifest, "create_index", registry_dies_first)
+    try:
+        with pytest.raises(Exception) as failure:
+            asyncio.run(push_index(record, registry, config=config))  # type: ignore[arg-type]
+    finally:
+        monkeypatch.setattr(manifest, "create_index", real_create)
+        subprocess.run(["bash", str(ROOT / "rig" / "rig"), "up"], check=True, capture_output=True)
+    assert "imagetools" in str(failure.value) or "registry" in str(failure.value).lower()
+    # The release tag was never touched.
+    assert asyncio.run(registry.get_manifest(repo, "1.0")) is None
+    # Back up: pushing again works, and twice gives the very same index digest.
+    first = asyncio.run(push_index(record, registry, config=config))  # type: ignore[arg-type]
+    second = asyncio.run(push_index(record, registry, config=config))  # type: ignore[arg-type]
+    assert first[0].verified and second[0].verified
+    assert first[0].digest == second[0].digest
