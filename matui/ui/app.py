@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
+from textual.await_complete import AwaitComplete
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
@@ -263,17 +264,31 @@ class MatuiApp(App[int]):
 
     # --- build -----------------------------------------------------------------------------
 
-    def show_jobs(self, jobs: Sequence[BuildJob]) -> None:
-        """One pane per job, in plan order."""
+    def show_jobs(self, jobs: Sequence[BuildJob]) -> AwaitComplete:
+        """One pane per job, in plan order.
+
+        The first time, the panes are in the DOM on return. A previous run's panes carry the
+        same ids and must be gone first: await the result before handling the jobs' events.
+        """
         self.jobs = list(jobs)
         panes = self.query_one("#panes")
-        panes.remove_children()  # the placeholder, or a previous run's panes
-        panes.mount_all(
-            ArchPane(job.key, job.arch, job.host, emulated=job.emulated) for job in jobs
-        )
+        panes.remove_class("-zoomed")  # a zoom of the previous run would hide every new pane
+        self._search_pane = None
+        old = list(panes.children)  # the placeholder, or a previous run's panes
+        new = [ArchPane(job.key, job.arch, job.host, emulated=job.emulated) for job in jobs]
         self.query_one(HostsPanel).mark_emulating(j.host for j in jobs if j.emulated)
         self._layout(self.size.width)
+
+        async def replace() -> None:
+            await panes.remove_children(old)
+            await panes.mount_all(new)
+            self.call_after_refresh(self.action_focus_pane, 0)
+
+        if any(isinstance(widget, ArchPane) for widget in old):
+            return AwaitComplete(replace())
+        panes.remove_children(old)
         self.call_after_refresh(self.action_focus_pane, 0)
+        return AwaitComplete(panes.mount_all(new))
 
     def action_build(self) -> None:
         if self.run_ is not None and self.run_.running:
@@ -310,7 +325,7 @@ class MatuiApp(App[int]):
         self.run_ = prepared.run
         self.started = time.monotonic()
         self.ended = None
-        self.show_jobs(prepared.plan.jobs)
+        await self.show_jobs(prepared.plan.jobs)
         self.show_probes(prepared.run.probes, prepared.run.flags)
         self.status_text = "building"
         self._update_title()
@@ -338,7 +353,7 @@ class MatuiApp(App[int]):
         self.run_ = run
         self.started = time.monotonic()
         self.ended = None
-        self.show_jobs(run.plan.jobs)
+        await self.show_jobs(run.plan.jobs)
         self.set_flags(run.flags)
         for key, status in run.status.items():
             pane = self._pane(key)
