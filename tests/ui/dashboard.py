@@ -1,0 +1,152 @@
+"""Helpers for driving :class:`~matui.ui.app.MatuiApp` in tests: a config, jobs and probes that
+need no host (display-only tests), screen text, and polling for app state with a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.pilot import Pilot
+
+from matui.engine.arch import Platform
+from matui.engine.config import Config, HostConfig, ImageConfig
+from matui.engine.flags import Flag, FlagKind, Severity
+from matui.engine.plan import BuildJob
+from matui.engine.probe import HostProbe
+from matui.ui.app import MatuiApp
+from matui.ui.widgets.arch_pane import ArchPane
+
+REPO = "registry.example/team/app"
+"""A repository no test ever reaches: display-only tests never talk to a registry."""
+
+TWO = ("amd64", "arm64")
+FOUR = ("amd64", "arm64", "ppc64le", "s390x")
+
+
+def fake_config(arches: Sequence[str] = TWO) -> Config:
+    """One host per arch (documentation addresses, never dialled) and one image for all."""
+    hosts = tuple(
+        HostConfig(f"{arch}-1", arch, f"192.0.2.{10 + i}", user="build")
+        for i, arch in enumerate(arches)
+    )
+    image = ImageConfig(
+        REPO,
+        ("1.0",),
+        Path("/nonexistent/context"),
+        tuple(Platform.parse(f"linux/{arch}") for arch in arches),
+    )
+    return Config(None, hosts, (image,))
+
+
+def fake_jobs(arches: Sequence[str] = TWO, *, emulated: Sequence[str] = ()) -> list[BuildJob]:
+    return [
+        BuildJob(
+            Platform.parse(f"linux/{arch}"),
+            f"{arch}-1",
+            arch in emulated,
+            f"1.0-{arch}",
+            f"{REPO}:1.0-{arch}",
+        )
+        for arch in arches
+    ]
+
+
+def fake_probes(arches: Sequence[str] = TWO) -> list[HostProbe]:
+    return [
+        HostProbe(
+            f"{arch}-1",
+            arch,
+            reachable=True,
+            uname={"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch),
+            native_arch=arch,
+            docker_version="26.1.4",
+            docker_arch=arch,
+            buildx_version="0.13.1",
+            free_bytes=40 * 2**30,
+        )
+        for arch in arches
+    ]
+
+
+def warning_flag(arch: str = "arm64") -> Flag:
+    return Flag(
+        FlagKind.ARCH_MISMATCH,
+        Severity.WARNING,
+        arch,
+        f"linux/{arch} builds on {arch}-1 (amd64) under QEMU emulation (slower, and emulation "
+        "bugs ship); add a native host for it",
+    )
+
+
+def error_flag(tag: str = "1.0") -> Flag:
+    return Flag(
+        FlagKind.TAG_OVERWRITE,
+        Severity.ERROR,
+        tag,
+        f"{REPO}:{tag} serves linux/s390x today and the new index would drop it; build "
+        "linux/s390x again, or list it in retired_platforms if meant to go",
+    )
+
+
+def buildx_lines(arch: str, count: int, start: int = 0) -> list[str]:
+    """buildx ``--progress=plain``-like lines: a step header, then compiler output."""
+    lines = []
+    for i in range(start, start + count):
+        step = 5 + i // 100
+        if i % 100 == 0:
+            lines.append(f"#{step} [{arch} 3/4] RUN make -j8 stage-{step}")
+        else:
+            lines.append(f"#{step} {i * 0.013:.3f} cc -O2 -c src/{arch}/unit_{i:05d}.c")
+    return lines
+
+
+def panes(app: MatuiApp) -> dict[str, ArchPane]:
+    return {pane.arch: pane for pane in app.query(ArchPane)}
+
+
+def toasts(app: App[Any]) -> list[str]:
+    """The messages of the notifications on show (``run_test`` draws no toasts by default)."""
+    return [str(n.message) for n in app._notifications]
+
+
+def screen_text(app: App[Any]) -> str:
+    """The active screen as plain text, one row a line (what a terminal would show)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def wait_for(
+    pilot: Pilot[Any],
+    predicate: Callable[[], object],
+    what: str,
+    *,
+    timeout: float = 10.0,
+    step: float = 0.05,
+) -> None:
+    """Poll ``predicate`` (pausing the app between polls) until it is true or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what}\n{screen_text(pilot.app)}"
+            )
+        await pilot.pause(step)
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Let queued messages run and the log panes flush (one 50 ms tick) and repaint."""
+    await pilot.pause()
+    await pilot.pause(0.12)
+    await pilot.pause()
+
+
+async def sleep_until(predicate: Callable[[], object], what: str, timeout: float) -> None:
+    """:func:`wait_for` for when no app is running (e.g. after it exited)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.2)
