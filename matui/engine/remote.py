@@ -14,11 +14,16 @@ legitimate ref, path or build argument contains one.
 from __future__ import annotations
 
 import base64
+import re
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_CONTROL = {chr(c) for c in range(0x20)} | {"\x7f"}
+# C0, DEL and C1 (U+0080-U+009F: NEL splits lines, CSI starts terminal escapes).
+_CONTROL = frozenset(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)])
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A directory name on the builder: no slash, no "..", never taken for an option.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)
 
 
 class UnsafeValue(ValueError):
@@ -26,10 +31,28 @@ class UnsafeValue(ValueError):
 
 
 def check_value(value: str, what: str = "value") -> str:
-    """Refuse control characters (newline, NUL, ESC ...) in a value bound for a remote command."""
+    """Refuse control characters (newline, NUL, ESC ...) in a value bound for a remote command.
+
+    Lone surrogates (undecodable bytes from the command line) are refused too: they cannot be
+    sent as UTF-8.
+    """
     bad = sorted({f"0x{ord(ch):02x}" for ch in value if ch in _CONTROL})
     if bad:
         raise UnsafeValue(f"{what} {value!r} contains control characters ({', '.join(bad)})")
+    if found := _SURROGATE.findall(value):
+        codes = ", ".join(sorted({f"0x{ord(ch):04x}" for ch in found}))
+        raise UnsafeValue(f"{what} {value!r} is not valid text (undecodable bytes: {codes})")
+    return value
+
+
+def check_name(value: str, what: str = "name") -> str:
+    """A run id or job key: it becomes a directory name on the builder, so a plain name only."""
+    check_value(value, what)
+    if not _NAME_RE.fullmatch(value):
+        raise UnsafeValue(
+            f"{what} {value!r} is not a plain name (1-128 of A-Z a-z 0-9 _ . -, not starting "
+            "with . or -)"
+        )
     return value
 
 
@@ -105,7 +128,7 @@ RUNS_DIR = ".matui/runs"
 
 
 def job_dir(run_id: str, job_key: str) -> str:
-    return f"{RUNS_DIR}/{check_value(run_id, 'run id')}/{check_value(job_key, 'job')}"
+    return f"{RUNS_DIR}/{check_name(run_id, 'run id')}/{check_name(job_key, 'job')}"
 
 
 def _in_job_dir(run_id: str, job_key: str, body: str) -> RemoteScript:

@@ -1,0 +1,325 @@
+"""matui.engine.remote: the one place that turns values into a command for a builder host.
+
+Pure tests (no SSH): the wire wrapper, quoting, refusal of control characters and of unsafe
+run ids / job keys, and the shape of the argvs. ``tests/integration/test_hostile_input.py`` runs
+the same commands against a real sshd under sh, fish and tcsh.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shlex
+import subprocess
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from matui.engine import remote
+from matui.engine.arch import ARCHES, Platform
+from matui.engine.records import new_run_id
+from matui.engine.remote import RemoteScript, UnsafeValue
+
+WIRE_RE = re.compile(r"sh -c 'eval \"\$\(printf %s ([A-Za-z0-9+/=]*) \| base64 -d\)\"'")
+
+CONTROL = [chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]]
+# Printable text: every code point but control characters and lone surrogates.
+printable = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters=CONTROL), max_size=40
+)
+METACHARS = ";|&$()`<>*?[]{}~!#'\"\\ =-%^,."
+shellish = st.text(st.sampled_from([*METACHARS, "a", "Z", "0", "é", "🙂", "\u200f"]), max_size=30)
+values = st.one_of(printable, shellish)
+
+
+def decode(wire: str) -> str:
+    match = WIRE_RE.fullmatch(wire)
+    assert match, wire
+    return base64.b64decode(match.group(1), validate=True).decode()
+
+
+# --------------------------------------------------------------------------------------------
+# wire()
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs",))))
+def test_wire_decodes_to_the_script(script: str) -> None:
+    wire = RemoteScript(script).wire()
+    assert decode(wire) == script
+    # Only characters that mean the same to sh, bash, fish and tcsh: no ! \ newline or $VAR.
+    assert set(wire) <= set("sh-c'eval\"$(printf%|base64d) ") | set(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+    )
+
+
+def test_wire_of_the_probe_and_job_scripts() -> None:
+    for script in [
+        remote.probe_script(),
+        remote.upload_script("run1", "amd64"),
+        remote.launch_script("run1", "amd64", ["echo", "x"]),
+        remote.follow_script("run1", "amd64", 10, 1234),
+        remote.read_from_script("run1", "amd64", 10, 99),
+        remote.outcome_script("run1", "amd64"),
+        remote.cancel_script("run1", "amd64"),
+    ]:
+        assert decode(script.wire()) == script.script
+
+
+def test_from_argv_is_join() -> None:
+    argv = ["printf", "%s\\0", "a b", "$(x)"]
+    assert RemoteScript.from_argv(argv).script == remote.join(argv)
+
+
+# --------------------------------------------------------------------------------------------
+# quote / join
+
+
+@given(st.lists(values, max_size=8))
+def test_join_round_trips_through_shlex(argv: list[str]) -> None:
+    assert shlex.split(remote.join(argv)) == argv
+
+
+@given(values)
+def test_quote_round_trips_through_shlex(value: str) -> None:
+    assert shlex.split(remote.quote(value)) == [value]
+
+
+def test_quote_examples() -> None:
+    assert remote.quote("") == "''"
+    assert remote.quote("plain-1.0") == "plain-1.0"
+    assert remote.quote("$(touch x)") == "'$(touch x)'"
+    assert remote.quote("it's") == "'it'\"'\"'s'"
+    assert remote.join(["a", "", "b c"]) == "a '' 'b c'"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(values, min_size=1, max_size=6))
+def test_local_sh_prints_the_argv_back(argv: list[str]) -> None:
+    """The decoded script, run by a real POSIX sh, sees exactly the words we quoted."""
+    script = RemoteScript.from_argv(["printf", "%s\\0", *argv])
+    out = subprocess.run(
+        ["sh", "-c", decode(script.wire())], capture_output=True, check=True
+    ).stdout
+    assert out == b"".join(word.encode() + b"\0" for word in argv)
+
+
+# --------------------------------------------------------------------------------------------
+# refusals
+
+
+@pytest.mark.parametrize("char", CONTROL)
+def test_every_control_character_is_refused_and_named(char: str) -> None:
+    code = f"0x{ord(char):02x}"
+    with pytest.raises(UnsafeValue, match=f"contains control characters \\({code}\\)"):
+        remote.check_value(f"a{char}b", "tag")
+    with pytest.raises(UnsafeValue, match=code):
+        remote.quote(f"x{char}")
+    with pytest.raises(UnsafeValue, match=code):
+        remote.join(["ok", char])
+    with pytest.raises(UnsafeValue, match=code):
+        RemoteScript.from_argv(["echo", f"{char}touch x"])
+
+
+def test_all_the_codes_are_named_once_and_sorted() -> None:
+    with pytest.raises(UnsafeValue) as caught:
+        remote.check_value("a\nb\x00c\n\x1b[31m\x9b", "label value")
+    assert str(caught.value) == (
+        "label value 'a\\nb\\x00c\\n\\x1b[31m\\x9b' contains control characters "
+        "(0x00, 0x0a, 0x1b, 0x9b)"
+    )
+
+
+def test_lone_surrogates_are_refused_not_crashed_on() -> None:
+    """``sys.argv`` holds undecodable bytes as lone surrogates; they cannot travel as UTF-8."""
+    with pytest.raises(UnsafeValue, match="0xdcff"):
+        remote.check_value("tag\udcff", "tag")
+    with pytest.raises(UnsafeValue, match="not valid text"):
+        RemoteScript.from_argv(["echo", "\ud800"])
+
+
+@given(printable)
+def test_printable_values_pass_unchanged(value: str) -> None:
+    assert remote.check_value(value) is value
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        ".",
+        "..",
+        "../x",
+        "a/b",
+        "/abs",
+        "-rf",
+        "--",
+        ".hidden",
+        "a b",
+        "$(x)",
+        "a;b",
+        "é",
+        "x" * 129,
+    ],
+)
+def test_run_ids_and_job_keys_are_plain_names(bad: str) -> None:
+    with pytest.raises(UnsafeValue, match="not a plain name"):
+        remote.job_dir(bad, "amd64")
+    with pytest.raises(UnsafeValue, match="not a plain name"):
+        remote.job_dir("20240101-000000-abcdef", bad)
+
+
+def test_real_run_ids_and_job_keys_are_accepted() -> None:
+    run_id = new_run_id()
+    for arch in ARCHES:
+        key = Platform("linux", arch).tag_arch
+        assert remote.job_dir(run_id, key) == f".matui/runs/{run_id}/{key}"
+
+
+@pytest.mark.parametrize("bad", ["../../x", "a\nb", "$(touch x)", "-x", "a/b"])
+def test_every_job_script_refuses_a_hostile_run_id_or_key(bad: str) -> None:
+    makers = [
+        lambda r, k: remote.upload_script(r, k),
+        lambda r, k: remote.launch_script(r, k, ["true"]),
+        lambda r, k: remote.follow_script(r, k, 0, 1),
+        lambda r, k: remote.read_from_script(r, k, 0, 1),
+        lambda r, k: remote.outcome_script(r, k),
+        lambda r, k: remote.cancel_script(r, k),
+    ]
+    for make in makers:
+        with pytest.raises(UnsafeValue):
+            make(bad, "amd64")
+        with pytest.raises(UnsafeValue):
+            make("run1", bad)
+
+
+def test_follow_and_read_take_numbers_only() -> None:
+    assert "tail -c +42 " in remote.follow_script("run1", "amd64", 41, 1234).script
+    assert "head -c 58" in remote.read_from_script("run1", "amd64", 41, 99).script
+    with pytest.raises(ValueError):
+        remote.follow_script("run1", "amd64", "1; touch x", 1)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# argv shapes
+
+
+def buildx(**overrides: object) -> list[str]:
+    kwargs: dict[str, object] = {
+        "platform": "linux/amd64",
+        "ref": "registry.example.com/app:1.0-amd64",
+        "dockerfile": "Dockerfile",
+        "build_args": {},
+        "labels": {},
+        "target": None,
+    }
+    kwargs.update(overrides)
+    return remote.buildx_argv(**kwargs)  # type: ignore[arg-type]
+
+
+def test_buildx_argv_shape() -> None:
+    assert buildx(build_args={"B": "2", "A": "1"}, labels={"k": "v"}, target="runtime") == [
+        "docker",
+        "buildx",
+        "build",
+        "--progress=plain",
+        "--platform=linux/amd64",
+        "--provenance=false",
+        "--metadata-file=metadata.json",
+        "--push",
+        "--tag=registry.example.com/app:1.0-amd64",
+        "--file=context/Dockerfile",
+        "--build-arg=A=1",
+        "--build-arg=B=2",
+        "--label=k=v",
+        "--target=runtime",
+        "--",
+        "context",
+    ]
+
+
+@given(
+    platform=values,
+    ref=values,
+    dockerfile=values,
+    build_args=st.dictionaries(values, values, max_size=3),
+    labels=st.dictionaries(values, values, max_size=3),
+    target=st.none() | values,
+)
+def test_buildx_values_stay_values(
+    platform: str,
+    ref: str,
+    dockerfile: str,
+    build_args: dict[str, str],
+    labels: dict[str, str],
+    target: str | None,
+) -> None:
+    """Each value is glued to its --flag=, so "-o" or "--push=false" can never be an option;
+    the context comes after "--"."""
+    argv = buildx(
+        platform=platform,
+        ref=ref,
+        dockerfile=dockerfile,
+        build_args=build_args,
+        labels=labels,
+        target=target,
+    )
+    assert argv[:3] == ["docker", "buildx", "build"]
+    assert argv[-2:] == ["--", "context"]
+    flags = argv[3:-2]
+    assert all(re.match(r"--[a-z-]+(=|$)", word) for word in flags), flags
+    assert f"--platform={platform}" in flags
+    assert f"--tag={ref}" in flags
+    assert f"--file=context/{dockerfile}" in flags
+    for name, value in build_args.items():
+        assert f"--build-arg={name}={value}" in flags
+    for name, value in labels.items():
+        assert f"--label={name}={value}" in flags
+    assert (f"--target={target}" in flags) == bool(target)
+    assert shlex.split(remote.join(argv)) == argv
+
+
+@pytest.mark.parametrize("hostile", ["--push=false", "-o", "--", "-", "--output=type=local,dest=/"])
+def test_option_like_values_after_their_flag(hostile: str) -> None:
+    argv = buildx(ref=hostile, target=hostile, build_args={"A": hostile}, labels={"k": hostile})
+    assert f"--tag={hostile}" in argv
+    assert f"--target={hostile}" in argv
+    assert f"--build-arg=A={hostile}" in argv
+    assert f"--label=k={hostile}" in argv
+    assert argv.index("--") == len(argv) - 2
+
+
+def test_imagetools_sources_come_after_double_dash() -> None:
+    digest = "sha256:" + "ab" * 32
+    argv = remote.imagetools_create_argv(
+        ["r.example.com/app:1.0", "r.example.com/app:latest"],
+        [f"r.example.com/app@{digest}", "-bad"],
+        dry_run=True,
+    )
+    assert argv == [
+        "docker",
+        "buildx",
+        "imagetools",
+        "create",
+        "--tag=r.example.com/app:1.0",
+        "--tag=r.example.com/app:latest",
+        "--dry-run",
+        "--",
+        f"r.example.com/app@{digest}",
+        "-bad",
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# the detached job
+
+
+def test_launch_script_job_sh_holds_the_argv() -> None:
+    """job.sh is written by ``printf '%s\\n' QUOTED``; its command line splits back to argv."""
+    argv = ["printf", "%s\\0", "$(touch x)", "it's", "-o", "a b", "🙂"]
+    script = remote.launch_script("run1", "amd64", argv).script
+    match = re.search(r"^printf '%s\\n' (.*?) > job\.sh$", script, re.MULTILINE | re.DOTALL)
+    assert match
+    [job] = shlex.split(match.group(1))
+    [command] = [line for line in job.splitlines() if line.endswith(" >> build.log 2>&1")]
+    assert shlex.split(command) == [*argv, ">>", "build.log", "2>&1"]
