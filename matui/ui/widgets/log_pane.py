@@ -181,6 +181,11 @@ class LogPane(ScrollView, can_focus=True):
             self._unseen += len(lines)
         self._dirty = True
 
+    @property
+    def pending(self) -> bool:
+        """Lines were added that the next flush will show."""
+        return self._dirty
+
     def on_mount(self) -> None:
         self.set_interval(FLUSH_INTERVAL, self._flush, name="log-pane-flush")
 
@@ -221,7 +226,9 @@ class LogPane(ScrollView, can_focus=True):
         """Scroll without it counting as the user's scroll (which toggles follow)."""
         self._auto_scrolling = True
         try:
-            self.scroll_to(x, y, animate=False, immediate=True)
+            # force: before the first layout no scrollbar exists yet and an unforced scroll
+            # is dropped; the position is clamped once the size is known.
+            self.scroll_to(x, y, animate=False, immediate=True, force=True)
         finally:
             self._auto_scrolling = False
 
