@@ -10,7 +10,7 @@ from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.pilot import Pilot
 
-from matui.engine.logstore import LogStore
+from matui.engine.logstore import CHUNK_LINES, LogStore
 from matui.ui.widgets.log_pane import LogPane
 
 
@@ -247,3 +247,36 @@ async def test_store_passed_in_is_shown() -> None:
         await settle(pilot, pane)
         assert pane.store is store
         assert rows(pane)[-1].rstrip() == "#7 0.49 compiling unit 49"
+
+
+async def test_lines_added_before_mount_are_shown() -> None:
+    pane = LogPane()
+    pane.add_lines(build_lines(0, 30))
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield pane
+
+    async with Host().run_test(size=(80, 24)) as pilot:
+        await settle(pilot, pane)
+        assert pane.follow
+        assert rows(pane)[-1].rstrip() == "#7 0.29 compiling unit 29"
+
+
+async def test_view_stays_on_its_lines_when_old_lines_are_dropped() -> None:
+    """With a bounded store, dropping old chunks shifts every index: a reader scrolled up keeps
+    seeing the same lines, and the search match moves with them."""
+    app = PaneApp(LogStore(max_lines=2 * CHUNK_LINES))
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines(build_lines(0, 2 * CHUNK_LINES))
+        await settle(pilot, pane)
+        assert pane.search(r"unit 6000\b") == 6000
+        await pilot.pause()
+        top = rows(pane)[0]
+        pane.add_lines(build_lines(2 * CHUNK_LINES, CHUNK_LINES))
+        await settle(pilot, pane)
+        assert pane.store.dropped == CHUNK_LINES
+        assert pane.match_line == 6000 - CHUNK_LINES
+        assert rows(pane)[0] == top
+        assert "new lines" in rows(pane)[-1]

@@ -251,7 +251,6 @@ class LogPane(ScrollView, can_focus=True):
         self.post_message(self.FollowChanged(self, follow))
 
     def on_resize(self, event: events.Resize) -> None:
-        self._lines.clear()
         if self.follow:
             self.call_after_refresh(self._scroll_to_end)
 
