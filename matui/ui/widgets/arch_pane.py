@@ -11,7 +11,8 @@ STATE_CLASSES = ("queued", "uploading", "running", "succeeded", "failed", "cance
 
 
 class ArchPane(Vertical):
-    """The title says arch, host and state (with the current step, digest or failing step)."""
+    """The title says arch, state and host; the subtitle the current step, digest or failing
+    step."""
 
     DEFAULT_CSS = """
     ArchPane {
@@ -50,7 +51,9 @@ class ArchPane(Vertical):
     def _retitle(self) -> None:
         host = f"{self.host} (QEMU)" if self.emulated else self.host
         state = self.state.upper() if self.state in ("failed", "lost") else self.state
-        self.border_title = f"{self.arch} · {host} · {state}"
+        # State before host: a narrow pane cuts the end of its title, and the state matters
+        # most (at 120 columns, "arm64 · emu-1 (QEMU) · succeeded" lost its state).
+        self.border_title = f"{self.arch} · {state} · {host}"
         self.border_subtitle = _short(self.detail)
 
 
