@@ -136,6 +136,24 @@ async def test_a_new_run_replaces_the_panes_and_ends_a_zoom() -> None:
         assert "s390x · " in screen_text(app)
 
 
+async def test_pane_titles_keep_the_state_in_view_when_cut() -> None:
+    """At 120 columns two panes are 35 wide: an emulated arch's title is cut at the end, and
+    the end must not be its state."""
+    app = dashboard()
+    async with app.run_test(size=SIZE) as pilot:
+        app.show_jobs(fake_jobs(emulated=["arm64"]))
+        for arch in TWO:
+            app.handle_event(StateEvent(arch, JobState.SUCCEEDED, "sha256:" + "ab" * 32))
+        app.handle_event(StateEvent("arm64", JobState.FAILED, "exit 1 at #7 RUN make"))
+        await settle(pilot)
+        text = screen_text(app)
+        assert "amd64 · succeeded · amd64-1" in text
+        assert "arm64 · FAILED · arm64-1 (Q" in text
+        app.handle_event(StateEvent("arm64", JobState.SUCCEEDED, "sha256:" + "cd" * 32))
+        await settle(pilot)
+        assert "arm64 · succeeded · arm64-1" in screen_text(app)
+
+
 async def test_follow_off_keeps_the_view_and_marks_new_lines_then_on_catches_up() -> None:
     app = dashboard()
     async with app.run_test(size=SIZE) as pilot:
