@@ -490,12 +490,21 @@ class BuildRun:
                 if outcome.get("running"):
                     continue  # the follow ended early; the build goes on
                 break
+            if str(outcome.get("exit", "")).strip() not in ("", "0"):
+                outcome["engine"] = await self._engine_answers(host)
             if sink.partial:
                 self._lines(status, parser, [sink.partial])
                 sink.partial = b""
             self._finish(status, parser, outcome)
         finally:
             sink.file.close()
+
+    async def _engine_answers(self, host: Any) -> bool:
+        try:
+            result = await self.pool.run(host, remote.engine_script(), timeout=15)
+        except Exception:
+            return False
+        return result.ok
 
     def _backoff(self, attempt: int) -> float:
         """Bounded exponential backoff with jitter, so hosts behind one bastion do not all
@@ -627,6 +636,12 @@ class BuildRun:
                 status.error = message
             else:
                 status.error = parser.solve_error or f"buildx exited with {status.exit_code}"
+            if _engine_went_away(status.error or "", parser.solve_error or ""):
+                now = "it answers again now" if outcome.get("engine") else "it is not answering now"
+                status.error = (
+                    f"the docker engine on {status.job.host} went away during the build "
+                    f"(stopped or restarted; {now}) — buildx said: {status.error}"
+                )
             self._set_state(
                 status,
                 JobState.FAILED,
@@ -643,6 +658,24 @@ class BuildRun:
         status.digest = meta["digest"]
         self._emit(DigestEvent(key, status.digest))
         self._set_state(status, JobState.SUCCEEDED, status.digest)
+
+
+# What buildx and the engine print when the engine dies under a build (Docker 20.10 .. 28).
+_ENGINE_GONE = (
+    "failed to update store for object type",
+    "error reading from server: eof",
+    "cannot connect to the docker daemon",
+    "connection reset by peer",
+    "transport is closing",
+    "code = unavailable",
+    "failed to receive status",
+    "is the docker daemon running",
+)
+
+
+def _engine_went_away(*texts: str) -> bool:
+    text = " ".join(texts).lower()
+    return any(marker in text for marker in _ENGINE_GONE)
 
 
 def _is_connection_error(exc: BaseException) -> bool:

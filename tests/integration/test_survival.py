@@ -251,3 +251,42 @@ def test_registry_down_during_index_push_leaves_the_tag_alone(
     second = asyncio.run(push_index(record, registry, config=config))  # type: ignore[arg-type]
     assert first[0].verified and second[0].verified
     assert first[0].digest == second[0].digest
+
+
+def test_engine_restart_fails_that_arch_clearly_and_spares_the_other(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """The rig's emu host has a docker engine of its own: restart it under the arm64 build."""
+    from tests.integration.test_build import make_project
+
+    slow = 'ARG BASE\nFROM ${BASE}\nRUN for i in $(seq 1 16); do echo "tick $i"; sleep 0.5; done\n'
+    config_path, _ = make_project(tmp_path, rig, slow)
+    config = load_config(config_path)
+    pidfile = rig.dir / "docker2" / "dockerd.pid"
+
+    async def run() -> dict[str, object]:
+        restarted = False
+        async with SshPool(config.hosts) as pool:
+            prepared = await start_build(config, pool, state_root=tmp_path / "state")
+            async for event in prepared.run.events():
+                if (
+                    not restarted
+                    and isinstance(event, LinesEvent)
+                    and event.job == "arm64"
+                    and any("tick 3" in line for line in event.lines)
+                ):
+                    restarted = True
+                    os.kill(int(pidfile.read_text()), signal.SIGTERM)
+                    await asyncio.to_thread(
+                        subprocess.run,
+                        ["bash", str(ROOT / "rig" / "rig"), "up"],
+                        check=True,
+                        capture_output=True,
+                    )
+            return dict(await prepared.run.wait())
+
+    status = asyncio.run(run())
+    arm, amd = status["arm64"], status["amd64"]
+    assert arm.state is JobState.FAILED  # type: ignore[attr-defined]
+    assert "docker engine on emu-1 went away" in arm.error  # type: ignore[attr-defined]
+    assert amd.state is JobState.SUCCEEDED and amd.digest  # type: ignore[attr-defined]
