@@ -284,3 +284,8 @@ def imagetools_create_argv(
     if dry_run:
         argv.append("--dry-run")
     return [*argv, "--", *sources]
+
+
+def engine_script() -> RemoteScript:
+    """The docker engine's server version, to tell whether it answers right now."""
+    return RemoteScript("docker version --format '{{.Server.Version}}'\n")
