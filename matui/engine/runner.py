@@ -396,8 +396,12 @@ class BuildRun:
             self._set_state(status, JobState.RUNNING, f"pid {status.pid} on {job.host}")
             await self._follow_until_done(host, status)
         except asyncio.CancelledError:
-            if not status.state.finished:
+            # Our task ends either because the operator cancelled this job before it launched,
+            # or because matui itself is going away: then the build goes on on its host and the
+            # record must keep saying so, for the next matui to reattach.
+            if key in self._cancelled and status.pid is None and not status.state.finished:
                 self._set_state(status, JobState.CANCELLED, "cancelled before the build started")
+            raise
         except Exception as exc:  # one arch's failure never stops the others
             if not status.state.finished:
                 status.error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)

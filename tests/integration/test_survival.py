@@ -290,3 +290,44 @@ def test_engine_restart_fails_that_arch_clearly_and_spares_the_other(
     assert arm.state is JobState.FAILED  # type: ignore[attr-defined]
     assert "docker engine on emu-1 went away" in arm.error  # type: ignore[attr-defined]
     assert amd.state is JobState.SUCCEEDED and amd.digest  # type: ignore[attr-defined]
+
+
+def test_hosts_behind_a_dropped_bastion_reconnect_through_it(
+    rig: Rig, sshd: Sshd, tmp_path: Path
+) -> None:
+    """The private sshd is the bastion; the build host is the rig's amd64 host behind it."""
+    config_path = project(tmp_path, rig, sshd)
+    known = tmp_path / "known_hosts_all"
+    known.write_text(sshd.known_hosts.read_text() + rig.known_hosts.read_text())
+    text = config_path.read_text()
+    text = text.replace(f"port = {sshd.port}\n", f"port = {rig.port_amd64}\n", 1)
+    text = text.replace(
+        f'known_hosts = "{sshd.known_hosts}"',
+        f'known_hosts = "{known}"\njump = "{rig.user}@127.0.0.1:{sshd.port}"',
+    )
+    config_path.write_text(text)
+    config = load_config(config_path)
+
+    async def run() -> tuple[JobState, list[str], list[str]]:
+        lines: list[str] = []
+        details: list[str] = []
+        async with SshPool(config.hosts, keepalive_interval=1, keepalive_count_max=2) as pool:
+            prepared = await start_build(config, pool, state_root=tmp_path / "state")
+            prepared.run.reconnect_delay = 0.3
+            dropped = False
+            async for event in prepared.run.events():
+                if isinstance(event, LinesEvent):
+                    lines.extend(event.lines)
+                    if not dropped and any("tick 3" in line for line in event.lines):
+                        dropped = True
+                        sshd.drop_connections()  # the bastion's sessions die, sshd stays up
+                elif isinstance(event, StateEvent):
+                    details.append(event.detail)
+            return (await prepared.run.wait())["amd64"].state, lines, details
+
+    state, lines, details = asyncio.run(run())
+    assert state is JobState.SUCCEEDED
+    assert any("disconnected" in d for d in details)
+    assert any("reattached" in d for d in details)
+    ticks = [ln.rsplit(" ", 1)[-1] for ln in lines if ln.split(" ", 2)[-1].startswith("tick ")]
+    assert ticks == [str(i) for i in range(1, 13)]
