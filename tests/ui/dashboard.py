@@ -125,13 +125,18 @@ async def wait_for(
     *,
     timeout: float = 10.0,
     step: float = 0.05,
+    fail: Callable[[], object] | None = None,
 ) -> None:
-    """Poll ``predicate`` (pausing the app between polls) until it is true or ``timeout``."""
+    """Poll ``predicate`` (pausing the app between polls) until it is true, or fail at
+    ``timeout`` or as soon as ``fail`` is true (e.g. the app reached a state it cannot leave)."""
     deadline = time.monotonic() + timeout
     while not predicate():
-        if time.monotonic() > deadline:
+        failed = fail is not None and fail()
+        if failed or time.monotonic() > deadline:
+            why = "gave up" if failed else f"timed out after {timeout:.0f}s"
             raise AssertionError(
-                f"timed out after {timeout:.0f}s waiting for {what}\n{screen_text(pilot.app)}"
+                f"{why} waiting for {what}\nnotifications: {toasts(pilot.app)}\n"
+                f"{screen_text(pilot.app)}"
             )
         await pilot.pause(step)
 
