@@ -319,6 +319,23 @@ def _reword(message: str, value: str) -> str:
     return message.replace(repr(value), _q(value), 1)
 
 
+def _not_a(path: Path, kind: str) -> str | None:
+    """Why ``path`` is not a ``kind`` (``file`` or ``directory``); ``None`` when it is one.
+
+    Never raises: a path the system cannot even look up (a name too long, a loop of symlinks,
+    no permission) is a problem to report, not a crash.
+    """
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be looked up: {exc.strerror or exc}"
+    if stat.S_ISREG(mode) if kind == "file" else stat.S_ISDIR(mode):
+        return None
+    return f"is not a {kind}"
+
+
 def _did_you_mean(word: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f"; did you mean {_q(close[0])}?" if close else ""
@@ -566,8 +583,7 @@ class _Checker:
         resolved = self.resolve(text, path)
         if resolved is None:
             return None
-        if not resolved.is_file():
-            state = "is not a file" if resolved.exists() else "does not exist"
+        if state := _not_a(resolved, "file"):
             self.add(path, f"{what} {resolved} {state}; {fix.format(path=resolved)}")
             return None
         return resolved
@@ -944,8 +960,7 @@ class _Checker:
         context_text = self.string(entry, "context", prefix, spec("context"), where)
         if context_text is not None:
             context = self.resolve(context_text, f"{prefix}.context")
-            if context is not None and not context.is_dir():
-                state = "is not a directory" if context.exists() else "does not exist"
+            if context is not None and (state := _not_a(context, "directory")):
                 self.add(
                     f"{prefix}.context",
                     f"build context {context} {state}; give the directory that holds the "
@@ -1055,17 +1070,26 @@ class _Checker:
             return
         if context is None:
             return  # the context problem is already reported
-        full = (context / relative).resolve()
+        try:
+            full = (context / relative).resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a loop of symlinks
+            self.add(
+                path,
+                f"{_q(dockerfile)} cannot be looked up in the build context ({exc}); fix "
+                "dockerfile (relative to context) or the links it goes through",
+            )
+            return
         if not full.is_relative_to(context.resolve()):
             self.add(
                 path,
                 f"{_q(dockerfile)} is outside the build context {context}; move the Dockerfile "
                 "into the context, or widen context",
             )
-        elif not full.is_file():
+        elif state := _not_a(full, "file"):
+            why = "" if state in ("does not exist", "is not a file") else f" ({state})"
             self.add(
                 path,
-                f"there is no Dockerfile at {context / relative}; fix dockerfile "
+                f"there is no Dockerfile at {context / relative}{why}; fix dockerfile "
                 "(relative to context) or context",
             )
 
