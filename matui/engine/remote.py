@@ -22,6 +22,7 @@ from dataclasses import dataclass
 # C0, DEL and C1 (U+0080-U+009F: NEL splits lines, CSI starts terminal escapes).
 _CONTROL = frozenset(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)])
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # A directory name on the builder: no slash, no "..", never taken for an option.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)
 
@@ -36,6 +37,8 @@ def check_value(value: str, what: str = "value") -> str:
     Lone surrogates (undecodable bytes from the command line) are refused too: they cannot be
     sent as UTF-8.
     """
+    if not _UNSAFE.search(value):
+        return value  # the common case, for every word of every command
     bad = sorted({f"0x{ord(ch):02x}" for ch in value if ch in _CONTROL})
     if bad:
         raise UnsafeValue(f"{what} {value!r} contains control characters ({', '.join(bad)})")
