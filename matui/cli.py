@@ -183,7 +183,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace) -> Config:
     from matui.engine.config import find_config, load_config
 
-    return load_config(find_config(getattr(args, "config", None)))
+    config = load_config(find_config(getattr(args, "config", None)))
+    for warning in config.warnings:
+        print(f"matui: warning: {warning}", file=sys.stderr)
+    return config
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
