@@ -20,6 +20,7 @@ Standard library only (engine code).
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import unicodedata
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
 from pathlib import Path
+from typing import Any
 
 from matui.engine.progress import neutralise
 
@@ -78,30 +80,91 @@ def compile_pattern(pattern: str, regex: bool = True, ignore_case: bool = True) 
         raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
 
 
-_REGEX_META = frozenset(".^$*+?{}[]\\|()")
-
-
 @dataclass(frozen=True)
 class _Matcher:
     rx: re.Pattern[str]
     """Searched in the stored text."""
     lower_rx: re.Pattern[str] | None
-    """For a case-blind literal: searched in ``text.lower()`` of ASCII chunks instead. Python's
-    ``re.IGNORECASE`` gives up its fast literal scan; lowering a chunk and scanning for a
-    lowercase literal is about six times faster."""
+    """For a case-blind ASCII pattern: an equivalent case-sensitive pattern, searched in
+    ``text.lower()`` of ASCII chunks instead. Python's ``re.IGNORECASE`` gives up the fast
+    literal scans; lowering a chunk and searching it case-sensitively is five to ten times
+    faster."""
 
 
 @lru_cache(maxsize=64)
 def _matcher(pattern: str, regex: bool, ignore_case: bool) -> _Matcher:
     rx = compile_pattern(pattern, regex, ignore_case)
     lower_rx = None
-    if (
-        rx.flags & re.IGNORECASE
-        and pattern.isascii()
-        and (not regex or _REGEX_META.isdisjoint(pattern))
-    ):
-        lower_rx = re.compile(re.escape(pattern.lower()), re.MULTILINE)
+    if rx.flags & re.IGNORECASE and pattern.isascii():
+        if not regex:
+            lower_rx = re.compile(re.escape(pattern.lower()), re.MULTILINE)
+        else:
+            lower_rx = _lowered_pattern(pattern)
     return _Matcher(rx, lower_rx)
+
+
+def _lowered_pattern(pattern: str) -> re.Pattern[str] | None:
+    """``pattern`` (ASCII) rewritten so that, searched case-sensitively in lowercased ASCII
+    text, it matches exactly where ``pattern`` with IGNORECASE matches the original text: every
+    ASCII capital in a literal or a set becomes (or gains) its small letter.
+
+    Uses the ``re`` module's own parser; None (search with IGNORECASE as before) for anything
+    it does not handle, e.g. a ``(?-i:...)`` group, or a ``re`` internals change.
+    """
+    try:
+        # re's parser and compiler: private, but shipped with every CPython 3.11+.
+        _parser = importlib.import_module("re._parser")
+        _compiler = importlib.import_module("re._compiler")
+        sre = importlib.import_module("re._constants")
+
+        def lower(c: int) -> int:
+            return c + 32 if 65 <= c <= 90 else c
+
+        def walk(items: Any) -> None:
+            for i, (op, av) in enumerate(items):
+                if op in (sre.LITERAL, sre.NOT_LITERAL):
+                    items[i] = (op, lower(av))
+                elif op is sre.IN:
+                    extra = []
+                    for k, (item_op, item_av) in enumerate(av):
+                        if item_op is sre.LITERAL:
+                            av[k] = (item_op, lower(item_av))
+                        elif item_op is sre.RANGE:
+                            lo, hi = max(item_av[0], 65), min(item_av[1], 90)
+                            if lo <= hi:
+                                extra.append((sre.RANGE, (lo + 32, hi + 32)))
+                        elif item_op not in (sre.NEGATE, sre.CATEGORY):
+                            raise ValueError(item_op)
+                    av.extend(extra)
+                elif op is sre.SUBPATTERN:
+                    group, add_flags, del_flags, sub = av
+                    if del_flags & re.IGNORECASE:
+                        raise ValueError("case-sensitive group")
+                    items[i] = (op, (group, add_flags & ~re.IGNORECASE, del_flags, sub))
+                    walk(sub)
+                elif op is sre.BRANCH:
+                    for sub in av[1]:
+                        walk(sub)
+                elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+                    walk(av[2])
+                elif op in (sre.ASSERT, sre.ASSERT_NOT):
+                    walk(av[1])
+                elif op is sre.ATOMIC_GROUP:
+                    walk(av)
+                elif op is sre.GROUPREF_EXISTS:
+                    walk(av[1])
+                    if av[2] is not None:
+                        walk(av[2])
+                elif op not in (sre.ANY, sre.AT, sre.CATEGORY, sre.GROUPREF):
+                    raise ValueError(op)
+
+        parsed = _parser.parse(pattern, re.IGNORECASE | re.MULTILINE)
+        walk(parsed.data)
+        parsed.state.flags &= ~re.IGNORECASE
+        compiled: re.Pattern[str] = _compiler.compile(parsed, re.MULTILINE)
+        return compiled
+    except Exception:  # any surprise: keep the plain IGNORECASE search
+        return None
 
 
 def _scan(
