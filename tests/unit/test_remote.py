@@ -11,6 +11,8 @@ import base64
 import re
 import shlex
 import subprocess
+from collections.abc import Callable
+from functools import partial
 
 import pytest
 from hypothesis import given, settings
@@ -26,7 +28,7 @@ WIRE_RE = re.compile(r"sh -c 'eval \"\$\(printf %s ([A-Za-z0-9+/=]*) \| base64 -
 CONTROL = [chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]]
 # Printable text: every code point but control characters and lone surrogates.
 printable = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters=CONTROL), max_size=40
+    st.characters(exclude_categories=["Cs"], exclude_characters=CONTROL), max_size=40
 )
 METACHARS = ";|&$()`<>*?[]{}~!#'\"\\ =-%^,."
 shellish = st.text(st.sampled_from([*METACHARS, "a", "Z", "0", "é", "🙂", "\u200f"]), max_size=30)
@@ -43,7 +45,7 @@ def decode(wire: str) -> str:
 # wire()
 
 
-@given(st.text(st.characters(blacklist_categories=("Cs",))))
+@given(st.text(st.characters(exclude_categories=["Cs"])))
 def test_wire_decodes_to_the_script(script: str) -> None:
     wire = RemoteScript(script).wire()
     assert decode(wire) == script
@@ -178,19 +180,23 @@ def test_real_run_ids_and_job_keys_are_accepted() -> None:
 
 @pytest.mark.parametrize("bad", ["../../x", "a\nb", "$(touch x)", "-x", "a/b"])
 def test_every_job_script_refuses_a_hostile_run_id_or_key(bad: str) -> None:
-    makers = [
-        lambda r, k: remote.upload_script(r, k),
-        lambda r, k: remote.launch_script(r, k, ["true"]),
-        lambda r, k: remote.follow_script(r, k, 0, 1),
-        lambda r, k: remote.read_from_script(r, k, 0, 1),
-        lambda r, k: remote.outcome_script(r, k),
-        lambda r, k: remote.cancel_script(r, k),
+    makers: list[Callable[[str, str], RemoteScript]] = [
+        remote.upload_script,
+        partial(launch, argv=["true"]),
+        partial(remote.follow_script, offset=0, pid=1),
+        partial(remote.read_from_script, offset=0, size=1),
+        remote.outcome_script,
+        remote.cancel_script,
     ]
     for make in makers:
         with pytest.raises(UnsafeValue):
             make(bad, "amd64")
         with pytest.raises(UnsafeValue):
             make("run1", bad)
+
+
+def launch(run_id: str, job_key: str, argv: list[str]) -> RemoteScript:
+    return remote.launch_script(run_id, job_key, argv)
 
 
 def test_follow_and_read_take_numbers_only() -> None:
