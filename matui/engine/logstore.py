@@ -10,6 +10,11 @@ costs about 85 bytes (80 text, 1 separator, 4 offset). Only the newest, unsealed
 *tail*, fewer than :data:`CHUNK_LINES` lines) is a plain list of strings. One non-ASCII character
 makes CPython store its whole chunk at 2 or 4 bytes per character; that is bounded by the chunk.
 
+Memory stays bounded: once more than ``memory_limit`` characters of sealed chunks are held, the
+oldest are written to an anonymous temporary file (UTF-8, in ``spill_dir`` or the system's
+temporary directory) and read back on demand, a few kept decoded. Only a chunk's file position
+and line count stay in memory (its line offsets are recomputed on reading).
+
 Search runs one compiled regex over a joined chunk (a C loop over megabytes) rather than a Python
 loop over lines. Patterns are matched per line: ``re.MULTILINE`` is set, so ``^`` and ``$`` anchor
 at line boundaries, and a match that runs across a line break is checked again against its first
@@ -23,9 +28,12 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import tempfile
 import unicodedata
 from array import array
 from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
@@ -44,6 +52,13 @@ _CHUNK_CHARS = 1 << 20
 offsets fit ``array('I')`` whatever the line lengths."""
 
 _BACKWARD_WINDOW = 256
+
+MEMORY_LIMIT = 128 << 20
+"""Characters of sealed chunks a store keeps in memory by default (~1.6 M 80-byte lines); older
+chunks go to an anonymous spill file, so a gigabyte of log costs about this much RAM."""
+
+_LOADED_CHUNKS = 8
+"""Spilled chunks kept decoded after a read (rendering reads the same few chunks again)."""
 """Backward search looks for the last match in windows of this many lines."""
 
 ERROR_RE = re.compile(
@@ -170,15 +185,20 @@ def _lowered_pattern(pattern: str) -> re.Pattern[str] | None:
 def _scan(
     rx: re.Pattern[str],
     text: str,
-    offsets: array[int],
+    offsets: array[int] | None,
     k0: int,
     k1: int,
     limit: int,
     verify: re.Pattern[str] | None = None,
 ) -> list[int]:
     """Chunk lines in [k0, k1) where ``rx`` (and ``verify``, if given) match, in order, at most
-    ``limit`` of them. ``text`` is the chunk's lines joined by "\n"; ``offsets`` their starts."""
+    ``limit`` of them. ``text`` is the chunk's lines joined by "\n"; ``offsets`` their starts
+    (None: the whole chunk, offsets not computed yet; computed only if ``rx`` matches)."""
     found: list[int] = []
+    if offsets is None:
+        if rx.search(text) is None:
+            return found
+        offsets = _text_offsets(text)
     pos, end = offsets[k0], offsets[k1] - 1
     search = rx.search
     while pos <= end:
@@ -200,7 +220,7 @@ def _scan(
 
 
 def _scan_matcher(
-    matcher: _Matcher, text: str, offsets: array[int], k0: int, k1: int, limit: int
+    matcher: _Matcher, text: str, offsets: array[int] | None, k0: int, k1: int, limit: int
 ) -> list[int]:
     if matcher.lower_rx is not None and text.isascii():
         # ASCII lowercasing keeps every offset.
@@ -224,6 +244,11 @@ def _line_offsets(lines: list[str]) -> array[int]:
     return array("I", accumulate(map(_ONE_MORE, map(len, lines)), initial=0))
 
 
+def _text_offsets(text: str) -> array[int]:
+    """Start offsets of the lines of ``text`` (lines joined by "\n"), plus ``len(text) + 1``."""
+    return _line_offsets(text.split("\n"))
+
+
 def _char_width(ch: str) -> int:
     if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
         return 0
@@ -244,23 +269,48 @@ def display_width(line: str) -> int:
     return width
 
 
+@dataclass(frozen=True)
+class _OnDisk:
+    """Where a spilled chunk's UTF-8 text lies in the spill file."""
+
+    position: int
+    size: int
+
+
 class LogStore:
     """Append-only lines of one job's log.
 
     Indices count retained lines from 0. With ``max_lines`` the oldest lines are dropped a whole
     sealed chunk at a time once more than ``max_lines`` are held (so at least ``max_lines`` are
     always kept); :attr:`dropped` says how many went, and every index shifts down by that many.
+    ``memory_limit`` (characters; None: no limit) bounds the sealed text held in memory: older
+    chunks move to a spill file and stay readable and searchable.
     """
 
-    def __init__(self, *, max_lines: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_lines: int | None = None,
+        memory_limit: int | None = MEMORY_LIMIT,
+        spill_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         if max_lines is not None and max_lines < 1:
             raise ValueError("max_lines must be at least 1")
         self.max_lines = max_lines
-        # Sealed chunks: joined text, start offsets (one more than lines: the last is
-        # len(text) + 1), and the absolute index of the chunk's first line.
-        self._texts: list[str] = []
-        self._offsets: list[array[int]] = []
+        self.memory_limit = memory_limit
+        self.spill_dir = spill_dir
+        # Sealed chunks: joined text (or where it was spilled), start offsets (one more than
+        # lines: the last is len(text) + 1; None once spilled), line count, and the absolute
+        # index of the chunk's first line. Spilled chunks are always the oldest.
+        self._texts: list[str | _OnDisk] = []
+        self._offsets: list[array[int] | None] = []
+        self._sizes: list[int] = []
         self._starts: list[int] = []
+        self._memory_chars = 0  # characters of sealed chunks held in memory
+        self._spilled = 0  # the first this many sealed chunks are on disk
+        self._spill: Any = None  # the spill file (unbuffered binary), once needed
+        self._spill_end = 0
+        self._loaded: OrderedDict[int, tuple[str, array[int]]] = OrderedDict()
         self._tail: list[str] = []
         self._tail_chars = 0
         self._tail_start = 0  # absolute index of the tail's first line
@@ -335,16 +385,70 @@ class LogStore:
         offsets = _line_offsets(tail)
         self._texts.append(text)
         self._offsets.append(offsets)
+        self._sizes.append(len(tail))
         self._starts.append(self._tail_start)
         self._tail_start += len(tail)
         self._tail = []
         self._tail_chars = 0
+        self._memory_chars += len(text)
+        if self.memory_limit is not None and self._memory_chars > self.memory_limit:
+            self._spill_old(self.memory_limit * 3 // 4)
+
+    def _spill_old(self, keep: int) -> None:
+        """Move the oldest in-memory chunks to the spill file until ``keep`` characters are
+        left in memory (the newest chunk always stays)."""
+        try:
+            if self._spill is None:
+                # Lives as long as the store; deleted from the start (no name to clean up).
+                self._spill = tempfile.TemporaryFile(  # noqa: SIM115
+                    prefix="matui-log-", dir=self.spill_dir, buffering=0
+                )
+            while self._memory_chars > keep and self._spilled < len(self._texts) - 1:
+                c = self._spilled
+                text = self._texts[c]
+                assert isinstance(text, str)
+                data = text.encode("utf-8", "surrogatepass")
+                self._spill.write(data)
+                self._texts[c] = _OnDisk(self._spill_end, len(data))
+                self._offsets[c] = None
+                self._spill_end += len(data)
+                self._memory_chars -= len(text)
+                self._spilled += 1
+        except OSError:
+            # No room for a spill file: keep lines in memory rather than lose them.
+            self.memory_limit = None
+
+    def _chunk(self, c: int) -> tuple[str, array[int]]:
+        """Sealed chunk ``c``'s text and line offsets, read back if it was spilled."""
+        text = self._texts[c]
+        if isinstance(text, str):
+            offsets = self._offsets[c]
+            assert offsets is not None
+            return text, offsets
+        start = self._starts[c]
+        loaded = self._loaded.get(start)
+        if loaded is not None:
+            self._loaded.move_to_end(start)
+            return loaded
+        data = os.pread(self._spill.fileno(), text.size, text.position)
+        decoded = data.decode("utf-8", "surrogatepass")
+        loaded = (decoded, _text_offsets(decoded))
+        self._loaded[start] = loaded
+        if len(self._loaded) > _LOADED_CHUNKS:
+            self._loaded.popitem(last=False)
+        return loaded
 
     def _drop_old(self) -> None:
         assert self.max_lines is not None
-        while self._texts and len(self) - (len(self._offsets[0]) - 1) >= self.max_lines:
-            self._dropped += len(self._offsets[0]) - 1
-            del self._texts[0], self._offsets[0], self._starts[0]
+        while self._texts and len(self) - self._sizes[0] >= self.max_lines:
+            self._dropped += self._sizes[0]
+            text = self._texts[0]
+            if isinstance(text, str):
+                self._memory_chars -= len(text)
+            else:
+                self._spilled -= 1
+                self._loaded.pop(self._starts[0], None)
+            del self._texts[0], self._offsets[0], self._sizes[0], self._starts[0]
         if self._first_error is not None and self._first_error < self._dropped:
             self._first_error = None
             self._error_scanned = self._dropped
@@ -365,9 +469,9 @@ class LogStore:
         if a >= self._tail_start:
             return self._tail[a - self._tail_start]
         c = bisect_right(self._starts, a) - 1
-        offsets = self._offsets[c]
+        text, offsets = self._chunk(c)
         k = a - self._starts[c]
-        return self._texts[c][offsets[k] : offsets[k + 1] - 1]
+        return text[offsets[k] : offsets[k + 1] - 1]
 
     def lines(self, start: int, stop: int) -> list[str]:
         """Lines ``start`` to ``stop`` (slice semantics: clamped, empty when stop <= start)."""
@@ -386,47 +490,68 @@ class LogStore:
 
     def _segments(
         self, a0: int, a1: int, *, reverse: bool = False
-    ) -> list[tuple[str, array[int], int, int, int]]:
+    ) -> Iterator[tuple[str, array[int], int, int, int]]:
         """``(text, offsets, k0, k1, base)`` for each chunk overlapping absolute lines [a0, a1):
-        lines k0..k1-1 of the chunk, whose line 0 is absolute line ``base``."""
-        out: list[tuple[str, array[int], int, int, int]] = []
+        lines k0..k1-1 of the chunk, whose line 0 is absolute line ``base``. Lazily: a spilled
+        chunk is read only when its turn comes."""
+        for text, offsets, k0, k1, base in self._scan_segments(a0, a1, reverse=reverse):
+            yield text, offsets if offsets is not None else _text_offsets(text), k0, k1, base
+
+    def _scan_segments(
+        self, a0: int, a1: int, *, reverse: bool = False
+    ) -> Iterator[tuple[str, array[int] | None, int, int, int]]:
+        """:meth:`_segments` for scans: a whole spilled chunk comes with offsets None (see
+        :func:`_scan`), read but not kept, so a scan through a gigabyte stays cheap."""
         if a0 >= a1:
-            return out
+            return
+        if reverse and a1 > self._tail_start and self._tail:
+            yield from self._tail_part(a0, a1)
         first = max(bisect_right(self._starts, a0) - 1, 0)
-        for c in range(first, len(self._texts)):
+        last = bisect_right(self._starts, a1 - 1)  # chunks [first, last) may overlap
+        for c in reversed(range(first, last)) if reverse else range(first, last):
             base = self._starts[c]
-            size = len(self._offsets[c]) - 1
-            if base >= a1:
-                break
+            size = self._sizes[c]
             k0, k1 = max(a0 - base, 0), min(a1 - base, size)
-            if k0 < k1:
-                out.append((self._texts[c], self._offsets[c], k0, k1, base))
-        if a1 > self._tail_start and self._tail:
-            text, offsets = self._tail_segment()
-            k0 = max(a0 - self._tail_start, 0)
-            k1 = min(a1 - self._tail_start, len(self._tail))
-            if k0 < k1:
-                out.append((text, offsets, k0, k1, self._tail_start))
-        if reverse:
-            out.reverse()
-        return out
+            if k0 >= k1:
+                continue
+            where = self._texts[c]
+            if isinstance(where, _OnDisk) and k1 - k0 == size and base not in self._loaded:
+                yield self._read_spilled(where), None, k0, k1, base
+            else:
+                text, offsets = self._chunk(c)
+                yield text, offsets, k0, k1, base
+        if not reverse and a1 > self._tail_start and self._tail:
+            yield from self._tail_part(a0, a1)
+
+    def _tail_part(
+        self, a0: int, a1: int
+    ) -> Iterator[tuple[str, array[int] | None, int, int, int]]:
+        text, offsets = self._tail_segment()
+        k0 = max(a0 - self._tail_start, 0)
+        k1 = min(a1 - self._tail_start, len(self._tail))
+        if k0 < k1:
+            yield text, offsets, k0, k1, self._tail_start
 
     # -- searching -------------------------------------------------------------------------
 
     def _first_abs(self, matcher: _Matcher, a0: int, a1: int) -> int | None:
-        for text, offsets, k0, k1, base in self._segments(a0, a1):
+        for text, offsets, k0, k1, base in self._scan_segments(a0, a1):
             hit = _scan_matcher(matcher, text, offsets, k0, k1, 1)
             if hit:
                 return base + hit[0]
         return None
 
     def _last_abs(self, matcher: _Matcher, a0: int, a1: int) -> int | None:
-        for text, offsets, k0, k1, base in self._segments(a0, a1, reverse=True):
+        for text, offsets, k0, k1, base in self._scan_segments(a0, a1, reverse=True):
             if matcher.lower_rx is not None and text.isascii():
                 text = text.lower()  # once per chunk, not per window
                 rx = matcher.lower_rx
             else:
                 rx = matcher.rx
+            if offsets is None:
+                if rx.search(text) is None:
+                    continue
+                offsets = _text_offsets(text)
             # Regexes only search forwards: take the last hit of ever earlier windows, so a
             # pattern matching every line costs one window, not one chunk, of Python work.
             w1 = k1
@@ -483,7 +608,7 @@ class LogStore:
         start, stop, _ = slice(start, stop).indices(len(self))
         d = self._dropped
         out: list[int] = []
-        for text, offsets, k0, k1, base in self._segments(start + d, stop + d):
+        for text, offsets, k0, k1, base in self._scan_segments(start + d, stop + d):
             out.extend(base - d + k for k in _scan_matcher(matcher, text, offsets, k0, k1, k1))
         return out
 
@@ -507,7 +632,11 @@ class LogStore:
         # Every error line holds "rror" or "RROR": scan for those literals (fast) and check
         # only the lines they hit against ERROR_RE, whose optional prefixes make a direct scan
         # some thirty times slower.
-        for text, offsets, k0, k1, base in self._segments(a0, a1):
+        for text, offsets, k0, k1, base in self._scan_segments(a0, a1):
+            if offsets is None:
+                if "rror" not in text and "RROR" not in text:
+                    continue
+                offsets = _text_offsets(text)
             best = None
             for literal in _ERROR_LITERALS:
                 hits = _scan(literal, text, offsets, k0, k1 if best is None else best, 1, ERROR_RE)
@@ -519,6 +648,10 @@ class LogStore:
 
     # -- saving ----------------------------------------------------------------------------
 
+    def _read_spilled(self, where: _OnDisk) -> str:
+        data = os.pread(self._spill.fileno(), where.size, where.position)
+        return data.decode("utf-8", "surrogatepass")
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write every retained line, each ending in ``"\\n"``, as UTF-8 (replaced via a
         temporary file, so a failed save leaves no half-written file)."""
@@ -527,7 +660,7 @@ class LogStore:
         try:
             with open(tmp, "w", encoding="utf-8", errors="replace", newline="\n") as f:
                 for text in self._texts:
-                    f.write(text)
+                    f.write(text if isinstance(text, str) else self._read_spilled(text))
                     f.write("\n")
                 if self._tail:
                     f.write("\n".join(self._tail))
