@@ -7,12 +7,11 @@ and config errors answer at once.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 if TYPE_CHECKING:
     from matui.engine.check import CheckReport
@@ -20,9 +19,18 @@ if TYPE_CHECKING:
     from matui.engine.records import RunRecord
     from matui.engine.runner import BuildRun
 
+_T = TypeVar("_T")
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+
+def _run(main: Coroutine[Any, Any, _T]) -> _T:
+    # asyncio is imported here, not at the top: it is most of what `matui --help` would load.
+    import asyncio
+
+    return asyncio.run(main)
 
 
 class UsageError(Exception):
@@ -196,7 +204,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             f"{config.path}: no [[hosts]] yet; add one with "
             "`matui host add NAME --arch ARCH --ssh USER@HOST[:PORT]`"
         )
-    report = asyncio.run(_check(config))
+    report = _run(_check(config))
     if args.json:
         json.dump(report.to_json(), sys.stdout, indent=2)
         print()
@@ -316,7 +324,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     config = _load(args)
     try:
-        return asyncio.run(_build(config, args))
+        return _run(_build(config, args))
     except BuildRefused as exc:
         print(f"matui: {exc}", file=sys.stderr)
         if args.json:
@@ -356,7 +364,7 @@ def _cmd_attach(args: argparse.Namespace) -> int:
             print("matui: no unfinished run to attach to; `matui runs` lists them", file=sys.stderr)
             return EXIT_FAILED
         record = found[0]
-    return asyncio.run(_attach(config, record, args))
+    return _run(_attach(config, record, args))
 
 
 async def _attach(config: Config, record: RunRecord, args: argparse.Namespace) -> int:
@@ -375,6 +383,7 @@ async def _follow_run(run: BuildRun, args: argparse.Namespace, *, attached: bool
 
     Ctrl-C stops the remote builds (by process group) and records the run as cancelled.
     """
+    import asyncio
     import signal
 
     from matui.engine.flags import has_errors
@@ -492,7 +501,7 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
     except LookupError as exc:
         raise UsageError(str(exc)) from None
     try:
-        return asyncio.run(_manifest(config, record, args))
+        return _run(_manifest(config, record, args))
     except ManifestRefused as exc:
         print(f"matui: {exc}", file=sys.stderr)
         if args.json:
