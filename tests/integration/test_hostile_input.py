@@ -834,38 +834,44 @@ def config_echoes(
         make_dockerfile(context, value)
     tables = layout(values, fields)
     refused: list[set[str]] = [set() for _ in tables]
-    for _ in range(3):
+    images: dict[int, ImageConfig] = {}
+    for attempt in range(4):
+        # After the first parse, only images that still hold a value are worth parsing again.
+        active = [k for k, f in enumerate(tables) if attempt == 0 or set(f) - refused[k]]
         kept = [
-            {name: value for name, value in f.items() if name not in refused[k]}
-            for k, f in enumerate(tables)
+            entry(context, k, {n: v for n, v in tables[k].items() if n not in refused[k]})
+            for k in active
         ]
         try:
-            images = parse_images(context, [entry(context, k, f) for k, f in enumerate(kept)])
-            break
+            parsed = parse_images(context, kept)
         except ConfigError as exc:
             before = sum(map(len, refused))
             for problem in exc.problems:
                 match = re.match(r"images\[(\d+)\]", problem.path)
                 assert match, f"unexpected problem {problem}"
-                index = int(match.group(1))
-                refused[index].add(problem_field(index, problem.path, tables[index]))
+                k = active[int(match.group(1))]
+                refused[k].add(problem_field(int(match.group(1)), problem.path, tables[k]))
             # Left out, a refused field can reveal another: a long tag is only too long for its
             # per-arch tag once the image has a platform again.
             assert sum(map(len, refused)) > before, f"refused fields left out, still: {exc}"
+            continue
+        images = dict(zip(active, parsed, strict=True))
+        break
     else:
         raise AssertionError("the config kept finding new problems")
     echoes: list[Echo] = []
-    for k, (fields_k, image) in enumerate(zip(tables, images, strict=True)):
+    for k, fields_k in enumerate(tables):
         for name, value in fields_k.items():
             accepted = name not in refused[k]
             if accepted:
                 assert not unsendable(value), f"config accepted {name} = {value!r}"
-                accepted_as_is(name, value, image)
+                accepted_as_is(name, value, images[k])
             else:
                 assert may_refuse(name, value, context), f"config refused valid {name} {value!r}"
             tally.outcome(f"config {name}", value, accepted)
-        what = repr({n: v for n, v in fields_k.items() if n not in refused[k]})
-        echoes += image_echoes(image, what)
+        if k in images:
+            what = repr({n: v for n, v in fields_k.items() if n not in refused[k]})
+            echoes += image_echoes(images[k], what)
     return echoes
 
 
