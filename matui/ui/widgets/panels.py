@@ -17,9 +17,11 @@ _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 class HostsPanel(DataTable[Text | str]):
-    """One row a host: declared and native arch, reachability, buildx, badges."""
+    """One row a host: declared and native arch, reachability, badges, buildx."""
 
-    COLUMNS = ("HOST", "ARCH", "NATIVE", "UP", "BUILDX", "BADGES")
+    # Badges before the buildx version: a narrow panel cuts the last column, and a cut
+    # "UNREACHABLE" or "MISMATCH" hides what matters most.
+    COLUMNS = ("HOST", "ARCH", "NATIVE", "UP", "BADGES", "BUILDX")
 
     def __init__(self, hosts: Sequence[HostConfig]) -> None:
         super().__init__(id="hosts", cursor_type="none", zebra_stripes=False)
@@ -50,8 +52,8 @@ class HostsPanel(DataTable[Text | str]):
                 probe.arch,
                 probe.native_arch or "-",
                 up,
-                (probe.buildx_version or "-").split("+")[0],
                 Text(" ").join(badges),
+                (probe.buildx_version or "-").split("+")[0],
             )
             for column, value in zip(self.columns, row, strict=True):
                 self.update_cell(probe.name, column, value, update_width=True)
