@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from matui.engine.plan import BuildJob
 from matui.engine.probe import HostProbe
 from matui.ui.app import MatuiApp
 from matui.ui.widgets.arch_pane import ArchPane
+from matui.ui.widgets.log_pane import LogPane
 
 REPO = "registry.example/team/app"
 """A repository no test ever reaches: display-only tests never talk to a registry."""
@@ -42,11 +43,17 @@ def fake_config(arches: Sequence[str] = TWO) -> Config:
     return Config(None, hosts, (image,))
 
 
-def fake_jobs(arches: Sequence[str] = TWO, *, emulated: Sequence[str] = ()) -> list[BuildJob]:
+def fake_jobs(
+    arches: Sequence[str] = TWO,
+    *,
+    emulated: Sequence[str] = (),
+    hosts: Mapping[str, str] | None = None,
+) -> list[BuildJob]:
+    """One job per arch, on host ``<arch>-1`` unless ``hosts`` says otherwise."""
     return [
         BuildJob(
             Platform.parse(f"linux/{arch}"),
-            f"{arch}-1",
+            (hosts or {}).get(arch, f"{arch}-1"),
             arch in emulated,
             f"1.0-{arch}",
             f"{REPO}:1.0-{arch}",
@@ -72,13 +79,23 @@ def fake_probes(arches: Sequence[str] = TWO) -> list[HostProbe]:
     ]
 
 
-def warning_flag(arch: str = "arm64") -> Flag:
+def warning_flag(arch: str = "arm64", host: str = "amd64-1") -> Flag:
     return Flag(
         FlagKind.ARCH_MISMATCH,
         Severity.WARNING,
         arch,
-        f"linux/{arch} builds on {arch}-1 (amd64) under QEMU emulation (slower, and emulation "
+        f"linux/{arch} builds on {host} (amd64) under QEMU emulation (slower, and emulation "
         "bugs ship); add a native host for it",
+    )
+
+
+def info_flag(tag: str = "1.0") -> Flag:
+    return Flag(
+        FlagKind.TAG_OVERWRITE,
+        Severity.INFO,
+        tag,
+        f"{REPO}:{tag} already holds index sha256:9e8d7c6b5a49; the push changes linux/amd64 "
+        "— review the diff before confirming",
     )
 
 
@@ -141,10 +158,23 @@ async def wait_for(
         await pilot.pause(step)
 
 
+def _at_rest(app: App[Any]) -> bool:
+    """Every log pane has flushed its lines, and a following pane shows its end (which can
+    take one more tick: a scrollbar that appears moves the end)."""
+    for view in app.query(LogPane):
+        if view._dirty or (view.follow and view.scroll_offset.y != view.max_scroll_y):
+            return False
+    return True
+
+
 async def settle(pilot: Pilot[Any]) -> None:
-    """Let queued messages run and the log panes flush (one 50 ms tick) and repaint."""
+    """Let queued messages run and the log panes flush (50 ms ticks) and repaint."""
     await pilot.pause()
     await pilot.pause(0.12)
+    deadline = time.monotonic() + 5
+    while not _at_rest(pilot.app) and time.monotonic() < deadline:
+        await pilot.pause(0.05)
+    await pilot.pause(0.06)  # one more tick: nothing left to do
     await pilot.pause()
 
 

@@ -9,6 +9,7 @@ re-probe and quit while building run against the rig in ``test_dashboard_rig.py`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from tests.ui.dashboard import (
     buildx_lines,
     fake_config,
     fake_jobs,
+    fake_probes,
     panes,
     screen_text,
     settle,
@@ -152,6 +154,19 @@ async def test_pane_titles_keep_the_state_in_view_when_cut() -> None:
         app.handle_event(StateEvent("arm64", JobState.SUCCEEDED, "sha256:" + "cd" * 32))
         await settle(pilot)
         assert "arm64 · succeeded · arm64-1" in screen_text(app)
+
+
+async def test_hosts_badges_are_not_cut_when_the_panel_is_full() -> None:
+    app = dashboard(fake_config(FOUR))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.show_jobs(fake_jobs(FOUR, emulated=["s390x"], hosts={"s390x": "amd64-1"}))
+        probes = fake_probes(FOUR)
+        probes[3] = replace(probes[3], reachable=False, native_arch=None, error="timed out")
+        app.show_probes(probes, [])
+        await settle(pilot)
+        rows = {line.split()[1]: line for line in screen_text(app).splitlines()[2:7]}
+        assert "EMULATED" in rows["amd64-1"]
+        assert "UNREACHABLE" in rows["s390x-1"]
 
 
 async def test_follow_off_keeps_the_view_and_marks_new_lines_then_on_catches_up() -> None:

@@ -258,6 +258,7 @@ async def test_an_open_error_flag_blocks_publish_and_enter_does_nothing(
         assert states(app) == {"amd64": "succeeded", "arm64": "succeeded"}
         await settle(pilot)
         flags = " ".join(screen_text(app).split())
+        print("ROW", screen_text(app).splitlines()[4][:50])
         assert "ERROR arch-mismatch arm64" in flags
 
         await pilot.press("m")
@@ -435,7 +436,7 @@ async def test_c_probes_the_hosts_again(rig: Rig, tmp_path: Path) -> None:
         )
         rows = host_rows(app)
         for name in ("amd64-1", "emu-1"):
-            host, declared, native, up, buildx, _ = rows[name]
+            host, declared, native, up, _, buildx = rows[name]
             assert (host, declared, native, up) == (name, "amd64", "amd64", "yes")
             assert buildx[:1].isdigit()
         assert "no flags" in screen_text(app)
@@ -453,6 +454,6 @@ async def test_c_flags_a_host_that_is_not_the_arch_it_claims(rig: Rig, tmp_path:
         await wait_for(pilot, lambda: app.status_text == "hosts not ready", "the probe", timeout=60)
         await settle(pilot)
         assert host_rows(app)["emu-1"][1:3] == ["arm64", "amd64"]
-        assert "MISMATCH" in host_rows(app)["emu-1"][5]
+        assert "MISMATCH" in host_rows(app)["emu-1"][4]
         flags = " ".join(screen_text(app).split())
         assert "ERROR arch-mismatch emu-1: declared arm64" in flags
