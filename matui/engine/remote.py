@@ -27,6 +27,9 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)
 
 
+MAX_COMMAND = 120 * 1024  # under Linux's MAX_ARG_STRLEN (128 KiB) with room for the shell
+
+
 class UnsafeValue(ValueError):
     """A value that must never reach a remote command."""
 
@@ -75,9 +78,20 @@ class RemoteScript:
     script: str
 
     def wire(self) -> str:
-        """The exact string handed to SSH as the command."""
+        """The exact string handed to SSH as the command.
+
+        The host's kernel takes one argument of at most 128 KiB; a longer command would fail
+        there as "Argument list too long", so it is refused here, saying why.
+        """
         payload = base64.b64encode(self.script.encode()).decode("ascii")
-        return f"sh -c 'eval \"$(printf %s {payload} | base64 -d)\"'"
+        command = f"sh -c 'eval \"$(printf %s {payload} | base64 -d)\"'"
+        if len(command) > MAX_COMMAND:
+            raise UnsafeValue(
+                f"the remote command would be {len(command)} bytes, over the {MAX_COMMAND}-byte "
+                "limit of one argument on the host; shorten the build args or labels (long "
+                "values belong in files in the build context)"
+            )
+        return command
 
     @classmethod
     def from_argv(cls, argv: Iterable[str]) -> RemoteScript:

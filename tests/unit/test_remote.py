@@ -329,3 +329,11 @@ def test_launch_script_job_sh_holds_the_argv() -> None:
     [job] = shlex.split(match.group(1))
     [command] = [line for line in job.splitlines() if line.endswith(" >> build.log 2>&1")]
     assert shlex.split(command) == [*argv, ">>", "build.log", "2>&1"]
+
+
+def test_a_command_over_the_host_argument_limit_is_refused_with_the_reason() -> None:
+    from matui.engine.remote import MAX_COMMAND, RemoteScript, UnsafeValue
+
+    RemoteScript("echo " + "x" * 1000).wire()  # an ordinary size passes
+    with pytest.raises(UnsafeValue, match="limit of one argument on the host"):
+        RemoteScript("echo " + "x" * MAX_COMMAND).wire()
