@@ -30,8 +30,10 @@ APP_SCRIPT = textwrap.dedent(
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
             hosts = app.query_one("#hosts")
-            # A rule from styles/matui.tcss, not a Textual default: proof the sheet was applied.
-            assert hosts.styles.max_height is not None and hosts.styles.max_height.value == 12
+            # The installed sheet was read, and a rule only it has (not a Textual default) holds.
+            assert any(str(sheet) in str(key) for key in app.stylesheet.source), sheet
+            titlebar = app.query_one("#titlebar")
+            assert titlebar.styles.height is not None and titlebar.styles.height.value == 1
             print("rows", hosts.row_count)
             await pilot.press("q")
 
