@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -125,8 +127,24 @@ def plan_index(record: RunRecord, tags: Sequence[str] | None = None) -> IndexPla
     return IndexPlan(repo, run_tags, tuple(sources))
 
 
+_BUILDX_TTL = 30.0
+"""Seconds a `docker buildx version` answer is reused: every push asks twice (where the index is
+created, then the checks' buildx version), and each ask starts the docker CLI (~60 ms)."""
+_buildx_seen: dict[tuple[str | None, ...], tuple[float, str | None]] = {}
+
+
 def local_buildx_version() -> str | None:
     """`docker buildx version` here, or None when this machine cannot create the index itself."""
+    key = tuple(os.environ.get(name) for name in ("PATH", "DOCKER_HOST", "DOCKER_CONFIG"))
+    seen = _buildx_seen.get(key)
+    if seen is not None and time.monotonic() - seen[0] < _BUILDX_TTL:
+        return seen[1]
+    version = _ask_buildx_version()
+    _buildx_seen[key] = (time.monotonic(), version)
+    return version
+
+
+def _ask_buildx_version() -> str | None:
     if shutil.which("docker") is None:
         return None
     try:
