@@ -234,12 +234,14 @@ def follow_script(run_id: str, job_key: str, offset: int, pid: int) -> RemoteScr
     The end is the atomically written ``exit`` file (or the process being gone), not
     ``tail --pid``: a finished build stays a zombie until init reaps it, which on some hosts
     takes over a second. Whatever tail had not sent when it is stopped, the client reads by
-    offset afterwards (:func:`read_from_script`), so nothing is lost.
+    offset afterwards (:func:`read_from_script`), so nothing is lost. A job that has already
+    ended (a reattach after the fact) streams its backlog straight, in one pass.
     """
     return _in_job_dir(
         run_id,
         job_key,
-        f"""{_RUNNING}tail -c +{int(offset) + 1} -F -s 0.1 build.log 2>/dev/null & t=$!
+        f"""[ -f exit ] && exec tail -c +{int(offset) + 1} build.log
+{_RUNNING}tail -c +{int(offset) + 1} -F -s 0.1 build.log 2>/dev/null & t=$!
 while [ ! -f exit ] && running; do sleep 0.05; done
 sleep 0.05
 kill "$t" 2>/dev/null

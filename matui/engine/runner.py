@@ -497,7 +497,7 @@ class BuildRun:
             if str(outcome.get("exit", "")).strip() not in ("", "0"):
                 outcome["engine"] = await self._engine_answers(host)
             if sink.partial:
-                self._lines(status, parser, [sink.partial])
+                self._lines(status, parser, sink.partial)
                 sink.partial = b""
             self._finish(status, parser, outcome)
         finally:
@@ -522,10 +522,13 @@ class BuildRun:
         """One chunk of the host's log: keep its bytes, hand its complete lines on as one batch."""
         status.offset += len(chunk)
         sink.file.write(chunk)
-        pieces = (sink.partial + chunk).split(b"\n")
-        sink.partial = pieces.pop()
-        if pieces:
-            self._lines(status, parser, pieces)
+        data = sink.partial + chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            sink.partial = data
+            return
+        sink.partial = data[cut + 1 :]
+        self._lines(status, parser, data[:cut])
 
     async def _follow(
         self, host: Any, status: JobStatus, parser: ProgressParser, sink: _LogSink
@@ -583,18 +586,22 @@ class BuildRun:
         self._ingest(status, parser, sink, result.stdout)
         sink.file.flush()
 
-    def _lines(self, status: JobStatus, parser: ProgressParser, raw: list[bytes]) -> None:
-        lines = [piece.decode("utf-8", "replace").rstrip("\r") for piece in raw]
+    def _lines(self, status: JobStatus, parser: ProgressParser, block: bytes) -> None:
+        """Complete lines (joined by \\n, no final one): decoded once, parsed in one call.
+
+        A newline byte is never part of a UTF-8 sequence, so decoding the block is the same as
+        decoding each line: an invalid byte becomes U+FFFD either way.
+        """
+        text = block.decode("utf-8", "replace")
+        lines = text.split("\n")
+        if "\r" in text:
+            lines = [line.rstrip("\r") for line in lines]
         key = status.job.key
         first = status.lines
         status.lines += len(lines)
         self._emit(LinesEvent(key, first, lines))
-        for line in lines:
-            if line.startswith("#"):
-                for step in parser.feed(line):
-                    self._emit(StepChange(key, step))
-            else:
-                parser.feed(line)
+        for step in parser.feed_lines(lines):
+            self._emit(StepChange(key, step))
         status.current_step = parser.current_step
 
     async def _outcome(self, host: Any, status: JobStatus) -> dict[str, Any]:

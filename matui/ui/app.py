@@ -18,6 +18,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.await_complete import AwaitComplete
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -223,7 +224,11 @@ class MatuiApp(App[int]):
             parts.append(Text(f"{self.image.name}:{','.join(self.tags)}"))
         if self.run_:
             parts.append(Text(f"run {self.run_.id}", style="dim"))
-        self.query_one("#titlebar", Static).update(Text("  ·  ").join(parts))
+        try:
+            titlebar = self.query_one("#titlebar", Static)
+        except NoMatches:
+            return  # quitting: the 1 s timer can fire after the screen's widgets are gone
+        titlebar.update(Text("  ·  ").join(parts))
 
     # --- hosts -----------------------------------------------------------------------------
 
@@ -260,7 +265,8 @@ class MatuiApp(App[int]):
 
     def set_flags(self, flags: Iterable[Flag]) -> None:
         self.flags = list(flags)
-        self.query_one(FlagsPanel).show_flags(self.flags)
+        for panel in self.query(FlagsPanel):  # none while the app is tearing down
+            panel.show_flags(self.flags)
 
     # --- build -----------------------------------------------------------------------------
 
