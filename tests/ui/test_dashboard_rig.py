@@ -118,6 +118,8 @@ async def test_b_builds_both_arches_then_m_enter_pushes_and_shows_the_verified_i
         await settle(pilot)
         text = screen_text(app)
         assert "amd64 · succeeded · amd64-1" in text and "arm64 · succeeded · emu-1" in text
+        (emu,) = [line for line in text.splitlines() if line.startswith("│ emu-1 ")]
+        assert emu.split()[1:6] == ["emu-1", "amd64", "amd64", "yes", "EMULATED"], emu
         built = digests(app)
         assert all(d and d.startswith("sha256:") for d in built.values())
         assert any("arch is aarch64" in panes(app)["arm64"].view.store.line(i) for i in range(50))
