@@ -97,7 +97,10 @@ def tmux() -> Iterator[Tmux]:
     try:
         yield server
     finally:
+        socket = server.run("display-message", "-p", "#{socket_path}", check=False).stdout
         server.run("kill-server", check=False)
+        if socket.strip():
+            Path(socket.strip()).unlink(missing_ok=True)  # tmux 3.3 leaves it behind
 
 
 def skopeo_raw(ref: str) -> bytes:
