@@ -83,7 +83,7 @@ async def test_flood_shows_last_line_following_with_few_refreshes() -> None:
         assert "#7 99.98 compiling unit 9998" in visible[-2]
         assert pane.follow
         assert pane.scroll_offset.y == pane.max_scroll_y
-        assert 1 <= len(calls) <= 6, calls
+        assert 0 < len(calls) <= 6, calls
         print(f"refresh() calls for 10 000 lines: {len(calls)}")
         screenshot = app.export_screenshot().replace("&#160;", " ")
         assert "compiling unit 9999" in screenshot
