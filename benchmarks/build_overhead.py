@@ -24,6 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+if not __package__:  # run as a script: make `benchmarks.common` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import rig_env, ssh_argv
 from matui.engine.build import start_build
 from matui.engine.config import load_config
 from matui.engine.remote import buildx_argv
@@ -35,16 +39,6 @@ FROM ${BASE}
 RUN echo %s; for i in $(seq 1 20); do echo "work $i"; done
 RUN sleep 1; echo done > /done
 """
-
-
-def rig_env() -> dict[str, str]:
-    rig_dir = Path(os.environ.get("MATUI_RIG_DIR", "/tmp/matui-rig"))
-    values = {}
-    for line in (rig_dir / "env").read_text().splitlines():
-        if line.startswith("export "):
-            key, _, value = line[7:].partition("=")
-            values[key] = value
-    return values
 
 
 def write_project(root: Path, env: dict[str, str], repo: str) -> Path:
@@ -116,21 +110,7 @@ def by_hand(root: Path, env: dict[str, str], repo: str, round_id: str) -> float:
             + " ".join(shlex.quote(a) for a in argv)
             + " > build.log 2>&1"
         )
-        ssh = [
-            "ssh",
-            "-p",
-            port,
-            "-i",
-            env["MATUI_RIG_KEY"],
-            "-o",
-            f"UserKnownHostsFile={env['MATUI_RIG_KNOWN_HOSTS']}",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            f"{env['MATUI_RIG_USER']}@127.0.0.1",
-            remote,
-        ]
+        ssh = ssh_argv(env, remote, port=port)
         tar = subprocess.Popen(["tar", "-c", "-C", str(root / "ctx"), "."], stdout=subprocess.PIPE)
         procs.append(subprocess.Popen(ssh, stdin=tar.stdout))
         assert tar.stdout is not None

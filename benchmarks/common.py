@@ -198,12 +198,12 @@ def rig_host(env: dict[str, str], name: str = "amd64-1") -> Any:
     )
 
 
-def ssh_argv(env: dict[str, str], command: str) -> list[str]:
-    """The OpenSSH client running ``command`` on the rig's amd64 host."""
+def ssh_argv(env: dict[str, str], command: str, *, port: str | None = None) -> list[str]:
+    """The OpenSSH client running ``command`` on a rig host (the amd64 one by default)."""
     return [
         "ssh",
         "-p",
-        env["MATUI_RIG_PORT_AMD64"],
+        port or env["MATUI_RIG_PORT_AMD64"],
         "-i",
         env["MATUI_RIG_KEY"],
         "-o",
