@@ -48,6 +48,17 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _image_options(parser: argparse.ArgumentParser, *, tags_default: str) -> None:
+    parser.add_argument("--image", help="image name (default: the only image in the config)")
+    parser.add_argument(
+        "--tag",
+        action="append",
+        dest="tags",
+        metavar="TAG",
+        help=f"release tag (repeatable; default: {tags_default})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="matui",
@@ -72,14 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", help="build every arch natively on its host, all at once")
     _config_option(build)
-    build.add_argument("--image", help="image name (default: the only image in the config)")
-    build.add_argument(
-        "--tag",
-        action="append",
-        dest="tags",
-        metavar="TAG",
-        help="release tag (repeatable; default: the image's tags)",
-    )
+    _image_options(build, tags_default="the image's tags")
     build.add_argument(
         "--json", action="store_true", help="log lines to stderr, one JSON document on stdout"
     )
@@ -97,14 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "manifest", help="push the multi-arch index from a run's digests, then verify it"
     )
     _config_option(manifest)
-    manifest.add_argument("--image", help="image name (default: the only image in the config)")
-    manifest.add_argument(
-        "--tag",
-        action="append",
-        dest="tags",
-        metavar="TAG",
-        help="release tag (repeatable; default: the run's tags)",
-    )
+    _image_options(manifest, tags_default="the run's tags")
     manifest.add_argument("--run", help="run id or unique prefix (default: the latest run)")
     manifest.add_argument(
         "--dry-run", action="store_true", help="show the index that would be pushed; push nothing"
@@ -253,11 +250,7 @@ def format_check(report: CheckReport) -> str:
                 status,
             )
         )
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in (headers, *rows)
-    ]
+    lines = [_table(headers, rows)]
     problems: list[str] = []
     for flag in report.flags:
         problems.append(f"{flag.severity.upper():7} {flag.kind}  {flag.subject}: {flag.message}")
