@@ -517,13 +517,14 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
 
 async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace) -> int:
     from matui.engine.checks import index_diffs
-    from matui.engine.flags import Flag, has_errors
+    from matui.engine.flags import has_errors
     from matui.engine.manifest import (
         ManifestRefused,
         check_index,
         create_index,
         current_state,
         index_host,
+        open_flags,
         plan_index,
         push_index,
     )
@@ -537,11 +538,7 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
     host = index_host(record, config)
     diffs = await index_diffs(plan, registry, state=before)
     flags = await check_index(record, plan, registry, confirmed, config=config, host=host)
-    flags += [
-        flag
-        for flag in map(Flag.from_json, record.data.get("flags", []))
-        if flag.to_json() not in [f.to_json() for f in flags]
-    ]
+    flags = open_flags(record, flags)
     out = sys.stderr if args.json else sys.stdout
     print(
         f"run {record.id}: index for {plan.repository}" + (f" (created on {host})" if host else ""),

@@ -330,6 +330,14 @@ async def push_index(
     return results
 
 
+def open_flags(record: RunRecord, fresh: Sequence[Flag]) -> list[Flag]:
+    """What the operator sees before publishing: the checks just made, then the run's own
+    flags (build and post-build) that they do not already say."""
+    seen = [flag.to_json() for flag in fresh]
+    recorded = (Flag.from_json(f) for f in record.data.get("flags", []))
+    return [*fresh, *(flag for flag in recorded if flag.to_json() not in seen)]
+
+
 def index_host(record: RunRecord, config: Config | None) -> str | None:
     """Where `imagetools create` runs: here (None) when this machine has docker + buildx, else
     a builder host that ran this build (it has buildx and reaches the registry)."""

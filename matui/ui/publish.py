@@ -24,6 +24,7 @@ async def prepare_publish(app: MatuiApp, run: BuildRun) -> tuple[Text, str | Non
         check_index,
         current_state,
         index_host,
+        open_flags,
         plan_index,
         push_index,
     )
@@ -72,7 +73,7 @@ async def prepare_publish(app: MatuiApp, run: BuildRun) -> tuple[Text, str | Non
             summary.append(f"  {change.platform:14} {(change.before or '-')[:19]:20} ")
             summary.append(f"{(change.after or '-')[:19]:20} ")
             summary.append(f"{change.change}\n", style=styles.get(str(change.change), ""))
-    shown = flags + [f for f in run.flags if f.to_json() not in [g.to_json() for g in flags]]
+    shown = open_flags(run.record, flags)
     if shown:
         summary.append("\nOpen flags:\n", style="bold")
         for flag in shown:
