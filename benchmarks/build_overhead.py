@@ -30,7 +30,7 @@ if not __package__:  # run as a script: make `benchmarks.common` importable
 from benchmarks.common import rig_env, ssh_argv
 from matui.engine.build import start_build
 from matui.engine.config import load_config
-from matui.engine.remote import buildx_argv
+from matui.engine.shell import buildx_argv
 from matui.engine.ssh import SshPool
 
 DOCKERFILE = """\

@@ -220,7 +220,7 @@ def ssh_argv(env: dict[str, str], command: str, *, port: str | None = None) -> l
 def host_job_script(run_id: str, job: str, lines: int, *, exit_code: int | None = 0) -> str:
     """A POSIX sh script making a finished job directory on a host, as a build leaves it:
     ``build.log`` of ``lines`` generated lines, ``pid``, ``exit`` and ``metadata.json``."""
-    from matui.engine.remote import job_dir
+    from matui.engine.shell import job_dir
 
     path = shlex.quote(job_dir(run_id, job))
     digest = "sha256:" + "ab" * 32
@@ -236,7 +236,7 @@ def host_job_script(run_id: str, job: str, lines: int, *, exit_code: int | None 
 
 
 def remove_run_script(run_id: str) -> str:
-    from matui.engine.remote import RUNS_DIR, check_value
+    from matui.engine.shell import RUNS_DIR, check_value
 
     return f'cd "$HOME" && rm -rf {shlex.quote(RUNS_DIR + "/" + check_value(run_id))}\n'
 

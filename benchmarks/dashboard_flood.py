@@ -47,9 +47,9 @@ from textual._compositor import CompositorUpdate
 from textual.screen import Screen
 
 from matui.engine.arch import Platform
+from matui.engine.build.run import CHUNK, JobState, LinesEvent, StateEvent
 from matui.engine.config import Config, HostConfig, ImageConfig
 from matui.engine.plan import BuildJob
-from matui.engine.runner import CHUNK, JobState, LinesEvent, StateEvent
 from matui.ui.app import MatuiApp
 from matui.ui.widgets.arch_pane import ArchPane
 

@@ -45,10 +45,10 @@ JOB = "amd64"
 def make_run(host: Any, state: Path, run_id: str, pool: Any) -> Any:
     """A real BuildRun (one job on ``host``) with its record under ``state``."""
     from matui.engine.arch import Platform
+    from matui.engine.build.run import BuildRun
     from matui.engine.config import Config, ImageConfig
     from matui.engine.plan import BuildJob, BuildPlan
     from matui.engine.records import RunRecord
-    from matui.engine.runner import BuildRun
 
     repo = "127.0.0.1:5000/bench/ingest"
     image = ImageConfig(repo, ("1.0",), state, (Platform.parse("linux/amd64"),))
@@ -71,9 +71,9 @@ def make_run(host: Any, state: Path, run_id: str, pool: Any) -> Any:
 
 
 async def through_matui(host: Any, run_id: str, lines: int, pid: int) -> float:
-    from matui.engine.progress import ProgressParser
-    from matui.engine.remote import RemoteScript, job_dir
-    from matui.engine.runner import LinesEvent, _LogSink
+    from matui.engine.build.progress import ProgressParser
+    from matui.engine.build.run import LinesEvent, _LogSink
+    from matui.engine.shell import RemoteScript, job_dir
     from matui.engine.ssh import SshPool
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,7 +111,7 @@ async def through_matui(host: Any, run_id: str, lines: int, pid: int) -> float:
 
 
 def through_openssh(env: dict[str, str], run_id: str, *options: str) -> float:
-    from matui.engine.remote import job_dir
+    from matui.engine.shell import job_dir
 
     command = f"cat {shlex.quote(job_dir(run_id, JOB))}/build.log"
     argv = ssh_argv(env, command)

@@ -4,7 +4,7 @@ Two tiny per-arch images (linux/amd64 and linux/arm64, ``FROM scratch`` plus one
 and pushed once to the rig's registry. Then, side by side, alternating, each repetition to a
 fresh release tag of the same repository:
 
-* matui: ``matui.engine.manifest.push_index`` on a run record holding the two digests (the
+* matui: ``matui.engine.publish.push_index`` on a run record holding the two digests (the
   pre-manifest checks against the registry, ``imagetools create``, then reading the tag back
   and checking every platform's digest);
 * baseline: ``docker buildx imagetools create --tag REPO:TAG REPO@A REPO@B`` then
@@ -83,13 +83,13 @@ def record_for(state: Path, repo: str, tag: str, digests: dict[str, str]) -> obj
 
 
 async def through_matui(state: Path, repo: str, tag: str, digests: dict[str, str]) -> float:
-    from matui.engine import manifest
-    from matui.engine.manifest import push_index
+    from matui.engine import publish
+    from matui.engine.publish import push_index
     from matui.engine.registry import RegistryClient
 
     record = record_for(state, repo, tag, digests)
     # As the one push of a run pays it: nothing remembered from an earlier push.
-    manifest._buildx_seen.clear()
+    publish._buildx_seen.clear()
     start = time.perf_counter()
     results = await push_index(record, RegistryClient())  # type: ignore[arg-type]
     elapsed = time.perf_counter() - start

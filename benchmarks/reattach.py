@@ -102,7 +102,7 @@ async def through_dashboard(config: Any, state: Path, lines: int) -> float:
 
 
 def through_openssh(env: dict[str, str], run_id: str) -> float:
-    from matui.engine.remote import job_dir
+    from matui.engine.shell import job_dir
 
     command = f"cat {shlex.quote(job_dir(run_id, JOB))}/build.log"
     start = time.perf_counter()
@@ -112,7 +112,7 @@ def through_openssh(env: dict[str, str], run_id: str) -> float:
 
 def copy_job_script(source_run: str, run_id: str) -> str:
     """A fresh job directory sharing the generated log (a hard link) and its end files."""
-    from matui.engine.remote import job_dir
+    from matui.engine.shell import job_dir
 
     src = shlex.quote(job_dir(source_run, JOB))
     dst = shlex.quote(job_dir(run_id, JOB))

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 if TYPE_CHECKING:
-    from matui.engine.check import CheckReport
+    from matui.engine.build.run import BuildRun
     from matui.engine.config import Config
+    from matui.engine.flags import CheckReport
     from matui.engine.records import RunRecord
-    from matui.engine.runner import BuildRun
 
 _T = TypeVar("_T")
 
@@ -211,7 +211,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 async def _check(config: Config) -> CheckReport:
-    from matui.engine.check import check_hosts
+    from matui.engine.flags import check_hosts
     from matui.engine.ssh import SshPool
 
     async with SshPool(config.hosts) as pool:
@@ -313,7 +313,8 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from matui.engine.plan import BuildRefused, PlanError
+    from matui.engine.build import BuildRefused
+    from matui.engine.plan import PlanError
 
     config = _load(args)
     try:
@@ -361,8 +362,8 @@ def _cmd_attach(args: argparse.Namespace) -> int:
 
 
 async def _attach(config: Config, record: RunRecord, args: argparse.Namespace) -> int:
+    from matui.engine.build.run import BuildRun
     from matui.engine.registry import RegistryClient
-    from matui.engine.runner import BuildRun
     from matui.engine.ssh import SshPool
 
     async with SshPool(config.hosts) as pool:
@@ -379,9 +380,9 @@ async def _follow_run(run: BuildRun, args: argparse.Namespace, *, attached: bool
     import asyncio
     import signal
 
+    from matui.engine.build.run import FlagsEvent, LinesEvent, NoteEvent, StateEvent
     from matui.engine.flags import has_errors
-    from matui.engine.progress import neutralise
-    from matui.engine.runner import FlagsEvent, LinesEvent, NoteEvent, StateEvent
+    from matui.engine.text import neutralise
 
     log = sys.stderr if args.json else sys.stdout
     plan = run.plan
@@ -484,7 +485,7 @@ async def _follow_run(run: BuildRun, args: argparse.Namespace, *, attached: bool
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
-    from matui.engine.manifest import ManifestRefused, VerifyError
+    from matui.engine.publish import ManifestRefused, VerifyError
     from matui.engine.records import find_run, state_dir
 
     config = _load(args)
@@ -516,13 +517,11 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
 
 
 async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace) -> int:
-    from matui.engine.checks import index_diffs
-    from matui.engine.flags import has_errors
-    from matui.engine.manifest import (
+    from matui.engine.flags import has_errors, index_diffs, read_tags
+    from matui.engine.publish import (
         ManifestRefused,
         check_index,
         create_index,
-        current_state,
         index_host,
         open_flags,
         plan_index,
@@ -533,7 +532,7 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
 
     plan = plan_index(record, args.tags)
     registry = RegistryClient()
-    before = await current_state(plan, registry)
+    before = await read_tags(registry, plan.repository, plan.tags)
     confirmed = {t: (m.digest if m else None) for t, m in before.items()}
     host = index_host(record, config)
     diffs = await index_diffs(plan, registry, state=before)

@@ -1,0 +1,28 @@
+"""matui's engine: everything the CLI and the dashboard show, computed once, with no UI import.
+
+Layers, top to bottom (each imports only the layers below it; `lint-imports` enforces this and
+that nothing here imports Textual, Rich, ``matui.ui`` or ``matui.cli``):
+
+``build`` · ``publish``
+    Start and follow a run (``build.start``, ``build.run``); preview and push the index
+    (``publish``).
+``flags``
+    Every tag-overwrite and arch-mismatch rule as a pure function (``flags.tag_overwrite``,
+    ``flags.arch_mismatch``), and the gatherers that read the registry or hosts for one phase
+    (``flags.gather``).
+``plan``
+    What will be built where (``BuildPlan``) and what the index will hold (``IndexPlan``).
+``probe`` · ``registry`` · ``logstore``
+    What a host really is; what a registry serves; one job's log lines, searchable.
+``ssh`` · ``config``
+    One checked connection per host; the config file as values.
+``records``
+    Runs on disk.
+``arch`` · ``refs`` · ``shell`` · ``text``
+    Vocabulary: platforms, image references, remote commands (the one place that quotes),
+    host text made inert.
+
+The one data path for a build's log: host → ``tail`` over SSH in 64 KiB reads → ``build.run``
+splits, decodes and neutralises once → events from ``BuildRun.events()`` → the CLI prints them /
+the dashboard's ``LogPane`` stores them in a ``LogStore`` and flushes every 50 ms.
+"""

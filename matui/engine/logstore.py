@@ -1,6 +1,6 @@
 """An append-only, memory-lean store of one build job's log lines, with fast search.
 
-Lines are neutralised once, on the way in (:func:`matui.engine.progress.neutralise`), so nothing a
+Lines are neutralised once, on the way in (:func:`matui.engine.text.neutralise`), so nothing a
 remote build prints can reach the operator's terminal as an escape sequence.
 
 Layout: lines are kept in *chunks*. A sealed chunk is one ``str`` holding up to
@@ -40,7 +40,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-from matui.engine.progress import neutralise
+from matui.engine.text import neutralise
 
 __all__ = ["CHUNK_LINES", "ERROR_RE", "LogStore", "compile_pattern", "display_width"]
 

@@ -2,7 +2,7 @@
 
 Natively whenever possible: a host qualifies for a platform when its *probed* native arch (not its
 declared one) matches. Emulation is a deliberate exception allowed per host; flagging it is the
-checks module's job (:func:`matui.engine.checks.emulation_flags`), not the planner's.
+checks module's job (:func:`matui.engine.flags.emulation_flags`), not the planner's.
 """
 
 from __future__ import annotations
@@ -14,20 +14,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matui.engine.arch import Platform
     from matui.engine.config import HostConfig, ImageConfig
-    from matui.engine.flags import Flag
     from matui.engine.probe import HostProbe
+    from matui.engine.refs import Repository
 
 
 class PlanError(Exception):
     """No way to build a platform; the message names it and what would fix it."""
-
-
-class BuildRefused(PlanError):
-    """The checks found an error-level flag before anything was built."""
-
-    def __init__(self, message: str, flags: Sequence[Flag]) -> None:
-        super().__init__(message)
-        self.flags = list(flags)
 
 
 @dataclass(frozen=True)
@@ -132,3 +124,34 @@ def _no_host_message(
         f"`matui host add NAME --arch {platform.arch} --ssh USER@HOST`, or set "
         "allow_emulation = true on a host to build it under QEMU"
     )
+
+
+@dataclass(frozen=True)
+class IndexSource:
+    platform: Platform
+    digest: str
+    ref: str  # REPO@sha256:...
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    repository: Repository
+    tags: tuple[str, ...]
+    sources: tuple[IndexSource, ...]
+
+    def target(self, tag: str) -> str:
+        return self.repository.tag(tag)
+
+    @property
+    def source_refs(self) -> list[str]:
+        return [s.ref for s in self.sources]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repository": str(self.repository),
+            "tags": list(self.tags),
+            "sources": [
+                {"platform": str(s.platform), "digest": s.digest, "ref": s.ref}
+                for s in self.sources
+            ],
+        }

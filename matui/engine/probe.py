@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from matui.engine.arch import ArchError, emulatable_arches, normalise_arch
-from matui.engine.remote import PROBE_SECTIONS, probe_script
+from matui.engine.shell import PROBE_SECTIONS, probe_script
 
 if TYPE_CHECKING:
     from matui.engine.config import HostConfig

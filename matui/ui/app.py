@@ -29,11 +29,11 @@ from matui.ui.widgets.log_pane import LogPane
 from matui.ui.widgets.panels import FlagsPanel, HostsPanel
 
 if TYPE_CHECKING:
+    from matui.engine.build.run import BuildRun, Event
     from matui.engine.config import Config
     from matui.engine.flags import Flag
     from matui.engine.plan import BuildJob
     from matui.engine.probe import HostProbe
-    from matui.engine.runner import BuildRun, Event
     from matui.engine.ssh import SshPool
 
 NARROW = 110  # columns below which the side panel moves to a strip on top
@@ -250,7 +250,7 @@ class MatuiApp(App[int]):
 
     @work(exclusive=True, group="probe")
     async def _probe(self) -> None:
-        from matui.engine.check import check_hosts
+        from matui.engine.flags import check_hosts
 
         report = await check_hosts(self.pool(), self.config.hosts)
         self.show_probes(report.probes, report.flags)
@@ -310,8 +310,8 @@ class MatuiApp(App[int]):
 
     @work(exclusive=True, group="build")
     async def _build(self) -> None:
-        from matui.engine.build import start_build
-        from matui.engine.plan import BuildRefused, PlanError
+        from matui.engine.build import BuildRefused, start_build
+        from matui.engine.plan import PlanError
 
         try:
             prepared = await start_build(
@@ -342,9 +342,9 @@ class MatuiApp(App[int]):
     async def _resume(self) -> None:
         """Builds an earlier matui left running on their hosts: follow them again, from the
         exact byte each pane had reached."""
+        from matui.engine.build.run import BuildRun
         from matui.engine.records import local_lines, state_dir, unfinished_runs
         from matui.engine.registry import RegistryClient
-        from matui.engine.runner import BuildRun
 
         assert self.image is not None
         found = unfinished_runs(self.state_root or state_dir(), self.image.name)
@@ -373,8 +373,8 @@ class MatuiApp(App[int]):
             self.handle_event(event)
 
     def handle_event(self, event: Event) -> None:
-        from matui.engine.progress import StepState
-        from matui.engine.runner import (
+        from matui.engine.build.progress import StepState
+        from matui.engine.build.run import (
             FlagsEvent,
             LinesEvent,
             NoteEvent,

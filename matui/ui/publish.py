@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from matui.engine.runner import BuildRun
+    from matui.engine.build.run import BuildRun
     from matui.ui.app import MatuiApp
 
 PushFn = Callable[[], Awaitable[Text]]
@@ -16,13 +16,11 @@ PushFn = Callable[[], Awaitable[Text]]
 
 async def prepare_publish(app: MatuiApp, run: BuildRun) -> tuple[Text, str | None, PushFn | None]:
     """(summary, why it is blocked or None, the push to run on enter)."""
-    from matui.engine.checks import index_diffs
-    from matui.engine.flags import has_errors
-    from matui.engine.manifest import (
+    from matui.engine.flags import has_errors, index_diffs, read_tags
+    from matui.engine.publish import (
         ManifestRefused,
         VerifyError,
         check_index,
-        current_state,
         index_host,
         open_flags,
         plan_index,
@@ -40,7 +38,7 @@ async def prepare_publish(app: MatuiApp, run: BuildRun) -> tuple[Text, str | Non
         return summary, str(exc), None
     registry = RegistryClient()
     try:
-        before = await current_state(plan, registry)
+        before = await read_tags(registry, plan.repository, plan.tags)
     except RegistryError as exc:
         return (
             summary,

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from matui.engine.build import start_build
+from matui.engine.build.run import JobState, LinesEvent
 from matui.engine.config import load_config
 from matui.engine.records import RunRecord
 from matui.engine.registry import RegistryClient
-from matui.engine.remote import RemoteScript
-from matui.engine.runner import JobState, LinesEvent
+from matui.engine.shell import RemoteScript
 from matui.engine.ssh import SshPool
 from tests.conftest import Rig
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from matui.engine.build import start_build
+from matui.engine.build.run import JobState, LinesEvent, StateEvent
 from matui.engine.config import load_config
 from matui.engine.records import list_runs
-from matui.engine.runner import JobState, LinesEvent, StateEvent
 from matui.engine.ssh import SshPool
 from tests.conftest import Rig
 from tests.integration.conftest import Sshd, project

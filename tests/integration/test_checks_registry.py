@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 
 from matui.engine.arch import Platform
-from matui.engine.checks import (
+from matui.engine.config import ImageConfig
+from matui.engine.flags import (
     BuiltImage,
     Change,
+    Flag,
     cross_repo_flags,
     index_diffs,
     index_shape_flags,
@@ -31,10 +33,8 @@ from matui.engine.checks import (
     premanifest_flags,
     read_tags,
 )
-from matui.engine.config import ImageConfig
-from matui.engine.flags import Flag
-from matui.engine.manifest import IndexPlan, IndexSource
 from matui.engine.plan import BuildJob, BuildPlan
+from matui.engine.publish import IndexPlan, IndexSource
 from matui.engine.refs import Repository, parse_repository
 from matui.engine.registry import RegistryClient, sha256_digest
 from tests.conftest import Rig

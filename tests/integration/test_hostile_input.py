@@ -2,7 +2,7 @@
 
 Values are thrown at every field that ends up in a remote command, two ways:
 
-* **raw**, straight into :mod:`matui.engine.remote` (``buildx_argv``, ``imagetools_create_argv``,
+* **raw**, straight into :mod:`matui.engine.shell` (``buildx_argv``, ``imagetools_create_argv``,
   ``job_dir``) with no config validation in front: quoting alone must hold. Either
   ``check_value`` refuses the value (:class:`UnsafeValue`, only for control characters and
   undecodable text), or the command is built;
@@ -49,13 +49,13 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from matui.engine import remote
+from matui.engine import shell
 from matui.engine.arch import ARCHES, ArchError, Platform, normalise_arch
 from matui.engine.config import ConfigError, HostConfig, ImageConfig, load_config, parse_config
 from matui.engine.plan import plan_build
 from matui.engine.probe import HostProbe
 from matui.engine.refs import parse_repository
-from matui.engine.remote import RemoteScript, UnsafeValue
+from matui.engine.shell import RemoteScript, UnsafeValue
 from matui.engine.ssh import CommandResult, SshPool
 from tests.conftest import Rig
 
@@ -454,7 +454,7 @@ class Echo:
 
 def echo(field_name: str, value: str, argv: Iterable[str]) -> Echo:
     words = tuple(argv)
-    return Echo(field_name, value, words, remote.join(["printf", "%s\\0", *words]) + "; echo")
+    return Echo(field_name, value, words, shell.join(["printf", "%s\\0", *words]) + "; echo")
 
 
 MAX_SCRIPT = 90_000  # bytes; its base64 in the wire must stay under the 128 KiB argv limit
@@ -535,7 +535,7 @@ RAW_FIELDS = (
 
 def raw_buildx(value: str) -> list[str]:
     """buildx_argv with the value in every field at once (each field is a word of its own)."""
-    return remote.buildx_argv(
+    return shell.buildx_argv(
         platform=value,
         ref=value,
         dockerfile=value,
@@ -575,7 +575,7 @@ def raw_echoes(value: str, tally: Tally) -> list[Echo]:
     bad = unsendable(value)
     argvs = {
         "buildx": raw_buildx(value),
-        "imagetools": remote.imagetools_create_argv([value], [value], dry_run=True),
+        "imagetools": shell.imagetools_create_argv([value], [value], dry_run=True),
     }
     echoes: list[Echo] = []
     for kind, argv in argvs.items():
@@ -589,7 +589,7 @@ def raw_echoes(value: str, tally: Tally) -> list[Echo]:
         tally.outcome(f"raw {name}", value, bool(echoes))
     for name, run, key in (("run id", value, "amd64"), ("job key", "run1", value)):
         try:
-            path = remote.job_dir(run, key)
+            path = shell.job_dir(run, key)
         except UnsafeValue:
             assert not name_ok(value), f"{name} {value!r} is a plain name, yet refused"
             tally.outcome(f"raw {name}", value, False)
@@ -760,7 +760,7 @@ def image_echoes(image: ImageConfig, what: str) -> list[Echo]:
     plan = plan_build(image, image.tags, HOSTS, PROBES)
     echoes: list[Echo] = []
     for job in plan.jobs:
-        argv = remote.buildx_argv(
+        argv = shell.buildx_argv(
             platform=str(job.platform),
             ref=job.ref,
             dockerfile=image.dockerfile,
@@ -769,9 +769,9 @@ def image_echoes(image: ImageConfig, what: str) -> list[Echo]:
             target=image.target,
         )
         echoes.append(echo("config build", what, argv))
-        echoes.append(echo("config job dir", what, [remote.job_dir(RUN_ID, job.key)]))
+        echoes.append(echo("config job dir", what, [shell.job_dir(RUN_ID, job.key)]))
     repo = parse_repository(image.name)
-    index = remote.imagetools_create_argv(
+    index = shell.imagetools_create_argv(
         [repo.tag(tag) for tag in image.tags], [repo.digest(DIGEST) for _ in plan.jobs]
     )
     echoes.append(echo("config index", what, index))
@@ -1114,12 +1114,12 @@ HOSTILE_NAMES = [
 ]
 
 JOB_SCRIPTS: dict[str, Callable[[str, str], RemoteScript]] = {
-    "upload": remote.upload_script,
-    "launch": lambda run, key: remote.launch_script(run, key, ["true"]),
-    "follow": lambda run, key: remote.follow_script(run, key, 0, 1),
-    "read": lambda run, key: remote.read_from_script(run, key, 0, 10),
-    "outcome": remote.outcome_script,
-    "cancel": remote.cancel_script,
+    "upload": shell.upload_script,
+    "launch": lambda run, key: shell.launch_script(run, key, ["true"]),
+    "follow": lambda run, key: shell.follow_script(run, key, 0, 1),
+    "read": lambda run, key: shell.read_from_script(run, key, 0, 10),
+    "outcome": shell.outcome_script,
+    "cancel": shell.cancel_script,
 }
 
 
@@ -1201,26 +1201,26 @@ def test_hostile_argv_through_a_detached_job(rig_remote: Remote) -> None:
         login, key = rig_remote.logins[number % len(rig_remote.logins)], f"job{number}"
         while True:
             words = [word for value in values for word in raw_buildx(value)]
-            script = remote.launch_script(RUN_ID, key, ["printf", "%s\\0", *words])
+            script = shell.launch_script(RUN_ID, key, ["printf", "%s\\0", *words])
             if len(script.wire()) < 120_000:
                 break
             values = values[: len(values) // 2]
         expected = b"".join(word.encode() + b"\0" for word in words)
 
-        upload = rig_remote.run(login, remote.upload_script(RUN_ID, key), empty_tar())
+        upload = rig_remote.run(login, shell.upload_script(RUN_ID, key), empty_tar())
         assert upload.ok, upload.err_text()
         started = rig_remote.run(login, script)
         assert started.ok, started.err_text()
         state, pid = started.out_text().split()
         assert state == "started"
-        follow = rig_remote.run(login, remote.follow_script(RUN_ID, key, 0, int(pid)))
+        follow = rig_remote.run(login, shell.follow_script(RUN_ID, key, 0, int(pid)))
         assert follow.ok and expected.startswith(follow.stdout)
-        outcome = rig_remote.run(login, remote.outcome_script(RUN_ID, key)).out_text()
+        outcome = rig_remote.run(login, shell.outcome_script(RUN_ID, key)).out_text()
         assert "@@matui:exit=0\n" in outcome, outcome
         assert re.search(rf"@@matui:size=\s*{len(expected)}\n", outcome), outcome
-        log = rig_remote.run(login, remote.read_from_script(RUN_ID, key, 0, len(expected)))
+        log = rig_remote.run(login, shell.read_from_script(RUN_ID, key, 0, len(expected)))
         assert log.ok and log.stdout == expected, (login.shell, values)
-        cancel = rig_remote.run(login, remote.cancel_script(RUN_ID, key, grace=0.2))
+        cancel = rig_remote.run(login, shell.cancel_script(RUN_ID, key, grace=0.2))
         assert cancel.ok, cancel.err_text()
         launched.update(values)
 

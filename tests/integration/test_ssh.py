@@ -23,7 +23,7 @@ import asyncssh
 import pytest
 
 from matui.engine.config import HostConfig
-from matui.engine.remote import RemoteScript
+from matui.engine.shell import RemoteScript
 from matui.engine.ssh import (
     AuthFailed,
     CommandTimedOut,

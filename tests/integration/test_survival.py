@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from matui.engine import manifest
+from matui.engine import publish
 from matui.engine.build import start_build
+from matui.engine.build.run import JobState, LinesEvent, StateEvent
 from matui.engine.config import load_config
-from matui.engine.manifest import push_index
+from matui.engine.publish import push_index
 from matui.engine.records import list_runs
 from matui.engine.registry import RegistryClient
-from matui.engine.runner import JobState, LinesEvent, StateEvent
 from matui.engine.ssh import SshPool
 from tests.conftest import Rig
 from tests.integration.conftest import Sshd, project
@@ -223,7 +223,7 @@ def test_registry_down_during_index_push_leaves_the_tag_alone(
             return prepared.run.record
 
     record = asyncio.run(build())
-    real_create = manifest.create_index
+    real_create = publish.create_index
     registry_pid = rig.dir / "registry" / "pid"
 
     async def registry_dies_first(*args: object, **kwargs: object) -> str:
@@ -236,12 +236,12 @@ def test_registry_down_during_index_push_leaves_the_tag_alone(
                 break
         return await real_create(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(manifest, "create_index", registry_dies_first)
+    monkeypatch.setattr(publish, "create_index", registry_dies_first)
     try:
         with pytest.raises(Exception) as failure:
             asyncio.run(push_index(record, registry, config=config))  # type: ignore[arg-type]
     finally:
-        monkeypatch.setattr(manifest, "create_index", real_create)
+        monkeypatch.setattr(publish, "create_index", real_create)
         subprocess.run(["bash", str(ROOT / "rig" / "rig"), "up"], check=True, capture_output=True)
     assert "imagetools" in str(failure.value) or "registry" in str(failure.value).lower()
     # The release tag was never touched.

@@ -18,8 +18,8 @@ from textual.binding import Binding
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Input
 
+from matui.engine.build.run import JobState, LinesEvent, StateEvent
 from matui.engine.config import Config
-from matui.engine.runner import JobState, LinesEvent, StateEvent
 from matui.ui.app import MatuiApp
 from matui.ui.screens import HelpScreen
 from matui.ui.widgets.arch_pane import ArchPane

@@ -17,9 +17,9 @@ import textual.constants
 from rich.text import Text
 from textual.pilot import Pilot
 
+from matui.engine.build.progress import StepEvent, StepState
+from matui.engine.build.run import JobState, LinesEvent, StateEvent, StepChange
 from matui.engine.flags import Flag
-from matui.engine.progress import StepEvent, StepState
-from matui.engine.runner import JobState, LinesEvent, StateEvent, StepChange
 from matui.ui.app import MatuiApp
 from matui.ui.screens import PublishScreen, QuitScreen
 from tests.ui.dashboard import (

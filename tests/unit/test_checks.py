@@ -8,12 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from matui.engine import checks
+from matui.engine import flags as checks
 from matui.engine.arch import Platform
-from matui.engine.checks import (
+from matui.engine.build.progress import ProgressParser
+from matui.engine.config import HostConfig, ImageConfig
+from matui.engine.flags import (
     BuiltImage,
     Change,
+    Flag,
+    FlagKind,
     PlatformChange,
+    Severity,
     arch_tag_flags,
     arch_tag_moved_flags,
     built_images,
@@ -35,12 +40,9 @@ from matui.engine.checks import (
     release_tag_flags,
     tag_moved_flags,
 )
-from matui.engine.config import HostConfig, ImageConfig
-from matui.engine.flags import Flag, FlagKind, Severity
-from matui.engine.manifest import IndexPlan, IndexSource
 from matui.engine.plan import BuildJob, BuildPlan
 from matui.engine.probe import HostProbe
-from matui.engine.progress import ProgressParser
+from matui.engine.publish import IndexPlan, IndexSource
 from matui.engine.refs import Repository, parse_repository
 from matui.engine.registry import (
     MEDIA_DOCKER_MANIFEST,

@@ -17,7 +17,6 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from matui.engine import config as config_module
 from matui.engine.arch import ARCHES, Platform
 from matui.engine.config import (
     Config,
@@ -36,6 +35,7 @@ from matui.engine.config import (
     parse_ssh_target,
     write_starter_config,
 )
+from matui.engine.config import checker as config_module
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from matui.engine import context as context_mod
-from matui.engine.context import ContextStats, stream_context
-from matui.engine.dockerignore import DockerIgnore
+from matui.engine.build import context as context_mod
+from matui.engine.build.context import ContextStats, stream_context
+from matui.engine.build.dockerignore import DockerIgnore
 
 MTIME = 1_700_000_000
 

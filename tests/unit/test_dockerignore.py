@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from matui.engine.dockerignore import DockerIgnore, DockerIgnoreError, go_clean
+from matui.engine.build.dockerignore import DockerIgnore, DockerIgnoreError, go_clean
 
 # (.dockerignore lines, relpath, excluded?)
 CASES: list[tuple[list[str], str, bool]] = [
@@ -228,7 +228,7 @@ def test_walk_does_not_read_excluded_dir_without_exceptions(
         seen.append(Path(path).relative_to(tmp_path).as_posix())
         return real(path)
 
-    monkeypatch.setattr("matui.engine.dockerignore.os.scandir", spy)
+    monkeypatch.setattr("matui.engine.build.dockerignore.os.scandir", spy)
     got = _walk(tmp_path, ["node_modules", "lib", "!lib/keep.go"])
     assert got == ["lib", "lib/keep.go", "src", "src/x"]
     assert sorted(seen) == [".", "lib", "src"]

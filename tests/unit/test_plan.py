@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from matui.engine.arch import Platform
-from matui.engine.checks import emulation_flags
 from matui.engine.config import HostConfig, ImageConfig
-from matui.engine.flags import FlagKind, Severity
+from matui.engine.flags import FlagKind, Severity, emulation_flags
 from matui.engine.plan import PlanError, plan_build
 from matui.engine.probe import HostProbe
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from matui.engine.progress import (
+from matui.engine.build.progress import (
     CLIP_NOTE,
     ProgressParser,
     StepEvent,

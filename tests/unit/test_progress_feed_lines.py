@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from matui.engine.progress import ProgressParser
+from matui.engine.build.progress import ProgressParser
 
 VOCABULARY = [
     "",

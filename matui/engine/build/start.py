@@ -7,17 +7,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from matui.engine.check import check_hosts
+from matui.engine.flags import check_hosts
 from matui.engine.flags import has_errors
-from matui.engine.plan import BuildPlan, BuildRefused, PlanError, plan_build
+from matui.engine.plan import BuildPlan, PlanError, plan_build
 from matui.engine.records import RunRecord, state_dir
 from matui.engine.registry import RegistryClient, RegistryError
-from matui.engine.runner import BuildRun
+from matui.engine.build.run import BuildRun
 
 if TYPE_CHECKING:
     from matui.engine.config import Config
     from matui.engine.flags import Flag
     from matui.engine.ssh import SshPool
+
+
+class BuildRefused(PlanError):
+    """The checks found an error-level flag before anything was built."""
+
+    def __init__(self, message: str, flags: Sequence[Flag]) -> None:
+        super().__init__(message)
+        self.flags = list(flags)
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,7 @@ async def start_build(
     :class:`~matui.engine.plan.BuildRefused` (carrying the flags) when a check says the build
     must not start, e.g. a per-arch push would land on a tag that holds a multi-arch index.
     """
-    from matui.engine.checks import preflight_flags, read_tags
+    from matui.engine.flags import preflight_flags, read_tags
 
     image_config = config.image(image)
     run_tags = tuple(tags) if tags else tuple(image_config.tags)

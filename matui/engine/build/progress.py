@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from matui.engine.refs import DIGEST_RE
+from matui.engine.text import neutralise
 
 __all__ = [
     "CLIP_NOTE",
@@ -43,7 +44,6 @@ __all__ = [
     "ProgressParser",
     "StepEvent",
     "StepState",
-    "neutralise",
     "parse_metadata",
 ]
 
@@ -403,43 +403,3 @@ def parse_metadata(text: str) -> dict[str, str]:
     if isinstance(name, str) and name:
         out["image_name"] = neutralise(name)
     return out
-
-
-# -- terminal safety ---------------------------------------------------------------------------
-
-# Any C0 control but TAB, DEL, any C1 control (U+0080-U+009F, the 8-bit forms of ESC sequences).
-_UNSAFE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-
-_SEQUENCE_RE = re.compile(
-    # The lookahead lets the regex engine skip quickly to the next control character.
-    r"(?=[\x00-\x08\x0a-\x1f\x7f-\x9f])(?:"
-    # Control strings: OSC (ESC ] / 0x9d; OSC 52 writes the clipboard), DCS (ESC P / 0x90),
-    # SOS (ESC X / 0x98), PM (ESC ^ / 0x9e), APC (ESC _ / 0x9f). Ended by BEL or ST
-    # (ESC \ / 0x9c); an unterminated one swallows the rest of the line, as in a terminal.
-    r"(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])(?:[^\x07\x1b\x9c]|\x1b(?!\\))*(?:\x07|\x1b\\|\x9c|\Z)"
-    # CSI (ESC [ / 0x9b): parameter bytes, intermediate bytes, final byte.
-    r"|(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
-    # Other escape sequences (ESC ( B, ESC 7, ESC c ...), then a lone ESC. (ESC SP x sequences
-    # lose only the ESC: "lone ESC end" keeps its words.)
-    r"|\x1b[\x21-\x2f]*[\x30-\x7e]?"
-    # Every other control except TAB and CR (CR is handled after).
-    r"|[\x00-\x08\x0a-\x0c\x0e-\x1f\x7f-\x9f]"
-    r")"
-)
-
-
-def neutralise(text: str) -> str:
-    """Make remote output safe for a terminal UI.
-
-    Removes every escape sequence (CSI such as ``ESC[2J`` and colours, OSC including OSC 52
-    clipboard writes, DCS/SOS/PM/APC strings, other ESC sequences, their 8-bit C1 forms), every
-    other C0 control except TAB, DEL and every C1 control. A carriage-return progress line keeps
-    only the text after its last ``\\r`` (a trailing ``\\r`` is ignored). Text without controls is
-    returned as is.
-    """
-    if text.isprintable() or _UNSAFE_RE.search(text) is None:
-        return text
-    text = _SEQUENCE_RE.sub("", text)
-    if "\r" in text:
-        text = text.rstrip("\r").rpartition("\r")[2]
-    return text

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from matui.engine.dockerignore import IGNORE_FILE, DockerIgnore
+from matui.engine.build.dockerignore import IGNORE_FILE, DockerIgnore
 
 __all__ = ["ContextStats", "stream_context"]
 

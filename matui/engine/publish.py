@@ -15,18 +15,19 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from matui.engine import remote
+from matui.engine import shell
 from matui.engine.arch import Platform
 from matui.engine.config import ConfigError
-from matui.engine.flags import Flag, Severity, has_errors
-from matui.engine.refs import Repository, check_digest, parse_repository
+from matui.engine.flags import Flag, Severity, has_errors, premanifest_flags, read_tags
+from matui.engine.plan import IndexPlan, IndexSource
+from matui.engine.refs import check_digest, parse_repository
 
 if TYPE_CHECKING:
     from matui.engine.config import Config
     from matui.engine.records import RunRecord
-    from matui.engine.registry import Manifest, RegistryClient
+    from matui.engine.registry import RegistryClient
     from matui.engine.ssh import SshPool
 
 
@@ -40,37 +41,6 @@ class ManifestRefused(Exception):
 
 class VerifyError(Exception):
     """The registry does not serve what was pushed."""
-
-
-@dataclass(frozen=True)
-class IndexSource:
-    platform: Platform
-    digest: str
-    ref: str  # REPO@sha256:...
-
-
-@dataclass(frozen=True)
-class IndexPlan:
-    repository: Repository
-    tags: tuple[str, ...]
-    sources: tuple[IndexSource, ...]
-
-    def target(self, tag: str) -> str:
-        return self.repository.tag(tag)
-
-    @property
-    def source_refs(self) -> list[str]:
-        return [s.ref for s in self.sources]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "repository": str(self.repository),
-            "tags": list(self.tags),
-            "sources": [
-                {"platform": str(s.platform), "digest": s.digest, "ref": s.ref}
-                for s in self.sources
-            ],
-        }
 
 
 @dataclass
@@ -173,8 +143,6 @@ async def check_index(
 ) -> list[Flag]:
     """Every check due right before `imagetools create`, with the facts gathered in one place:
     the planned and retired platforms, and the buildx version of wherever the merge runs."""
-    from matui.engine.checks import premanifest_flags
-
     planned = [Platform.parse(p) for p in record.data.get("platforms", [])]
     retired: tuple[Platform, ...] = ()
     if config is not None:
@@ -194,12 +162,6 @@ async def check_index(
         buildx_version=buildx,
         merge_host=host,
     )
-
-
-async def current_state(plan: IndexPlan, registry: RegistryClient) -> dict[str, Manifest | None]:
-    """What each tag serves now (None when it does not exist)."""
-    found = await asyncio.gather(*(registry.get_manifest(plan.repository, t) for t in plan.tags))
-    return dict(zip(plan.tags, found, strict=True))
 
 
 async def create_index(
@@ -232,10 +194,10 @@ async def create_index(
         return await asyncio.to_thread(run_local)
     if config is None or pool is None:
         raise ValueError("creating the index on a builder host needs the config and an SSH pool")
-    argv = remote.imagetools_create_argv(
+    argv = shell.imagetools_create_argv(
         [plan.target(t) for t in plan.tags], plan.source_refs, dry_run=dry_run
     )
-    result = await pool.run(config.host(host), remote.RemoteScript.from_argv(argv))
+    result = await pool.run(config.host(host), shell.RemoteScript.from_argv(argv))
     if not result.ok:
         raise RuntimeError(
             f"imagetools create on {host} failed (exit {result.exit_status}): "
@@ -305,7 +267,7 @@ async def push_index(
             + "\n  - ".join(f"{f.kind} {f.subject}: {f.message}" for f in errors),
             flags,
         )
-    before = await current_state(plan, registry)
+    before = await read_tags(registry, plan.repository, plan.tags)
     await create_index(plan, config=config, pool=pool, host=host)
     results = []
     for tag in plan.tags:

@@ -1,25 +1,10 @@
-"""SSH connections to builder hosts: one cached connection per host, host keys always checked.
-
-Rules this module keeps (see the field notes for how each was verified):
-
-* ``known_hosts`` is always handed to asyncssh explicitly, as an already-parsed object. ``None``
-  would turn checking off, and an *empty* path or ``b""`` would make asyncssh fall back to
-  ``~/.ssh/known_hosts``; a missing file therefore becomes an empty, but still checking, list.
-* asyncssh never reads an ssh config file (``config=None``): ``UserKnownHostsFile none`` or a
-  ``ProxyCommand`` there must not change how matui connects. The user's ``~/.ssh/config`` is read
-  here only to resolve host aliases (HostName, Port, User, IdentityFile).
-* Jump hosts are connected by this pool with the full options and passed as ``tunnel=`` objects;
-  one bastion connection carries every host behind it.
-* Output is read as bytes: one invalid UTF-8 byte in text mode tears down the whole connection.
-* A lost connection gives ``exit_status=None``, which is never success.
-"""
+"""The SSH pool: one cached connection per host, bastions shared, host keys always checked."""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
 import ipaddress
-import logging
 import os
 import shlex
 import socket
@@ -27,367 +12,32 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import asyncssh
 from asyncssh.config import SSHClientConfig
 
-from matui.engine.remote import RemoteScript
+from matui.engine.shell import RemoteScript
+from matui.engine.ssh.known_hosts import SSH_PORT, fingerprint, known_hosts_line
+from matui.engine.ssh.model import (
+    _T,
+    DEFAULT_KNOWN_HOSTS,
+    DEFAULT_SSH_CONFIG,
+    ENCRYPTION_ALGS,
+    AuthFailed,
+    CommandResult,
+    CommandTimedOut,
+    HostEntry,
+    HostKeyChanged,
+    HostKeyUnknown,
+    HostList,
+    HostUnreachable,
+    SessionLost,
+    SshError,
+    log,
+)
+from matui.engine.ssh.target import parse_jump_spec
 
-log = logging.getLogger(__name__)
-
-_T = TypeVar("_T")
-
-SSH_PORT = 22
-DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
-DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
-
-# AES-GCM first: asyncssh runs chacha20-poly1305 as several cipher calls per packet, and read a
-# build log about three times slower with it than with AES-GCM (one call a packet, AES-NI);
-# measured by benchmarks/engine_ingest.py. The other defaults stay, in asyncssh's order, for
-# servers without GCM.
-_GCM = (b"aes128-gcm@openssh.com", b"aes256-gcm@openssh.com")
-ENCRYPTION_ALGS = [
-    alg.decode("ascii")
-    for alg in (
-        *(a for a in _GCM if a in asyncssh.encryption.get_encryption_algs()),
-        *(a for a in asyncssh.encryption.get_default_encryption_algs() if a not in _GCM),
-    )
-]
-
-
-class HostEntry(Protocol):
-    """What the pool reads from a host entry (``matui.engine.config.HostConfig``)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def address(self) -> str: ...
-    @property
-    def port(self) -> int | None: ...
-    @property
-    def user(self) -> str | None: ...
-    @property
-    def identity(self) -> Path | None: ...
-    @property
-    def known_hosts(self) -> Path | None: ...
-    @property
-    def jump(self) -> str | None: ...
-
-
-class HostList(Protocol):
-    """A loaded config (``matui.engine.config.Config``): only its host entries are used."""
-
-    @property
-    def hosts(self) -> Sequence[HostEntry]: ...
-
-
-# --------------------------------------------------------------------------------------------
-# Results and errors
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """How a remote command ended. ``exit_status is None`` means the connection was lost (or the
-    host sent no status): the command may or may not have run, and it is never success."""
-
-    exit_status: int | None
-    stdout: bytes
-    stderr: bytes
-    exit_signal: str | None = None
-    """Signal name when the remote process was killed by one (``exit_status`` is then -1)."""
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
-
-    @property
-    def lost(self) -> bool:
-        return self.exit_status is None
-
-    def out_text(self) -> str:
-        return self.stdout.decode("utf-8", errors="replace")
-
-    def err_text(self) -> str:
-        return self.stderr.decode("utf-8", errors="replace")
-
-
-class SshError(Exception):
-    """An SSH failure on a host; the message says what failed and how to fix it."""
-
-    def __init__(self, host: str, message: str) -> None:
-        super().__init__(message)
-        self.host = host
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0])
-
-
-class HostUnreachable(SshError):
-    """No SSH session could be set up: DNS, refused, timeout, or the jump host could not forward."""
-
-    def __init__(
-        self,
-        host: str,
-        address: str,
-        port: int,
-        cause: str,
-        *,
-        via: str | None = None,
-        hint: str = "",
-    ) -> None:
-        self.address = address
-        self.port = port
-        self.cause = cause
-        self.via = via
-        route = f" through jump host '{via}'" if via else ""
-        fix = (
-            f"check that the host is up and sshd listens on {address}:{port}"
-            + (f" as seen from '{via}'" if via else "")
-            + ", and that address and port in the host entry are right"
-        )
-        super().__init__(
-            host,
-            f"cannot reach host '{host}' at {address}:{port}{route}: {cause}. Fix: {fix}.{hint}",
-        )
-
-
-class AuthFailed(SshError):
-    """The host refused every key offered for the user."""
-
-    def __init__(self, host: str, address: str, port: int, user: str, identity: str) -> None:
-        self.address = address
-        self.port = port
-        self.user = user
-        self.identity = identity
-        super().__init__(
-            host,
-            f"host '{host}' ({address}:{port}) refused login as user '{user}' with {identity}. "
-            f"Fix: add the public key to ~{user}/.ssh/authorized_keys on the host, or set the "
-            "right `user` / `identity` in the host entry.",
-        )
-
-
-class HostKeyUnknown(SshError):
-    """The host's key is not in the known_hosts file used for it. Nothing was run on it."""
-
-    def __init__(
-        self,
-        host: str,
-        address: str,
-        port: int,
-        key_type: str,
-        fingerprint: str,
-        known_hosts: Path,
-        known_hosts_line: str,
-        *,
-        via: str | None = None,
-    ) -> None:
-        self.address = address
-        self.port = port
-        self.key_type = key_type
-        self.fingerprint = fingerprint
-        self.known_hosts = known_hosts
-        self.known_hosts_line = known_hosts_line
-        """The exact line that trusts this key; append it only after an explicit yes."""
-        self.via = via
-        self.trust_command = trust_command(
-            address, port, key_type, known_hosts_line, known_hosts, via=via
-        )
-        super().__init__(
-            host,
-            f"host '{host}' ({address}:{port}) presented an unknown {key_type} host key "
-            f"{fingerprint}; it is not in {known_hosts}. Nothing was run on it. Fix: check that "
-            "fingerprint out of band (on the host: `ssh-keygen -lf "
-            f"/etc/ssh/ssh_host_{_short_key_type(key_type)}_key.pub`), then trust it: "
-            f"`{self.trust_command}`",
-        )
-
-
-class HostKeyChanged(SshError):
-    """The host presented a key other than the one(s) known_hosts has for it. A hard stop."""
-
-    def __init__(
-        self,
-        host: str,
-        address: str,
-        port: int,
-        key_type: str,
-        expected: list[str],
-        actual: str,
-        known_hosts: Path,
-    ) -> None:
-        self.address = address
-        self.port = port
-        self.key_type = key_type
-        self.expected = expected
-        self.actual = actual
-        self.known_hosts = known_hosts
-        self.remove_command = (
-            f"ssh-keygen -R {shlex.quote(known_hosts_pattern(address, port))} "
-            f"-f {shlex.quote(str(known_hosts))}"
-        )
-        super().__init__(
-            host,
-            f"HOST KEY CHANGED for host '{host}' ({address}:{port}): {known_hosts} expects "
-            f"{', '.join(expected)} but the host presented {key_type} {actual}. Someone may be "
-            "intercepting the connection (man-in-the-middle); nothing was run and matui will not "
-            "connect. Fix: only if the change is expected (host reinstalled, keys rotated) and "
-            "you checked the new fingerprint out of band, remove the old entry with "
-            f"`{self.remove_command}` and trust the new key.",
-        )
-
-
-class SessionLost(HostUnreachable):
-    """The connection dropped while a channel was being opened. A command may or may not have
-    started; callers that treat :class:`HostUnreachable` as "lost" handle this one too."""
-
-    def __init__(self, host: str, address: str, port: int, message: str) -> None:
-        self.address = address
-        self.port = port
-        self.cause = message
-        self.via = None
-        SshError.__init__(self, host, message)
-
-
-class CommandTimedOut(SshError):
-    """A command did not finish in time. Its channel is closed; the remote process may live on."""
-
-    def __init__(self, host: str, timeout: float, stdout: bytes, stderr: bytes) -> None:
-        self.timeout = timeout
-        self.stdout = stdout
-        self.stderr = stderr
-        super().__init__(
-            host,
-            f"command on host '{host}' did not finish within {timeout:g}s; matui closed its "
-            "channel, but the remote process may still be running.",
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# Pure helpers
-
-
-@dataclass(frozen=True)
-class JumpSpec:
-    """A jump host given as ``[user@]host[:port]`` (IPv6 in brackets: ``[::1]:2220``)."""
-
-    address: str
-    user: str | None = None
-    port: int | None = None
-
-
-def parse_jump_spec(spec: str) -> JumpSpec:
-    text = spec
-    if text.startswith("ssh://"):
-        text = text[len("ssh://") :]
-    if not text or any(ch.isspace() or ord(ch) < 0x20 or ch == "\x7f" for ch in text):
-        raise ValueError(f"jump {spec!r} is not of the form [user@]host[:port]")
-    if "," in text:
-        raise ValueError(
-            f"jump {spec!r} lists several hops; give each hop its own host entry and point "
-            "their `jump` at each other"
-        )
-    user, at, rest = text.rpartition("@")
-    if at and not user:
-        raise ValueError(f"jump {spec!r} has an empty user name")
-    port_text = ""
-    if rest.startswith("["):
-        address, bracket, tail = rest[1:].partition("]")
-        if not bracket or (tail and not tail.startswith(":")):
-            raise ValueError(f"jump {spec!r}: bad [address]:port")
-        port_text = tail[1:]
-        if tail and not port_text:
-            raise ValueError(f"jump {spec!r} has an empty port")
-    elif rest.count(":") == 1:
-        address, _, port_text = rest.partition(":")
-        if not port_text:
-            raise ValueError(f"jump {spec!r} has an empty port")
-    else:
-        address = rest  # a host name, or a bare IPv6 address without a port
-    if not address:
-        raise ValueError(f"jump {spec!r} has no host")
-    port: int | None = None
-    if port_text:
-        if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"jump {spec!r}: port {port_text!r} is not a number in 1-65535")
-        port = int(port_text)
-    return JumpSpec(address=address, user=user or None, port=port)
-
-
-def known_hosts_pattern(address: str, port: int) -> str:
-    """How OpenSSH names a host in known_hosts: bare on port 22, else ``[address]:port``."""
-    return address if port == SSH_PORT else f"[{address}]:{port}"
-
-
-def known_hosts_line(address: str, port: int, key: asyncssh.SSHKey) -> str:
-    """The known_hosts line that trusts ``key`` for ``address:port`` (no comment, no newline)."""
-    algorithm, data = key.export_public_key("openssh").decode("ascii").split()[:2]
-    return f"{known_hosts_pattern(address, port)} {algorithm} {data}"
-
-
-def fingerprint(key: asyncssh.SSHKey) -> str:
-    """``SHA256:...`` as printed by ``ssh-keygen -lf``."""
-    return key.get_fingerprint("sha256")
-
-
-def _short_key_type(key_type: str) -> str:
-    """``ssh-ed25519`` -> ``ed25519``: the name ssh-keyscan's ``-t`` and host key files use."""
-    if "ed25519" in key_type:
-        return "ed25519"
-    if key_type.startswith("ecdsa") or "ecdsa" in key_type:
-        return "ecdsa"
-    if "rsa" in key_type:
-        return "rsa"
-    if "dss" in key_type:
-        return "dsa"
-    return key_type
-
-
-def trust_command(
-    address: str,
-    port: int,
-    key_type: str,
-    line: str,
-    known_hosts: Path,
-    *,
-    via: str | None = None,
-) -> str:
-    """A shell command an operator can run to trust a host key, after checking its fingerprint.
-
-    ``ssh-keyscan`` cannot go through a jump host, so behind one the exact line is appended.
-    """
-    path = shlex.quote(str(known_hosts))
-    parent = known_hosts.parent
-    mkdir = "" if parent.is_dir() else f"mkdir -p -m 700 {shlex.quote(str(parent))} && "
-    if via:
-        return f"{mkdir}printf '%s\\n' {shlex.quote(line)} >> {path}"
-    pattern = shlex.quote(known_hosts_pattern(address, port))
-    key = _short_key_type(key_type)
-    return (
-        f"{mkdir}ssh-keyscan -p {port} -t {key} {shlex.quote(address)} >> {path}"
-        f" && ssh-keygen -l -F {pattern} -f {path}"
-    )
-
-
-def append_known_host(known_hosts: Path, line: str) -> None:
-    """Append one trusted-key line (from :class:`HostKeyUnknown`), creating the file 0600."""
-    if "\n" in line or "\r" in line:
-        raise ValueError("a known_hosts line must be one line")
-    known_hosts = known_hosts.expanduser()
-    known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "ab") as f:
-        if f.tell() > 0:
-            with open(known_hosts, "rb") as r:
-                r.seek(-1, os.SEEK_END)
-                if r.read(1) != b"\n":
-                    f.write(b"\n")
-        f.write(line.encode("ascii") + b"\n")
-
-
-# --------------------------------------------------------------------------------------------
 # Pool
 
 

@@ -1,4 +1,4 @@
-"""matui.engine.remote: the one place that turns values into a command for a builder host.
+"""matui.engine.shell: the one place that turns values into a command for a builder host.
 
 Pure tests (no SSH): the wire wrapper, quoting, refusal of control characters and of unsafe
 run ids / job keys, and the shape of the argvs. ``tests/integration/test_hostile_input.py`` runs
@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from matui.engine import remote
+from matui.engine import shell
 from matui.engine.arch import ARCHES, Platform
 from matui.engine.records import new_run_id
-from matui.engine.remote import RemoteScript, UnsafeValue
+from matui.engine.shell import RemoteScript, UnsafeValue
 
 WIRE_RE = re.compile(r"sh -c 'eval \"\$\(printf %s ([A-Za-z0-9+/=]*) \| base64 -d\)\"'")
 
@@ -57,20 +57,20 @@ def test_wire_decodes_to_the_script(script: str) -> None:
 
 def test_wire_of_the_probe_and_job_scripts() -> None:
     for script in [
-        remote.probe_script(),
-        remote.upload_script("run1", "amd64"),
-        remote.launch_script("run1", "amd64", ["echo", "x"]),
-        remote.follow_script("run1", "amd64", 10, 1234),
-        remote.read_from_script("run1", "amd64", 10, 99),
-        remote.outcome_script("run1", "amd64"),
-        remote.cancel_script("run1", "amd64"),
+        shell.probe_script(),
+        shell.upload_script("run1", "amd64"),
+        shell.launch_script("run1", "amd64", ["echo", "x"]),
+        shell.follow_script("run1", "amd64", 10, 1234),
+        shell.read_from_script("run1", "amd64", 10, 99),
+        shell.outcome_script("run1", "amd64"),
+        shell.cancel_script("run1", "amd64"),
     ]:
         assert decode(script.wire()) == script.script
 
 
 def test_from_argv_is_join() -> None:
     argv = ["printf", "%s\\0", "a b", "$(x)"]
-    assert RemoteScript.from_argv(argv).script == remote.join(argv)
+    assert RemoteScript.from_argv(argv).script == shell.join(argv)
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,20 +79,20 @@ def test_from_argv_is_join() -> None:
 
 @given(st.lists(values, max_size=8))
 def test_join_round_trips_through_shlex(argv: list[str]) -> None:
-    assert shlex.split(remote.join(argv)) == argv
+    assert shlex.split(shell.join(argv)) == argv
 
 
 @given(values)
 def test_quote_round_trips_through_shlex(value: str) -> None:
-    assert shlex.split(remote.quote(value)) == [value]
+    assert shlex.split(shell.quote(value)) == [value]
 
 
 def test_quote_examples() -> None:
-    assert remote.quote("") == "''"
-    assert remote.quote("plain-1.0") == "plain-1.0"
-    assert remote.quote("$(touch x)") == "'$(touch x)'"
-    assert remote.quote("it's") == "'it'\"'\"'s'"
-    assert remote.join(["a", "", "b c"]) == "a '' 'b c'"
+    assert shell.quote("") == "''"
+    assert shell.quote("plain-1.0") == "plain-1.0"
+    assert shell.quote("$(touch x)") == "'$(touch x)'"
+    assert shell.quote("it's") == "'it'\"'\"'s'"
+    assert shell.join(["a", "", "b c"]) == "a '' 'b c'"
 
 
 @settings(max_examples=50, deadline=None)
@@ -114,18 +114,18 @@ def test_local_sh_prints_the_argv_back(argv: list[str]) -> None:
 def test_every_control_character_is_refused_and_named(char: str) -> None:
     code = f"0x{ord(char):02x}"
     with pytest.raises(UnsafeValue, match=f"contains control characters \\({code}\\)"):
-        remote.check_value(f"a{char}b", "tag")
+        shell.check_value(f"a{char}b", "tag")
     with pytest.raises(UnsafeValue, match=code):
-        remote.quote(f"x{char}")
+        shell.quote(f"x{char}")
     with pytest.raises(UnsafeValue, match=code):
-        remote.join(["ok", char])
+        shell.join(["ok", char])
     with pytest.raises(UnsafeValue, match=code):
         RemoteScript.from_argv(["echo", f"{char}touch x"])
 
 
 def test_all_the_codes_are_named_once_and_sorted() -> None:
     with pytest.raises(UnsafeValue) as caught:
-        remote.check_value("a\nb\x00c\n\x1b[31m\x9b", "label value")
+        shell.check_value("a\nb\x00c\n\x1b[31m\x9b", "label value")
     assert str(caught.value) == (
         "label value 'a\\nb\\x00c\\n\\x1b[31m\\x9b' contains control characters "
         "(0x00, 0x0a, 0x1b, 0x9b)"
@@ -135,14 +135,14 @@ def test_all_the_codes_are_named_once_and_sorted() -> None:
 def test_lone_surrogates_are_refused_not_crashed_on() -> None:
     """``sys.argv`` holds undecodable bytes as lone surrogates; they cannot travel as UTF-8."""
     with pytest.raises(UnsafeValue, match="0xdcff"):
-        remote.check_value("tag\udcff", "tag")
+        shell.check_value("tag\udcff", "tag")
     with pytest.raises(UnsafeValue, match="not valid text"):
         RemoteScript.from_argv(["echo", "\ud800"])
 
 
 @given(printable)
 def test_printable_values_pass_unchanged(value: str) -> None:
-    assert remote.check_value(value) is value
+    assert shell.check_value(value) is value
 
 
 @pytest.mark.parametrize(
@@ -166,27 +166,27 @@ def test_printable_values_pass_unchanged(value: str) -> None:
 )
 def test_run_ids_and_job_keys_are_plain_names(bad: str) -> None:
     with pytest.raises(UnsafeValue, match="not a plain name"):
-        remote.job_dir(bad, "amd64")
+        shell.job_dir(bad, "amd64")
     with pytest.raises(UnsafeValue, match="not a plain name"):
-        remote.job_dir("20240101-000000-abcdef", bad)
+        shell.job_dir("20240101-000000-abcdef", bad)
 
 
 def test_real_run_ids_and_job_keys_are_accepted() -> None:
     run_id = new_run_id()
     for arch in ARCHES:
         key = Platform("linux", arch).tag_arch
-        assert remote.job_dir(run_id, key) == f".matui/runs/{run_id}/{key}"
+        assert shell.job_dir(run_id, key) == f".matui/runs/{run_id}/{key}"
 
 
 @pytest.mark.parametrize("bad", ["../../x", "a\nb", "$(touch x)", "-x", "a/b"])
 def test_every_job_script_refuses_a_hostile_run_id_or_key(bad: str) -> None:
     makers: list[Callable[[str, str], RemoteScript]] = [
-        remote.upload_script,
+        shell.upload_script,
         partial(launch, argv=["true"]),
-        partial(remote.follow_script, offset=0, pid=1),
-        partial(remote.read_from_script, offset=0, size=1),
-        remote.outcome_script,
-        remote.cancel_script,
+        partial(shell.follow_script, offset=0, pid=1),
+        partial(shell.read_from_script, offset=0, size=1),
+        shell.outcome_script,
+        shell.cancel_script,
     ]
     for make in makers:
         with pytest.raises(UnsafeValue):
@@ -196,14 +196,14 @@ def test_every_job_script_refuses_a_hostile_run_id_or_key(bad: str) -> None:
 
 
 def launch(run_id: str, job_key: str, argv: list[str]) -> RemoteScript:
-    return remote.launch_script(run_id, job_key, argv)
+    return shell.launch_script(run_id, job_key, argv)
 
 
 def test_follow_and_read_take_numbers_only() -> None:
-    assert "tail -c +42 " in remote.follow_script("run1", "amd64", 41, 1234).script
-    assert "head -c 58" in remote.read_from_script("run1", "amd64", 41, 99).script
+    assert "tail -c +42 " in shell.follow_script("run1", "amd64", 41, 1234).script
+    assert "head -c 58" in shell.read_from_script("run1", "amd64", 41, 99).script
     with pytest.raises(ValueError):
-        remote.follow_script("run1", "amd64", "1; touch x", 1)  # type: ignore[arg-type]
+        shell.follow_script("run1", "amd64", "1; touch x", 1)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def buildx(**overrides: object) -> list[str]:
         "target": None,
     }
     kwargs.update(overrides)
-    return remote.buildx_argv(**kwargs)  # type: ignore[arg-type]
+    return shell.buildx_argv(**kwargs)  # type: ignore[arg-type]
 
 
 def test_buildx_argv_shape() -> None:
@@ -282,7 +282,7 @@ def test_buildx_values_stay_values(
     for name, value in labels.items():
         assert f"--label={name}={value}" in flags
     assert (f"--target={target}" in flags) == bool(target)
-    assert shlex.split(remote.join(argv)) == argv
+    assert shlex.split(shell.join(argv)) == argv
 
 
 @pytest.mark.parametrize("hostile", ["--push=false", "-o", "--", "-", "--output=type=local,dest=/"])
@@ -297,7 +297,7 @@ def test_option_like_values_after_their_flag(hostile: str) -> None:
 
 def test_imagetools_sources_come_after_double_dash() -> None:
     digest = "sha256:" + "ab" * 32
-    argv = remote.imagetools_create_argv(
+    argv = shell.imagetools_create_argv(
         ["r.example.com/app:1.0", "r.example.com/app:latest"],
         [f"r.example.com/app@{digest}", "-bad"],
         dry_run=True,
@@ -323,7 +323,7 @@ def test_imagetools_sources_come_after_double_dash() -> None:
 def test_launch_script_job_sh_holds_the_argv() -> None:
     """job.sh is written by ``printf '%s\\n' QUOTED``; its command line splits back to argv."""
     argv = ["printf", "%s\\0", "$(touch x)", "it's", "-o", "a b", "🙂"]
-    script = remote.launch_script("run1", "amd64", argv).script
+    script = shell.launch_script("run1", "amd64", argv).script
     match = re.search(r"^printf '%s\\n' (.*?) > job\.sh$", script, re.MULTILINE | re.DOTALL)
     assert match
     [job] = shlex.split(match.group(1))
@@ -332,7 +332,7 @@ def test_launch_script_job_sh_holds_the_argv() -> None:
 
 
 def test_a_command_over_the_host_argument_limit_is_refused_with_the_reason() -> None:
-    from matui.engine.remote import MAX_COMMAND, RemoteScript, UnsafeValue
+    from matui.engine.shell import MAX_COMMAND, RemoteScript, UnsafeValue
 
     RemoteScript("echo " + "x" * 1000).wire()  # an ordinary size passes
     with pytest.raises(UnsafeValue, match="limit of one argument on the host"):

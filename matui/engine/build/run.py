@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from matui.engine import remote
-from matui.engine.progress import ProgressParser, StepEvent, parse_metadata
+from matui.engine import shell
+from matui.engine.build.progress import ProgressParser, StepEvent, parse_metadata
 
 if TYPE_CHECKING:
-    from matui.engine.checks import RegistryReader
+    from matui.engine.flags import RegistryReader
     from matui.engine.config import Config
     from matui.engine.flags import Flag
     from matui.engine.plan import BuildJob, BuildPlan
@@ -341,7 +341,7 @@ class BuildRun:
         plus the arch evidence in the logs. Errors here keep the index from being pushed."""
         if self.registry is None:
             return
-        from matui.engine.checks import built_images, postbuild_flags
+        from matui.engine.flags import built_images, postbuild_flags
         from matui.engine.flags import Flag as FlagType
         from matui.engine.flags import FlagKind, Severity
         from matui.engine.registry import RegistryError
@@ -380,7 +380,7 @@ class BuildRun:
         task = self._tasks.get(key)
         if status.pid is not None or status.state is JobState.RUNNING:
             with contextlib.suppress(Exception):
-                await self.pool.run(host, remote.cancel_script(self.id, key))
+                await self.pool.run(host, shell.cancel_script(self.id, key))
         if task is not None and status.pid is None:
             task.cancel()  # not launched yet: nothing runs on the host
 
@@ -421,10 +421,10 @@ class BuildRun:
                 self._set_state(status, state, status.error)
 
     async def _upload(self, host: Any, key: str) -> None:
-        from matui.engine.context import stream_context
+        from matui.engine.build.context import stream_context
 
         image = self.plan.image
-        proc = await self.pool.open_process(host, remote.upload_script(self.id, key))
+        proc = await self.pool.open_process(host, shell.upload_script(self.id, key))
         try:
 
             async def write(chunk: bytes) -> None:
@@ -445,7 +445,7 @@ class BuildRun:
     async def _launch(self, host: Any, job: BuildJob) -> int:
         """Start the job's build (or attach to it when the host says it is already running)."""
         image = self.plan.image
-        argv = remote.buildx_argv(
+        argv = shell.buildx_argv(
             platform=str(job.platform),
             ref=job.ref,
             dockerfile=image.dockerfile,
@@ -453,7 +453,7 @@ class BuildRun:
             labels=dict(image.labels),
             target=image.target,
         )
-        result = await self.pool.run(host, remote.launch_script(self.id, job.key, argv))
+        result = await self.pool.run(host, shell.launch_script(self.id, job.key, argv))
         if not result.ok:
             raise RuntimeError(
                 f"could not start the build on {host.name}: {result.err_text().strip()[-500:]}"
@@ -505,7 +505,7 @@ class BuildRun:
 
     async def _engine_answers(self, host: Any) -> bool:
         try:
-            result = await self.pool.run(host, remote.engine_script(), timeout=15)
+            result = await self.pool.run(host, shell.engine_script(), timeout=15)
         except Exception:
             return False
         return result.ok
@@ -534,7 +534,7 @@ class BuildRun:
         self, host: Any, status: JobStatus, parser: ProgressParser, sink: _LogSink
     ) -> None:
         assert status.pid is not None
-        script = remote.follow_script(self.id, status.job.key, status.offset, status.pid)
+        script = shell.follow_script(self.id, status.job.key, status.offset, status.pid)
         try:
             proc = await self.pool.open_process(host, script)
         except OSError as exc:
@@ -576,7 +576,7 @@ class BuildRun:
         size = int(str(outcome.get("size", "0")).strip() or 0)
         if size <= status.offset:
             return
-        script = remote.read_from_script(self.id, status.job.key, status.offset, size)
+        script = shell.read_from_script(self.id, status.job.key, status.offset, size)
         try:
             result = await self.pool.run(host, script)
         except Exception as exc:
@@ -606,7 +606,7 @@ class BuildRun:
 
     async def _outcome(self, host: Any, status: JobStatus) -> dict[str, Any]:
         try:
-            result = await self.pool.run(host, remote.outcome_script(self.id, status.job.key))
+            result = await self.pool.run(host, shell.outcome_script(self.id, status.job.key))
         except Exception as exc:
             raise _Lost(str(exc)) from exc
         if result.exit_status is None:

@@ -1,0 +1,95 @@
+"""Flags that tell the truth: every tag-overwrite and arch-mismatch check, in one place.
+
+The checks are small **pure** functions over facts (registry manifests, image configs, plans,
+host configs, log evidence) that return :class:`~matui.engine.flags.Flag` lists; a clean
+release yields no flag at all. Three ``async`` gatherers read the registry for one phase each
+and call the pure checks:
+
+* :func:`preflight_flags` — before the build starts (per-arch tags, release tags, the plan);
+* :func:`postbuild_flags` — after the builds pushed (config arch of each built digest, per-arch
+  tag digests, log evidence);
+* :func:`premanifest_flags` — before ``imagetools create`` (release tags moved or diffed, index
+  shape, cross-repository sources, config arch of each source).
+
+:func:`index_diff` is the platform-by-platform dry-run diff the CLI and the dashboard render.
+
+Registry errors are not turned into flags: a gatherer that cannot read the registry raises the
+client's :class:`~matui.engine.registry.RegistryError`, and the caller must treat that as "not
+checked" (refuse), never as "clean".
+"""
+
+from matui.engine.flags.arch_mismatch import (
+    emulation_flags,
+    image_config_flags,
+    index_shape_flags,
+    log_evidence_flags,
+)
+from matui.engine.flags.diff import (
+    BUILDX_CROSS_REPO_FIXED,
+    Change,
+    PlatformChange,
+    RegistryReader,
+    index_diff,
+)
+from matui.engine.flags.gather import (
+    BuiltImage,
+    CheckReport,
+    built_images,
+    check_hosts,
+    index_diffs,
+    postbuild_flags,
+    preflight_flags,
+    premanifest_flags,
+    read_tags,
+)
+from matui.engine.flags.model import (
+    Flag,
+    FlagKind,
+    Severity,
+    has_errors,
+    host_arch_flags,
+)
+from matui.engine.flags.tag_overwrite import (
+    arch_tag_flags,
+    arch_tag_moved_flags,
+    cross_repo_flags,
+    duplicate_push_flags,
+    parse_buildx_version,
+    release_platform_flags,
+    release_tag_flags,
+    tag_moved_flags,
+)
+
+__all__ = [
+    "BUILDX_CROSS_REPO_FIXED",
+    "BuiltImage",
+    "Change",
+    "CheckReport",
+    "Flag",
+    "FlagKind",
+    "PlatformChange",
+    "RegistryReader",
+    "Severity",
+    "arch_tag_flags",
+    "arch_tag_moved_flags",
+    "built_images",
+    "check_hosts",
+    "cross_repo_flags",
+    "duplicate_push_flags",
+    "emulation_flags",
+    "has_errors",
+    "host_arch_flags",
+    "image_config_flags",
+    "index_diff",
+    "index_diffs",
+    "index_shape_flags",
+    "log_evidence_flags",
+    "parse_buildx_version",
+    "postbuild_flags",
+    "preflight_flags",
+    "premanifest_flags",
+    "read_tags",
+    "release_platform_flags",
+    "release_tag_flags",
+    "tag_moved_flags",
+]

@@ -1,0 +1,267 @@
+"""Gatherers: read the registry (or the hosts) for one phase — host check, pre-flight,
+post-build, pre-manifest — then run the pure rules.
+
+Registry errors are not turned into flags: a gatherer that cannot read the registry raises the
+client's RegistryError, and the caller must treat that as "not checked" (refuse), never as "clean".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from matui.engine.arch import ArchError, Platform
+from matui.engine.flags.arch_mismatch import (
+    emulation_flags,
+    image_config_flags,
+    index_shape_flags,
+    log_evidence_flags,
+)
+from matui.engine.flags.diff import PlatformChange, RegistryReader, index_diff
+from matui.engine.flags.model import Flag, has_errors, host_arch_flags
+from matui.engine.flags.tag_overwrite import (
+    _source_repository,
+    arch_tag_flags,
+    arch_tag_moved_flags,
+    cross_repo_flags,
+    duplicate_push_flags,
+    release_platform_flags,
+    release_tag_flags,
+    tag_moved_flags,
+)
+from matui.engine.probe import HostProbe, probe_hosts
+from matui.engine.refs import RefError, Repository, parse_repository
+from matui.engine.registry import Manifest
+
+if TYPE_CHECKING:
+    from matui.engine.config import HostConfig
+    from matui.engine.plan import BuildPlan, IndexPlan
+    from matui.engine.ssh import SshPool
+
+
+# Gatherers: read the registry for one phase, then run the pure checks
+
+
+async def read_tags(
+    registry: RegistryReader, repository: Repository, tags: Sequence[str]
+) -> dict[str, Manifest | None]:
+    """What each tag serves now (None: absent), read concurrently. Keep the digests in the run
+    record to pass as ``before`` to :func:`postbuild_flags` (``BuiltImage.before``)."""
+    unique = list(dict.fromkeys(tags))
+    found = await asyncio.gather(*(registry.get_manifest(repository, t) for t in unique))
+    return dict(zip(unique, found, strict=True))
+
+
+async def _single_platform(
+    registry: RegistryReader, repository: Repository, manifest: Manifest | None
+) -> str | None:
+    """The platform a single-arch manifest's config names; None for an index or no manifest."""
+    if manifest is None or manifest.is_index:
+        return None
+    facts = await registry.image_config(repository, manifest.digest)
+    if facts.platform is not None:
+        return str(facts.platform)
+    return "/".join(p for p in (facts.os, facts.architecture, facts.variant) if p)
+
+
+async def _config_flags(
+    registry: RegistryReader, repository: Repository, target: Platform, digest: str
+) -> list[Flag]:
+    """Config arch of a built digest; an index (provenance on) is checked child by child."""
+    manifest = await registry.get_manifest(repository, digest)
+    if manifest is not None and manifest.is_index:
+        children = [e.digest for e in manifest.entries if not e.attestation]
+    else:
+        children = [digest]
+    flags: list[Flag] = []
+    for child in children:
+        facts = await registry.image_config(repository, child)
+        flags += image_config_flags(target, facts, digest=child)
+    return flags
+
+
+async def preflight_flags(
+    plan: BuildPlan,
+    registry: RegistryReader,
+    *,
+    hosts: Sequence[HostConfig] | None = None,
+    probes: Sequence[HostProbe] = (),
+    state: Mapping[str, Manifest | None] | None = None,
+) -> list[Flag]:
+    """Before the build starts: flags that must stop it when they are errors.
+
+    Plan-level pushes to one tag; with ``hosts``, emulation (replaces the WARNINGs plan_build
+    used to put in the plan); per-arch tags holding an index; release tags that would lose a
+    platform. ``state`` is :func:`read_tags` of the plan's per-arch and release tags when the
+    caller read it already (to record the digests); otherwise it is read here.
+    """
+    repository = plan.image.repository()
+    if state is None:
+        tags = [job.arch_tag for job in plan.jobs] + list(plan.tags)
+        state = await read_tags(registry, repository, tags)
+    flags = duplicate_push_flags(plan)
+    if hosts is not None:
+        flags += emulation_flags(plan, hosts, probes)
+    for job in plan.jobs:
+        flags += arch_tag_flags(job, state.get(job.arch_tag))
+    platforms = [job.platform for job in plan.jobs]
+    for tag in dict.fromkeys(plan.tags):
+        current = state.get(tag)
+        flags += release_platform_flags(
+            tag,
+            repository.tag(tag),
+            current,
+            platforms,
+            plan.image.retired_platforms,
+            current_platform=await _single_platform(registry, repository, current),
+        )
+    return flags
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """One succeeded job of a run, as :func:`postbuild_flags` needs it."""
+
+    platform: Platform
+    digest: str
+    arch_tag: str
+    #: What the per-arch tag served before the build (None: absent or not recorded).
+    before: str | None = None
+    #: ``ProgressParser.arch_evidence`` of the job's log.
+    evidence: tuple[str, ...] = ()
+
+
+def built_images(data: Mapping[str, Any]) -> list[BuiltImage]:
+    """The succeeded jobs with a digest of a run record's data.
+
+    Reads ``platform``, ``digest``, ``arch_tag`` and, when the runner records them,
+    ``arch_tag_before`` (digest or null) and ``arch_evidence`` (list of lines) of each job.
+    """
+    built = []
+    for job in data.get("jobs", []):
+        if job.get("state") != "succeeded" or not job.get("digest"):
+            continue
+        try:
+            platform = Platform.parse(str(job["platform"]))
+        except (KeyError, ArchError):
+            continue
+        before = job.get("arch_tag_before")
+        built.append(
+            BuiltImage(
+                platform=platform,
+                digest=str(job["digest"]),
+                arch_tag=str(job["arch_tag"]),
+                before=str(before) if before else None,
+                evidence=tuple(str(line) for line in job.get("arch_evidence") or ()),
+            )
+        )
+    return built
+
+
+async def postbuild_flags(
+    repository: Repository | str,
+    built: Sequence[BuiltImage],
+    registry: RegistryReader,
+) -> list[Flag]:
+    """After the builds: config arch of each built digest (ERROR: the index must not be pushed),
+    log evidence (ERROR), and per-arch tags that do not hold the built digest (INFO)."""
+    repo = repository if isinstance(repository, Repository) else parse_repository(repository)
+
+    async def one(image: BuiltImage) -> list[Flag]:
+        flags = await _config_flags(registry, repo, image.platform, image.digest)
+        flags += log_evidence_flags(image.platform.arch, image.evidence)
+        now = await registry.head_digest(repo, image.arch_tag)
+        flags += arch_tag_moved_flags(
+            image.arch_tag, repo.tag(image.arch_tag), image.digest, now, image.before
+        )
+        return flags
+
+    results = await asyncio.gather(*(one(image) for image in built))
+    return [flag for flags in results for flag in flags]
+
+
+async def index_diffs(
+    plan: IndexPlan,
+    registry: RegistryReader,
+    *,
+    state: Mapping[str, Manifest | None] | None = None,
+) -> dict[str, list[PlatformChange]]:
+    """:func:`index_diff` for every tag of ``plan`` (the dry run), reading the registry."""
+    if state is None:
+        state = await read_tags(registry, plan.repository, plan.tags)
+    diffs = {}
+    for tag in plan.tags:
+        current = state.get(tag)
+        platform = await _single_platform(registry, plan.repository, current)
+        diffs[tag] = index_diff(current, plan, current_platform=platform)
+    return diffs
+
+
+async def premanifest_flags(
+    plan: IndexPlan,
+    registry: RegistryReader,
+    confirmed: Mapping[str, str | None] | None = None,
+    *,
+    planned: Sequence[Platform] | None = None,
+    retired: Sequence[Platform] = (),
+    buildx_version: str | None = None,
+    merge_host: str | None = None,
+    check_configs: bool = True,
+) -> list[Flag]:
+    """Right before ``imagetools create``.
+
+    ``confirmed`` maps tags to the digest shown to the operator (None: absent); a tag that moved
+    since is an ERROR. Each release tag's diff (:func:`release_tag_flags`), the index shape
+    against ``planned`` (default: the plan's own platforms, then only duplicates and attestations
+    are caught), cross-repository sources against ``buildx_version`` of the buildx that merges
+    (``merge_host``: where it runs, for the message), and — with ``check_configs`` — the config
+    arch of every source.
+    """
+    state = await read_tags(registry, plan.repository, plan.tags)
+    flags: list[Flag] = []
+    for tag in plan.tags:
+        current = state.get(tag)
+        if confirmed is not None and tag in confirmed:
+            now = current.digest if current is not None else None
+            flags += tag_moved_flags(tag, confirmed[tag], now, ref=plan.target(tag))
+        platform = await _single_platform(registry, plan.repository, current)
+        flags += release_tag_flags(tag, current, plan, retired, current_platform=platform)
+    wanted = list(planned) if planned is not None else [s.platform for s in plan.sources]
+    flags += index_shape_flags(plan, wanted, subject=plan.tags[0] if plan.tags else None)
+    flags += cross_repo_flags(plan.sources, plan.repository, buildx_version, where=merge_host)
+    if check_configs:
+        for source in plan.sources:
+            repo_text = _source_repository(source)
+            try:
+                source_repo = parse_repository(repo_text)
+            except RefError:
+                source_repo = plan.repository
+            flags += await _config_flags(registry, source_repo, source.platform, source.digest)
+    return flags
+
+
+# Hosts: `matui check` and the dashboard's host panel
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    probes: tuple[HostProbe, ...]
+    flags: tuple[Flag, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Every host reachable and able to build, and no error-level flag."""
+        return all(probe.usable for probe in self.probes) and not has_errors(self.flags)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hosts": [probe.to_json() for probe in self.probes],
+            "flags": [flag.to_json() for flag in self.flags],
+        }
+
+
+async def check_hosts(pool: SshPool, hosts: Sequence[HostConfig]) -> CheckReport:
+    probes = await probe_hosts(pool, hosts)
+    return CheckReport(tuple(probes), tuple(host_arch_flags(probes)))
