@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.common import FIGURES, SUITE
-from tests.conftest import Rig
+from tests.helpers.rig import Rig
 
 pytestmark = pytest.mark.rig
 

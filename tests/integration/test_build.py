@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -22,59 +21,10 @@ from matui.engine.records import RunRecord
 from matui.engine.registry import RegistryClient
 from matui.engine.shell import RemoteScript
 from matui.engine.ssh import SshPool
-from tests.conftest import Rig
+from tests.helpers.projects import make_project
+from tests.helpers.rig import Rig
 
 pytestmark = pytest.mark.rig
-
-
-def make_project(
-    tmp_path: Path,
-    rig: Rig,
-    dockerfile: str,
-    *,
-    files: dict[str, bytes] | None = None,
-    repo: str | None = None,
-) -> tuple[Path, str]:
-    """A config with the rig's two builder hosts and one two-arch image; returns (config, repo)."""
-    context = tmp_path / "ctx"
-    context.mkdir()
-    # Every test gets its own cache key: the rig's hosts share one dockerd and its cache.
-    (context / "Dockerfile").write_text(
-        dockerfile.replace(
-            "FROM ${BASE}\n", f"FROM ${{BASE}}\nRUN echo run-{secrets.token_hex(6)}\n"
-        )
-    )
-    for name, data in (files or {}).items():
-        (context / name).write_bytes(data)
-    repo = repo or f"{rig.registry}/build-test/app{secrets.token_hex(4)}"
-    config = tmp_path / "matui.toml"
-    config.write_text(f"""
-[defaults]
-user = "{rig.user}"
-identity = "{rig.key}"
-known_hosts = "{rig.known_hosts}"
-
-[[hosts]]
-name = "amd64-1"
-arch = "amd64"
-address = "127.0.0.1"
-port = {rig.port_amd64}
-
-[[hosts]]
-name = "emu-1"
-arch = "amd64"
-address = "127.0.0.1"
-port = {rig.port_emu}
-allow_emulation = true
-
-[[images]]
-name = "{repo}"
-tags = ["1.0"]
-context = "ctx"
-platforms = ["linux/amd64", "linux/arm64"]
-build_args = {{ BASE = "{rig.base_image}" }}
-""")
-    return config, repo
 
 
 def matui(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -173,7 +123,8 @@ def test_two_arch_build_then_index_push_verified(rig: Rig, tmp_path: Path) -> No
 
     runs = matui(tmp_path, "runs", "--json")
     (run,) = json.loads(runs.stdout)["runs"]
-    assert run["run"] == doc["run"] and run["manifest"]["verified"] is True
+    assert run["run"] == doc["run"]
+    assert [r["outcome"] for r in run["publishes"][-1]["results"]] == ["verified"]
 
 
 def test_failing_arch_fails_alone_and_manifest_refuses(rig: Rig, tmp_path: Path) -> None:

@@ -22,14 +22,11 @@ from matui.engine.build.run import JobState, LinesEvent, StateEvent
 from matui.engine.config import load_config
 from matui.engine.records import list_runs
 from matui.engine.ssh import SshPool
-from tests.conftest import Rig
-from tests.integration.conftest import Sshd, project
+from tests.helpers.projects import project
+from tests.helpers.rig import Rig
+from tests.helpers.sshd import Sshd
 
 pytestmark = pytest.mark.rig
-
-
-def remote_job_dir(rig: Rig, run_id: str) -> Path:
-    return Path(f"~{rig.user}").expanduser() / ".matui" / "runs" / run_id / "amd64"
 
 
 async def build_and_interfere(
@@ -70,7 +67,7 @@ def test_dropped_connection_reattaches_at_the_exact_byte(
     ticks = [line for line in lines if line.split(" ", 2)[-1].startswith("tick ")]
     assert [t.rsplit(" ", 1)[-1] for t in ticks] == [str(i) for i in range(1, 13)]
     (record,) = list_runs(tmp_path / "state")
-    host_log = (remote_job_dir(rig, str(result["run"])) / "build.log").read_bytes()
+    host_log = (rig.host_job_dir(str(result["run"])) / "build.log").read_bytes()
     assert record.log_path("amd64").read_bytes() == host_log  # nothing lost, nothing twice
 
 
@@ -86,7 +83,7 @@ def test_no_way_back_to_the_host_ends_lost_not_succeeded(
     assert status.digest is None and status.exit_code is None  # type: ignore[attr-defined]
     assert JobState.SUCCEEDED not in [event.state for event in states]
     # The build itself goes on, detached, on the host.
-    job = remote_job_dir(rig, str(result["run"]))
+    job = rig.host_job_dir(str(result["run"]))
     pgid = int((job / "pid").read_text())
     deadline = time.monotonic() + 60
     while (job / "exit").exists() is False and time.monotonic() < deadline:
@@ -116,13 +113,13 @@ def test_ctrl_c_cancels_remote_builds_and_records_it(rig: Rig, sshd: Sshd, tmp_p
     assert proc.returncode == 1, output
     assert "cancelled" in output
     (record,) = list_runs(tmp_path / "state" / "matui")
-    assert record.data["state"] == "cancelled"
-    assert record.job("amd64")["state"] == "cancelled"
-    job = remote_job_dir(rig, record.id)
+    assert record.state == "cancelled"
+    assert record.job("amd64").state == "cancelled"
+    job = rig.host_job_dir(record.id)
     pgid = int((job / "pid").read_text())
     # No process of the build's group is left on the host.
     alive = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True)
     assert alive.stdout.strip() == "", f"left running: {alive.stdout}"
     assert "tick 12" not in (job / "build.log").read_text()
-    doc = json.loads(json.dumps(record.data))
+    doc = json.loads((record.dir / "run.json").read_text())
     assert doc["jobs"][0]["digest"] is None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Rig
+from tests.helpers.rig import Rig
 
 pytestmark = pytest.mark.rig
 

@@ -37,7 +37,7 @@ from matui.engine.plan import BuildJob, BuildPlan
 from matui.engine.publish import IndexPlan, IndexSource
 from matui.engine.refs import Repository, parse_repository
 from matui.engine.registry import RegistryClient, sha256_digest
-from tests.conftest import Rig
+from tests.helpers.rig import Rig
 
 pytestmark = pytest.mark.rig
 

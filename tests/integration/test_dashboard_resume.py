@@ -11,8 +11,9 @@ import pytest
 from matui.engine.config import load_config
 from matui.engine.records import list_runs
 from matui.ui.app import MatuiApp
-from tests.conftest import Rig
-from tests.integration.conftest import Sshd, project
+from tests.helpers.projects import project
+from tests.helpers.rig import Rig
+from tests.helpers.sshd import Sshd
 
 pytestmark = pytest.mark.rig
 
@@ -53,7 +54,7 @@ def test_quit_mid_build_then_start_again_reattaches(rig: Rig, sshd: Sshd, tmp_pa
 
     run_id = asyncio.run(first_session())
     (record,) = list_runs(state)
-    assert record.id == run_id and record.data["state"] == "running"
+    assert record.id == run_id and record.state == "running"
 
     async def second_session() -> tuple[str, str | None, int]:
         app = MatuiApp(config, state_root=state, probe_on_start=False)
@@ -68,7 +69,7 @@ def test_quit_mid_build_then_start_again_reattaches(rig: Rig, sshd: Sshd, tmp_pa
     pane_state, digest, lines = asyncio.run(second_session())
     assert pane_state == "succeeded" and digest
     (record,) = list_runs(state)
-    assert record.data["state"] == "succeeded"
+    assert record.state == "succeeded"
     text = record.log_path("amd64").read_text()
     assert lines == text.count("\n")  # the pane holds every line exactly once
     assert [ln for ln in text.splitlines() if "tick 12" in ln]

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Rig
-from tests.integration.test_build import make_project
+from tests.helpers.projects import make_project
+from tests.helpers.rig import Rig
 
 pytestmark = pytest.mark.rig
 
@@ -182,7 +182,8 @@ def test_dashboard_in_tmux_builds_then_publishes_a_verified_two_arch_index(
     assert served == built
     digest = "sha256:" + hashlib.sha256(raw).hexdigest()
     assert f"index {digest}" in screen  # what the screen says is what the registry serves
-    assert record["manifest"]["verified"] is True and record["manifest"]["digest"] == digest
+    (result,) = record["publishes"][-1]["results"]
+    assert result["outcome"] == "verified" and result["digest"] == digest
 
     # Close the dialog and quit: nothing runs, so q quits at once, exit status 0.
     # (Wait for the dialog to go before q: ESC then q at once would read as alt+q.)

@@ -57,7 +57,7 @@ from matui.engine.probe import HostProbe
 from matui.engine.refs import parse_repository
 from matui.engine.shell import RemoteScript, UnsafeValue
 from matui.engine.ssh import CommandResult, SshPool
-from tests.conftest import Rig
+from tests.helpers.rig import Rig
 
 pytestmark = pytest.mark.rig
 

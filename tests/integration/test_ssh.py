@@ -33,7 +33,7 @@ from matui.engine.ssh import (
     SshPool,
     append_known_host,
 )
-from tests.conftest import Rig
+from tests.helpers.rig import Rig
 
 pytestmark = pytest.mark.rig
 

@@ -28,15 +28,12 @@ from matui.engine.publish import push_index
 from matui.engine.records import list_runs
 from matui.engine.registry import RegistryClient
 from matui.engine.ssh import SshPool
-from tests.conftest import Rig
-from tests.integration.conftest import Sshd, project
+from tests.helpers.projects import make_project, project
+from tests.helpers.rig import Rig
+from tests.helpers.sshd import Sshd
 
 pytestmark = pytest.mark.rig
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def host_job_dir(rig: Rig, run_id: str, key: str = "amd64") -> Path:
-    return Path(f"~{rig.user}").expanduser() / ".matui" / "runs" / run_id / key
 
 
 def matui_env(tmp_path: Path) -> dict[str, str]:
@@ -64,7 +61,7 @@ def test_killed_matui_is_reattached_by_the_next_one(rig: Rig, sshd: Sshd, tmp_pa
     proc.wait(timeout=30)
     assert any("tick 2" in line for line in seen), "".join(seen)
     (record,) = list_runs(tmp_path / "state" / "matui")
-    assert record.data["state"] == "running"  # nobody recorded an end
+    assert record.state == "running"  # nobody recorded an end
 
     attach = subprocess.run(
         [sys.executable, "-m", "matui", "attach", "--config", str(config), "--json"],
@@ -78,13 +75,13 @@ def test_killed_matui_is_reattached_by_the_next_one(rig: Rig, sshd: Sshd, tmp_pa
     (job,) = json.loads(attach.stdout)["jobs"]
     assert job["state"] == "succeeded" and job["digest"]
     (record,) = list_runs(tmp_path / "state" / "matui")
-    host_log = (host_job_dir(rig, record.id) / "build.log").read_bytes()
+    host_log = (rig.host_job_dir(record.id) / "build.log").read_bytes()
     assert record.log_path("amd64").read_bytes() == host_log
     ticks = [
         ln for ln in host_log.decode().splitlines() if ln.split(" ", 2)[-1].startswith("tick ")
     ]
     assert len(ticks) == 12
-    assert record.data["state"] == "succeeded"
+    assert record.state == "succeeded"
 
 
 class Relay:
@@ -203,7 +200,7 @@ def test_blackholed_path_is_detected_and_recovered(
     run_id = record.id
     assert (
         record.log_path("amd64").read_bytes()
-        == (host_job_dir(rig, run_id) / "build.log").read_bytes()
+        == (rig.host_job_dir(run_id) / "build.log").read_bytes()
     )
 
 
@@ -257,7 +254,6 @@ def test_engine_restart_fails_that_arch_clearly_and_spares_the_other(
     rig: Rig, tmp_path: Path
 ) -> None:
     """The rig's emu host has a docker engine of its own: restart it under the arm64 build."""
-    from tests.integration.test_build import make_project
 
     slow = 'ARG BASE\nFROM ${BASE}\nRUN for i in $(seq 1 16); do echo "tick $i"; sleep 0.5; done\n'
     config_path, _ = make_project(tmp_path, rig, slow)

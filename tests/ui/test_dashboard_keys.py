@@ -24,7 +24,7 @@ from matui.ui.app import MatuiApp
 from matui.ui.screens import HelpScreen
 from matui.ui.widgets.arch_pane import ArchPane
 from matui.ui.widgets.log_pane import LogPane
-from tests.ui.dashboard import (
+from tests.helpers.dashboard import (
     FOUR,
     TWO,
     buildx_lines,

@@ -23,9 +23,9 @@ from matui.engine.config import load_config
 from matui.ui.app import MatuiApp
 from matui.ui.screens import PublishScreen, QuitScreen
 from matui.ui.widgets.panels import HostsPanel
-from tests.conftest import Rig
-from tests.integration.test_build import make_project
-from tests.ui.dashboard import panes, screen_text, settle, sleep_until, toasts, wait_for
+from tests.helpers.dashboard import panes, screen_text, settle, sleep_until, toasts, wait_for
+from tests.helpers.projects import make_project
+from tests.helpers.rig import Rig
 
 pytestmark = pytest.mark.rig
 
@@ -147,8 +147,8 @@ async def test_b_builds_both_arches_then_m_enter_pushes_and_shows_the_verified_i
         assert "serves linux/amd64, linux/arm64" in text
         assert app.published == index
         record = run_record(tmp_path)
-        manifest = record["manifest"]
-        assert isinstance(manifest, dict) and manifest["verified"] is True
+        (result,) = record["publishes"][-1]["results"]
+        assert result["outcome"] == "verified" and result["digest"] == index
 
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, PublishScreen), "screen closed")

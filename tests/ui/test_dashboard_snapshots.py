@@ -22,7 +22,7 @@ from matui.engine.build.run import JobState, LinesEvent, StateEvent, StepChange
 from matui.engine.flags import Flag
 from matui.ui.app import MatuiApp
 from matui.ui.screens import PublishScreen, QuitScreen
-from tests.ui.dashboard import (
+from tests.helpers.dashboard import (
     FOUR,
     TWO,
     buildx_lines,

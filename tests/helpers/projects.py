@@ -1,0 +1,103 @@
+"""Small matui projects (a config and a build context) on the rig: one slow, chatty amd64 image
+on a private sshd, or one two-arch image on the rig's two builder hosts. Each gets its own
+repository and cache key, so tests never see each other's images or cached steps."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from tests.helpers.rig import Rig
+from tests.helpers.sshd import Sshd
+
+TICKS = """\
+ARG BASE
+FROM ${BASE}
+RUN echo start-%s; for i in $(seq 1 12); do echo "tick $i"; sleep 0.5; done
+"""
+
+
+QUICK = """\
+ARG BASE
+FROM ${BASE}
+RUN echo start-%s
+"""
+
+
+def project(
+    tmp_path: Path, rig: Rig, sshd: Sshd, *, quick: bool = False, registry: str | None = None
+) -> Path:
+    """One amd64 image on the private sshd: 12 ticks over 6 s, or a quick one-step build,
+    pushed to ``registry`` (the rig's by default)."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text((QUICK if quick else TICKS) % secrets.token_hex(6))
+    config = tmp_path / "matui.toml"
+    config.write_text(f"""
+[[hosts]]
+name = "h"
+arch = "amd64"
+address = "127.0.0.1"
+port = {sshd.port}
+user = "{rig.user}"
+identity = "{rig.key}"
+known_hosts = "{sshd.known_hosts}"
+
+[[images]]
+name = "{registry or rig.registry}/conn-test/app{secrets.token_hex(4)}"
+tags = ["1.0"]
+context = "ctx"
+platforms = ["linux/amd64"]
+build_args = {{ BASE = "{rig.base_image}" }}
+""")
+    return config
+
+
+def make_project(
+    tmp_path: Path,
+    rig: Rig,
+    dockerfile: str,
+    *,
+    files: dict[str, bytes] | None = None,
+    repo: str | None = None,
+) -> tuple[Path, str]:
+    """A config with the rig's two builder hosts and one two-arch image; returns (config, repo)."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    # Every test gets its own cache key: the rig's hosts share one dockerd and its cache.
+    (context / "Dockerfile").write_text(
+        dockerfile.replace(
+            "FROM ${BASE}\n", f"FROM ${{BASE}}\nRUN echo run-{secrets.token_hex(6)}\n"
+        )
+    )
+    for name, data in (files or {}).items():
+        (context / name).write_bytes(data)
+    repo = repo or f"{rig.registry}/build-test/app{secrets.token_hex(4)}"
+    config = tmp_path / "matui.toml"
+    config.write_text(f"""
+[defaults]
+user = "{rig.user}"
+identity = "{rig.key}"
+known_hosts = "{rig.known_hosts}"
+
+[[hosts]]
+name = "amd64-1"
+arch = "amd64"
+address = "127.0.0.1"
+port = {rig.port_amd64}
+
+[[hosts]]
+name = "emu-1"
+arch = "amd64"
+address = "127.0.0.1"
+port = {rig.port_emu}
+allow_emulation = true
+
+[[images]]
+name = "{repo}"
+tags = ["1.0"]
+context = "ctx"
+platforms = ["linux/amd64", "linux/arm64"]
+build_args = {{ BASE = "{rig.base_image}" }}
+""")
+    return config, repo

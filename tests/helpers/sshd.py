@@ -1,0 +1,70 @@
+"""A private sshd per test, configured like the rig's amd64 host (same host key, same user and
+docker engine) on a port of its own, so a test can drop its connections or stop it without
+disturbing the shared rig."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.helpers.rig import Rig, free_port
+
+
+@dataclass
+class Sshd:
+    port: int
+    pidfile: Path
+    config: Path
+    known_hosts: Path
+
+    def start(self) -> None:
+        subprocess.run(["/usr/sbin/sshd", "-f", str(self.config)], check=True)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("test sshd did not start")
+
+    @property
+    def listener(self) -> int:
+        return int(self.pidfile.read_text())
+
+    def drop_connections(self) -> None:
+        """Kill the per-connection sshd processes; the listener stays up."""
+        subprocess.run(["pkill", "-TERM", "-P", str(self.listener)], check=False)
+
+    def stop(self) -> None:
+        if self.pidfile.exists():
+            self.drop_connections()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.listener, signal.SIGTERM)
+            self.pidfile.unlink(missing_ok=True)
+
+
+def private_sshd(rig: Rig, tmp_path: Path) -> Sshd:
+    """Start an sshd like the rig's amd64 host on a free port, its files under ``tmp_path``;
+    the caller stops it. ``known_hosts`` trusts it on its port."""
+    port = free_port()
+    base = (rig.sshd_dir("amd64") / "sshd_config").read_text()
+    pidfile = tmp_path / "sshd.pid"
+    lines = [
+        line
+        for line in base.splitlines()
+        if not line.startswith(("Port ", "PidFile ", "ClientAliveInterval"))
+    ]
+    config = tmp_path / "sshd_config"
+    config.write_text("\n".join([f"Port {port}", f"PidFile {pidfile}", *lines]) + "\n")
+    key = (rig.sshd_dir("amd64") / "ssh_host_ed25519_key.pub").read_text().split()
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{port} {key[0]} {key[1]}\n")
+    server = Sshd(port, pidfile, config, known_hosts)
+    server.start()
+    return server
