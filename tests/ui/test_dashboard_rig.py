@@ -260,7 +260,6 @@ async def test_an_open_error_flag_blocks_publish_and_enter_does_nothing(
         assert states(app) == {"amd64": "succeeded", "arm64": "succeeded"}
         await settle(pilot)
         flags = " ".join(screen_text(app).split())
-        print("ROW", screen_text(app).splitlines()[4][:50])
         assert "ERROR arch-mismatch arm64" in flags
 
         await pilot.press("m")
