@@ -48,7 +48,7 @@ def make_run(host: Any, state: Path, run_id: str, pool: Any) -> Any:
     from matui.engine.build.run import BuildRun
     from matui.engine.config import Config, ImageConfig
     from matui.engine.plan import BuildJob, BuildPlan
-    from matui.engine.records import RunRecord
+    from matui.engine.records import JobRecord, JobState, RunRecord
 
     repo = "127.0.0.1:5000/bench/ingest"
     image = ImageConfig(repo, ("1.0",), state, (Platform.parse("linux/amd64"),))
@@ -58,14 +58,11 @@ def make_run(host: Any, state: Path, run_id: str, pool: Any) -> Any:
     config = Config(None, (host,), (image,))
     record = RunRecord.create(
         state,
-        {
-            "run": run_id,
-            "image": repo,
-            "tags": ["1.0"],
-            "platforms": ["linux/amd64"],
-            "jobs": [{**job.to_json(), "key": job.key, "state": "running"}],
-            "state": "running",
-        },
+        run_id=run_id,
+        image=repo,
+        tags=["1.0"],
+        platforms=["linux/amd64"],
+        jobs=[JobRecord.for_job(job, state=JobState.RUNNING)],
     )
     return BuildRun(BuildPlan(image, ("1.0",), (job,)), config, pool, record)
 

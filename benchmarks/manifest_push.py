@@ -57,28 +57,27 @@ def build_sources(repo: str, tmp: Path) -> dict[str, str]:
 
 
 def record_for(state: Path, repo: str, tag: str, digests: dict[str, str]) -> object:
-    from matui.engine.records import RunRecord
+    from matui.engine.records import JobRecord, JobState, RunRecord, RunState
 
     return RunRecord.create(
         state,
-        {
-            "image": repo,
-            "tags": [tag],
-            "platforms": sorted(digests),
-            "jobs": [
-                {
-                    "key": platform.split("/")[1],
-                    "arch": platform.split("/")[1],
-                    "platform": platform,
-                    "host": f"{platform.split('/')[1]}-1",
-                    "state": "succeeded",
-                    "digest": digest,
-                }
-                for platform, digest in sorted(digests.items())
-            ],
-            "flags": [],
-            "state": "succeeded",
-        },
+        image=repo,
+        tags=[tag],
+        platforms=sorted(digests),
+        jobs=[
+            JobRecord(
+                key=platform.split("/")[1],
+                arch=platform.split("/")[1],
+                platform=platform,
+                host=f"{platform.split('/')[1]}-1",
+                arch_tag=f"{tag}-{platform.split('/')[1]}",
+                ref=f"{repo}:{tag}-{platform.split('/')[1]}",
+                state=JobState.SUCCEEDED,
+                digest=digest,
+            )
+            for platform, digest in sorted(digests.items())
+        ],
+        state=RunState.SUCCEEDED,
     )
 
 

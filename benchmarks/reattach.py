@@ -54,7 +54,7 @@ def record_for(state: Path, run_id: str, host: Any) -> None:
     """The local record of a run an earlier matui left while it was building."""
     from matui.engine.arch import Platform
     from matui.engine.plan import BuildJob
-    from matui.engine.records import RunRecord
+    from matui.engine.records import JobRecord, JobState, RunRecord
 
     job = BuildJob(
         Platform.parse("linux/amd64"), host.name, False, "1.0-amd64", f"{REPO}:1.0-amd64"
@@ -62,14 +62,11 @@ def record_for(state: Path, run_id: str, host: Any) -> None:
     assert job.key == JOB
     RunRecord.create(
         state,
-        {
-            "run": run_id,
-            "image": REPO,
-            "tags": ["1.0"],
-            "platforms": ["linux/amd64"],
-            "jobs": [{**job.to_json(), "key": JOB, "state": "running", "pid": 1}],
-            "state": "running",
-        },
+        run_id=run_id,
+        image=REPO,
+        tags=["1.0"],
+        platforms=["linux/amd64"],
+        jobs=[JobRecord.for_job(job, state=JobState.RUNNING, pid=1)],
     )
 
 

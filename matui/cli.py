@@ -426,8 +426,9 @@ async def _follow_run(run: BuildRun, args: argparse.Namespace, *, attached: bool
     for task in cancelling:
         await task
     if cancelling:
-        run.record.data["state"] = "cancelled"
-        run.record.save()
+        from matui.engine.records import RunState
+
+        run.record.update(state=RunState.CANCELLED)
     statuses = await run.wait()
     jobs = [statuses[job.key] for job in plan.jobs]
     if args.json:
@@ -627,7 +628,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
     runs = list_runs(state_dir())[: args.limit]
     if args.json:
-        json.dump({"runs": [r.data for r in runs]}, sys.stdout, indent=2, default=str)
+        json.dump({"runs": [r.to_json() for r in runs]}, sys.stdout, indent=2, default=str)
         print()
         return EXIT_OK
     if not runs:
@@ -635,14 +636,20 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         return EXIT_OK
     rows = []
     for r in runs:
-        jobs = r.data.get("jobs", [])
+        verified = [t for t, result in r.tag_results().items() if result.verified]
+        if r.published:
+            index = "published"
+        elif verified:
+            index = f"partly: {len(verified)}/{len(r.tags)} tags"
+        else:
+            index = ""
         rows.append(
             (
                 r.id,
-                time.strftime("%Y-%m-%d %H:%M", time.localtime(r.data.get("created", 0))),
-                f"{r.data.get('image')}:{','.join(r.data.get('tags', []))}",
-                " ".join(f"{j.get('arch')}={j.get('state')}" for j in jobs),
-                "pushed" if r.data.get("manifest") else "",
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)),
+                f"{r.image}:{','.join(r.tags)}",
+                " ".join(f"{j.arch}={j.state}" for j in r.jobs),
+                index,
             )
         )
     print(_table(("RUN", "STARTED", "IMAGE", "JOBS", "INDEX"), rows))

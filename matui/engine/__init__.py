@@ -6,6 +6,8 @@ that nothing here imports Textual, Rich, ``matui.ui`` or ``matui.cli``):
 ``build`` · ``publish``
     Start and follow a run (``build.start``, ``build.run``); preview and push the index
     (``publish``).
+``records``
+    Runs on disk, typed (jobs, flags, host probes, publishes per tag), one reader/writer.
 ``flags``
     Every tag-overwrite and arch-mismatch rule as a pure function (``flags.tag_overwrite``,
     ``flags.arch_mismatch``), and the gatherers that read the registry or hosts for one phase
@@ -16,8 +18,6 @@ that nothing here imports Textual, Rich, ``matui.ui`` or ``matui.cli``):
     What a host really is; what a registry serves; one job's log lines, searchable.
 ``ssh`` · ``config``
     One checked connection per host; the config file as values.
-``records``
-    Runs on disk.
 ``arch`` · ``refs`` · ``shell`` · ``text``
     Vocabulary: platforms, image references, remote commands (the one place that quotes),
     host text made inert.

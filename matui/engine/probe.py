@@ -7,7 +7,7 @@ import json
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from matui.engine.arch import ArchError, emulatable_arches, normalise_arch
@@ -44,6 +44,15 @@ class HostProbe:
         data["emulation"] = list(self.emulation)
         data["problems"] = list(self.problems)
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HostProbe:
+        """A probe as :meth:`to_json` wrote it (unknown keys are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["emulation"] = tuple(values.get("emulation") or ())
+        values["problems"] = tuple(values.get("problems") or ())
+        return cls(**values)
 
 
 _SECTION_RE = re.compile(r"@@matui:([a-z]+)(?::rc=(\d+))?")

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from matui.engine import shell
@@ -22,6 +21,7 @@ from matui.engine.arch import Platform
 from matui.engine.config import ConfigError
 from matui.engine.flags import Flag, Severity, has_errors, premanifest_flags, read_tags
 from matui.engine.plan import IndexPlan, IndexSource
+from matui.engine.records import JobState, PublishRecord, TagOutcome, TagResult
 from matui.engine.refs import check_digest, parse_repository
 
 if TYPE_CHECKING:
@@ -43,37 +43,22 @@ class VerifyError(Exception):
     """The registry does not serve what was pushed."""
 
 
-@dataclass
-class TagResult:
-    tag: str
-    ref: str
-    before: str | None = None  # digest the tag served before the push (None: absent)
-    digest: str | None = None  # index digest served after the push
-    platforms: list[str] = field(default_factory=list)
-    verified: bool = False
-    pushed: bool = False
-    error: str | None = None
-
-
 def plan_index(record: RunRecord, tags: Sequence[str] | None = None) -> IndexPlan:
     """The index a run would produce.
 
     Refuses when any arch did not succeed or an error-level flag is open.
     """
-    data = record.data
-    repo = parse_repository(str(data["image"]))
-    jobs = data.get("jobs", [])
+    repo = parse_repository(record.image)
+    jobs = record.jobs
     problems = []
     for job in jobs:
-        if job.get("state") != "succeeded":
-            detail = job.get("failing_step") or job.get("error") or ""
-            problems.append(
-                f"{job.get('arch')} is {job.get('state')}{': ' + detail if detail else ''}"
-            )
-        elif not job.get("digest"):
-            problems.append(f"{job.get('arch')} succeeded but recorded no digest")
-    errors = [f for f in data.get("flags", []) if f.get("severity") == Severity.ERROR]
-    problems += [f"open {f['kind']} error on {f['subject']}: {f['message']}" for f in errors]
+        if job.state is not JobState.SUCCEEDED:
+            detail = job.failing_step or job.error or ""
+            problems.append(f"{job.arch} is {job.state}{': ' + detail if detail else ''}")
+        elif not job.digest:
+            problems.append(f"{job.arch} succeeded but recorded no digest")
+    errors = [f for f in record.flags if f.severity is Severity.ERROR]
+    problems += [f"open {f.kind} error on {f.subject}: {f.message}" for f in errors]
     if not jobs:
         problems.append("the run has no jobs")
     if problems:
@@ -85,15 +70,15 @@ def plan_index(record: RunRecord, tags: Sequence[str] | None = None) -> IndexPla
     sources = sorted(
         (
             IndexSource(
-                Platform.parse(str(job["platform"])),
-                check_digest(str(job["digest"])),
-                repo.digest(str(job["digest"])),
+                Platform.parse(job.platform),
+                check_digest(job.digest or ""),
+                repo.digest(job.digest or ""),
             )
             for job in jobs
         ),
         key=lambda s: str(s.platform),
     )
-    run_tags = tuple(tags) if tags else tuple(str(t) for t in data.get("tags", []))
+    run_tags = tuple(tags) if tags else tuple(record.tags)
     return IndexPlan(repo, run_tags, tuple(sources))
 
 
@@ -143,16 +128,15 @@ async def check_index(
 ) -> list[Flag]:
     """Every check due right before `imagetools create`, with the facts gathered in one place:
     the planned and retired platforms, and the buildx version of wherever the merge runs."""
-    planned = [Platform.parse(p) for p in record.data.get("platforms", [])]
+    planned = [Platform.parse(p) for p in record.platforms]
     retired: tuple[Platform, ...] = ()
     if config is not None:
         with contextlib.suppress(ConfigError):
-            retired = config.image(str(record.data["image"])).retired_platforms
+            retired = config.image(record.image).retired_platforms
     if host is None:
         buildx = local_buildx_version()
     else:
-        probes = {p.get("name"): p for p in record.data.get("hosts", [])}
-        buildx = probes.get(host, {}).get("buildx_version")
+        buildx = next((p.buildx_version for p in record.hosts if p.name == host), None)
     return await premanifest_flags(
         plan,
         registry,
@@ -212,12 +196,14 @@ async def verify_index(plan: IndexPlan, tag: str, registry: RegistryClient) -> T
     manifest = await registry.get_manifest(plan.repository, tag)
     if manifest is None:
         result.error = f"{result.ref} does not exist after the push"
+        result.outcome = TagOutcome.UNVERIFIED
         return result
     result.digest = manifest.digest
     if not manifest.is_index:
         result.error = (
             f"{result.ref} is a single-arch manifest ({manifest.media_type}), not an index"
         )
+        result.outcome = TagOutcome.UNVERIFIED
         return result
     served = [e for e in manifest.entries if not e.attestation]
     result.platforms = [str(e.platform) for e in served]
@@ -238,8 +224,9 @@ async def verify_index(plan: IndexPlan, tag: str, registry: RegistryClient) -> T
             problems.append(f"{name} serves {got[name]} but the build made {expected[name]}")
     if problems:
         result.error = f"{result.ref}: " + "; ".join(problems)
+        result.outcome = TagOutcome.UNVERIFIED
     else:
-        result.verified = True
+        result.outcome = TagOutcome.VERIFIED
     return result
 
 
@@ -272,20 +259,12 @@ async def push_index(
     results = []
     for tag in plan.tags:
         result = await verify_index(plan, tag, registry)
-        result.pushed = True
         prior = before.get(tag)
         result.before = prior.digest if prior else None
         results.append(result)
-    record.data.setdefault("manifests", []).append(
-        {
-            "plan": plan.to_json(),
-            "flags": [flag.to_json() for flag in flags],
-            "via": host or "local",
-            "results": [r.__dict__ for r in results],
-        }
+    record.add_publish(
+        PublishRecord(time.time(), host or "local", plan.to_json(), results, list(flags))
     )
-    record.data["manifest"] = results[0].__dict__ if results else None
-    record.save()
     failed = [r for r in results if not r.verified]
     if failed:
         raise VerifyError("; ".join(r.error or r.ref for r in failed))
@@ -296,8 +275,7 @@ def open_flags(record: RunRecord, fresh: Sequence[Flag]) -> list[Flag]:
     """What the operator sees before publishing: the checks just made, then the run's own
     flags (build and post-build) that they do not already say."""
     seen = [flag.to_json() for flag in fresh]
-    recorded = (Flag.from_json(f) for f in record.data.get("flags", []))
-    return [*fresh, *(flag for flag in recorded if flag.to_json() not in seen)]
+    return [*fresh, *(flag for flag in record.flags if flag.to_json() not in seen)]
 
 
 def index_host(record: RunRecord, config: Config | None) -> str | None:
@@ -311,7 +289,7 @@ def index_host(record: RunRecord, config: Config | None) -> str | None:
             "`imagetools create` on"
         )
     names = {h.name for h in config.hosts}
-    for job in record.data.get("jobs", []):
-        if job.get("host") in names:
-            return str(job["host"])
+    for job in record.jobs:
+        if job.host in names:
+            return job.host
     raise ManifestRefused("none of the run's builder hosts is in the config any more")

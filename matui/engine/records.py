@@ -2,18 +2,38 @@
 
 Layout: ``$XDG_STATE_HOME/matui/runs/<run id>/run.json`` plus one ``<arch>.log`` per job holding
 the job's output bytes exactly as the host wrote them.
+
+The record is typed (:class:`RunRecord`, :class:`JobRecord`, :class:`PublishRecord`) and this
+module is the one place that reads and writes ``run.json``. Each document carries
+``schema``; records written before the schema existed (version 1) load too. Saving is atomic
+and safe from several processes at once: each save writes its own temporary file and renames it
+over ``run.json`` (never a shared temporary name), so a reader sees one whole document or the
+other, never a mix; changes (``update``, ``update_job``, ``add_publish``) are applied under the
+run's lock to the document as saved, so two processes changing one run keep both changes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
+import tempfile
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from matui.engine.arch import ArchError, Platform
+from matui.engine.flags import BuiltImage, Flag
+from matui.engine.plan import BuildJob
+from matui.engine.probe import HostProbe
+
+SCHEMA = 2
+"""Version of ``run.json``. 1: the untyped document (no ``schema`` key, ``manifests`` list)."""
 
 
 def state_dir(env: Mapping[str, str] = os.environ) -> Path:
@@ -25,52 +45,402 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-@dataclass
-class RunRecord:
-    """A run on disk; ``data`` is the JSON document, saved atomically on every change."""
-
-    dir: Path
-    data: dict[str, Any]
+class JobState(StrEnum):
+    QUEUED = "queued"
+    UPLOADING = "uploading"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
 
     @property
-    def id(self) -> str:
-        return str(self.data["run"])
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST)
+
+
+class RunState(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TagOutcome(StrEnum):
+    """What became of one release tag in a publish."""
+
+    VERIFIED = "verified"  # pushed, and the registry serves exactly the planned index
+    UNCHANGED = "unchanged"  # already served this index: nothing pushed
+    UNVERIFIED = "unverified"  # pushed, but the registry serves something else
+    REFUSED = "refused"  # the registry (or buildx) refused it; the tag did not move
+    NOT_ATTEMPTED = "not attempted"  # an earlier failure stopped the publish before this tag
+
+
+@dataclass
+class JobRecord:
+    """One arch of a run, as last saved."""
+
+    key: str
+    arch: str
+    platform: str
+    host: str
+    arch_tag: str
+    ref: str
+    emulated: bool = False
+    state: JobState = JobState.QUEUED
+    exit_code: int | None = None
+    digest: str | None = None
+    failing_step: str | None = None
+    error: str | None = None
+    seconds: float | None = None
+    lines: int = 0
+    bytes: int = 0
+    pid: int | None = None
+    notes: list[str] = field(default_factory=list)
+    arch_evidence: list[str] = field(default_factory=list)
+    arch_tag_before: str | None = None
+    context_files: int | None = None
+    context_bytes: int | None = None
 
     @classmethod
-    def create(cls, root: Path, data: dict[str, Any]) -> RunRecord:
-        run_id = str(data.get("run") or new_run_id())
-        data = {"run": run_id, "created": time.time(), **data}
-        record = cls(root / "runs" / run_id, data)
+    def for_job(cls, job: BuildJob, **values: Any) -> JobRecord:
+        """The record of a planned job (``values`` set further fields, e.g. ``state``)."""
+        return cls(
+            key=job.key,
+            arch=job.arch,
+            platform=str(job.platform),
+            host=job.host,
+            arch_tag=job.arch_tag,
+            ref=job.ref,
+            emulated=job.emulated,
+            **values,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["state"] = str(self.state)
+        data["notes"] = list(self.notes)
+        data["arch_evidence"] = list(self.arch_evidence)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobRecord:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["state"] = JobState(values.get("state") or JobState.QUEUED)
+        values["notes"] = [str(n) for n in values.get("notes") or ()]
+        values["arch_evidence"] = [str(n) for n in values.get("arch_evidence") or ()]
+        return cls(**values)
+
+
+@dataclass
+class TagResult:
+    """One release tag of a publish: what it served before, what was done, what it serves now."""
+
+    tag: str
+    ref: str
+    outcome: TagOutcome = TagOutcome.NOT_ATTEMPTED
+    before: str | None = None  # digest the tag served before (None: absent or unread)
+    digest: str | None = None  # digest it serves after
+    platforms: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.outcome in (TagOutcome.VERIFIED, TagOutcome.UNCHANGED)
+
+    @property
+    def pushed(self) -> bool:
+        return self.outcome in (TagOutcome.VERIFIED, TagOutcome.UNVERIFIED)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tag": self.tag,
+            "ref": self.ref,
+            "outcome": str(self.outcome),
+            "before": self.before,
+            "digest": self.digest,
+            "platforms": list(self.platforms),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TagResult:
+        outcome = data.get("outcome")
+        if outcome is None:  # schema 1: booleans
+            if data.get("verified"):
+                outcome = TagOutcome.VERIFIED
+            elif data.get("pushed"):
+                outcome = TagOutcome.UNVERIFIED
+            else:
+                outcome = TagOutcome.NOT_ATTEMPTED
+        return cls(
+            tag=str(data["tag"]),
+            ref=str(data["ref"]),
+            outcome=TagOutcome(outcome),
+            before=data.get("before"),
+            digest=data.get("digest"),
+            platforms=[str(p) for p in data.get("platforms") or ()],
+            error=data.get("error"),
+        )
+
+
+@dataclass
+class PublishRecord:
+    """One publish attempt: the index planned, where it was made, the flags, each tag's fate."""
+
+    at: float
+    via: str  # "local" or the builder host that ran `imagetools create`
+    index: dict[str, Any]  # IndexPlan.to_json()
+    results: list[TagResult]
+    flags: list[Flag] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "via": self.via,
+            "plan": self.index,
+            "results": [r.to_json() for r in self.results],
+            "flags": [f.to_json() for f in self.flags],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PublishRecord:
+        return cls(
+            at=float(data.get("at") or 0.0),
+            via=str(data.get("via") or "local"),
+            index=dict(data.get("plan") or {}),
+            results=[TagResult.from_json(r) for r in data.get("results") or ()],
+            flags=[Flag.from_json(f) for f in data.get("flags") or ()],
+        )
+
+
+@dataclass
+class RunRecord:
+    """A run on disk. Change fields, then :meth:`save` (atomic)."""
+
+    dir: Path
+    id: str
+    image: str
+    tags: list[str]
+    platforms: list[str]
+    jobs: list[JobRecord]
+    created: float = field(default_factory=time.time)
+    config: str | None = None
+    context: str | None = None
+    hosts: list[HostProbe] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
+    state: RunState = RunState.RUNNING
+    finished: float | None = None
+    publishes: list[PublishRecord] = field(default_factory=list)
+
+    # -- reading and writing ------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        root: Path,
+        *,
+        image: str,
+        tags: Iterable[str],
+        platforms: Iterable[str],
+        jobs: Iterable[JobRecord],
+        run_id: str | None = None,
+        **rest: Any,
+    ) -> RunRecord:
+        run_id = run_id or new_run_id()
+        record = cls(
+            root / "runs" / run_id,
+            run_id,
+            image,
+            list(tags),
+            list(platforms),
+            list(jobs),
+            **rest,
+        )
         record.dir.mkdir(parents=True, exist_ok=False)
         record.save()
         return record
 
     @classmethod
     def load(cls, path: Path) -> RunRecord:
-        return cls(path, json.loads((path / "run.json").read_text()))
+        """Read ``path/run.json``. Raises ValueError for a document that is not a run record."""
+        data = json.loads((path / "run.json").read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"{path / 'run.json'} is not a run record")
+        schema = int(data.get("schema", 1))
+        if schema > SCHEMA:
+            raise ValueError(
+                f"{path / 'run.json'} has schema {schema}, newer than this matui knows "
+                f"({SCHEMA}); upgrade matui to read it"
+            )
+        try:
+            return cls(
+                dir=path,
+                id=str(data["run"]),
+                image=str(data["image"]),
+                tags=[str(t) for t in data.get("tags") or ()],
+                platforms=[str(p) for p in data.get("platforms") or ()],
+                jobs=[JobRecord.from_json(j) for j in data.get("jobs") or ()],
+                created=float(data.get("created") or 0.0),
+                config=data.get("config"),
+                context=data.get("context"),
+                hosts=[HostProbe.from_json(h) for h in data.get("hosts") or ()],
+                flags=[Flag.from_json(f) for f in data.get("flags") or ()],
+                state=RunState(data.get("state") or RunState.RUNNING),
+                finished=data.get("finished"),
+                # schema 1 called them "manifests"
+                publishes=[
+                    PublishRecord.from_json(p)
+                    for p in data.get("publishes") or data.get("manifests") or ()
+                ],
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{path / 'run.json'} is not a readable run record: {exc}") from exc
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "run": self.id,
+            "created": self.created,
+            "image": self.image,
+            "tags": list(self.tags),
+            "config": self.config,
+            "context": self.context,
+            "platforms": list(self.platforms),
+            "hosts": [h.to_json() for h in self.hosts],
+            "flags": [f.to_json() for f in self.flags],
+            "jobs": [j.to_json() for j in self.jobs],
+            "state": str(self.state),
+            "finished": self.finished,
+            "publishes": [p.to_json() for p in self.publishes],
+        }
 
     def save(self) -> None:
-        tmp = self.dir / "run.json.tmp"
-        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True, default=str))
-        os.replace(tmp, self.dir / "run.json")
+        """Write the whole document atomically (use the ``update`` methods for changes: they
+        merge with what another process may have saved meanwhile)."""
+        with self._lock():
+            self._write()
+
+    def _write(self) -> None:
+        text = json.dumps(self.to_json(), indent=2, sort_keys=True, default=str)
+        fd, tmp = tempfile.mkstemp(prefix=".run.json.", dir=self.dir)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
+            os.replace(tmp, self.dir / "run.json")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        with open(self.dir / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _merge(self, change: Callable[[RunRecord], None]) -> None:
+        """Apply ``change`` here and to the saved document, under the run's lock, so that two
+        processes changing different parts of one run (the runner its jobs, a publish its
+        results) both keep their change."""
+        with self._lock():
+            try:
+                saved = RunRecord.load(self.dir)
+            except (OSError, ValueError):
+                saved = None
+            change(self)
+            if saved is not None:
+                change(saved)
+                saved._write()
+            else:
+                self._write()
+
+    def update(self, **values: Any) -> None:
+        """Set run-level fields (``state``, ``finished``, ``flags``, ...) and save."""
+        known = {f.name for f in fields(self)} - {"dir", "id", "jobs", "publishes"}
+        unknown = set(values) - known
+        if unknown:
+            raise TypeError(f"RunRecord has no settable field {sorted(unknown)[0]!r}")
+
+        def change(record: RunRecord) -> None:
+            for name, value in values.items():
+                setattr(record, name, RunState(value) if name == "state" else value)
+
+        self._merge(change)
+
+    def add_publish(self, attempt: PublishRecord) -> None:
+        self._merge(lambda record: record.publishes.append(attempt))
+
+    # -- jobs ---------------------------------------------------------------------------------
 
     def log_path(self, job_key: str) -> Path:
         return self.dir / f"{job_key}.log"
 
-    def job(self, key: str) -> dict[str, Any]:
-        for job in self.data.get("jobs", []):
-            if job.get("key") == key:
-                return dict(job)
+    def job(self, key: str) -> JobRecord:
+        for job in self.jobs:
+            if job.key == key:
+                return job
         raise KeyError(key)
 
-    def update_job(self, key: str, /, **fields: Any) -> None:
-        for job in self.data.setdefault("jobs", []):
-            if job.get("key") == key:
-                job.update(fields)
-                break
-        else:
-            self.data["jobs"].append({"key": key, **fields})
-        self.save()
+    def update_job(self, key: str, /, **values: Any) -> None:
+        """Set fields of one job and save. An unknown field is a programming error."""
+        known = {f.name for f in fields(JobRecord)}
+        unknown = set(values) - known
+        if unknown:
+            raise TypeError(f"JobRecord has no field {sorted(unknown)[0]!r}")
+
+        def change(record: RunRecord) -> None:
+            job = record.job(key)
+            for name, value in values.items():
+                setattr(job, name, JobState(value) if name == "state" else value)
+
+        self._merge(change)
+
+    def built_images(self) -> list[BuiltImage]:
+        """The succeeded jobs with a digest, for the post-build checks."""
+        built = []
+        for job in self.jobs:
+            if job.state is not JobState.SUCCEEDED or not job.digest:
+                continue
+            try:
+                platform = Platform.parse(job.platform)
+            except ArchError:
+                continue
+            built.append(
+                BuiltImage(
+                    platform=platform,
+                    digest=job.digest,
+                    arch_tag=job.arch_tag,
+                    before=job.arch_tag_before or None,
+                    evidence=tuple(job.arch_evidence),
+                )
+            )
+        return built
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    @property
+    def last_publish(self) -> PublishRecord | None:
+        return self.publishes[-1] if self.publishes else None
+
+    def tag_results(self) -> dict[str, TagResult]:
+        """Each release tag's latest outcome over every publish attempt of this run."""
+        latest: dict[str, TagResult] = {}
+        for attempt in self.publishes:
+            for result in attempt.results:
+                if result.outcome is not TagOutcome.NOT_ATTEMPTED or result.tag not in latest:
+                    latest[result.tag] = result
+        return latest
+
+    @property
+    def published(self) -> bool:
+        """Every release tag serves this run's index (verified by a publish)."""
+        results = self.tag_results()
+        return bool(self.tags) and all(t in results and results[t].verified for t in self.tags)
 
 
 def list_runs(root: Path) -> list[RunRecord]:
@@ -84,7 +454,7 @@ def list_runs(root: Path) -> list[RunRecord]:
             records.append(RunRecord.load(path))
         except (OSError, ValueError):
             continue
-    records.sort(key=lambda r: (r.data.get("created", 0), r.id), reverse=True)
+    records.sort(key=lambda r: (r.created, r.id), reverse=True)
     return records
 
 
@@ -93,23 +463,13 @@ def unfinished_runs(root: Path, image: str | None = None) -> list[RunRecord]:
     return [
         r
         for r in list_runs(root)
-        if r.data.get("state") == "running" and (image is None or r.data.get("image") == image)
+        if r.state is RunState.RUNNING and (image is None or r.image == image)
     ]
-
-
-def local_lines(record: RunRecord, job_key: str) -> list[str]:
-    """The complete lines already received for a job, decoded as the live stream decodes them."""
-    path = record.log_path(job_key)
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    data = data[: data.rfind(b"\n") + 1]
-    return [line.decode("utf-8", "replace").rstrip("\r") for line in data.split(b"\n")[:-1]]
 
 
 def find_run(root: Path, run_id: str | None, image: str | None = None) -> RunRecord:
     """A run by id (a unique prefix will do), else the newest run, of ``image`` when given."""
-    runs = [r for r in list_runs(root) if image is None or r.data.get("image") == image]
+    runs = [r for r in list_runs(root) if image is None or r.image == image]
     if run_id:
         matches = [r for r in runs if r.id == run_id or r.id.startswith(run_id)]
         if len(matches) == 1:
@@ -121,3 +481,13 @@ def find_run(root: Path, run_id: str | None, image: str | None = None) -> RunRec
         what = f" of {image}" if image else ""
         raise LookupError(f"no run{what} recorded yet; start one with `matui build`")
     return runs[0]
+
+
+def local_lines(record: RunRecord, job_key: str) -> list[str]:
+    """The complete lines already received for a job, decoded as the live stream decodes them."""
+    path = record.log_path(job_key)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    data = data[: data.rfind(b"\n") + 1]
+    return [line.decode("utf-8", "replace").rstrip("\r") for line in data.split(b"\n")[:-1]]

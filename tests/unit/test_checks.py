@@ -21,7 +21,6 @@ from matui.engine.flags import (
     Severity,
     arch_tag_flags,
     arch_tag_moved_flags,
-    built_images,
     cross_repo_flags,
     duplicate_push_flags,
     emulation_flags,
@@ -729,26 +728,6 @@ async def test_premanifest_flags_a_wrong_config_and_a_missing_platform() -> None
     ]
     assert flags[0].evidence["missing"] == ["linux/amd64"]
     assert await premanifest_flags(iplan, registry, check_configs=False) == []
-
-
-def test_built_images_from_record_data() -> None:
-    data = {
-        "jobs": [
-            {
-                "platform": "linux/amd64",
-                "arch_tag": "1.0-amd64",
-                "state": "succeeded",
-                "digest": dg(1),
-                "arch_tag_before": dg(7),
-                "arch_evidence": ["exec format error"],
-            },
-            {"platform": "linux/arm64", "arch_tag": "1.0-arm64", "state": "failed"},
-            {"platform": "linux/arm/v7", "arch_tag": "1.0-armv7", "state": "succeeded"},
-        ]
-    }
-    assert built_images(data) == [
-        BuiltImage(AMD, dg(1), "1.0-amd64", before=dg(7), evidence=("exec format error",))
-    ]
 
 
 def test_module_reexports_the_host_check() -> None:

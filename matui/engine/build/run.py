@@ -13,36 +13,24 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from matui.engine import shell
+from matui.engine.arch import Platform
+from matui.engine.build.context import stream_context
 from matui.engine.build.progress import ProgressParser, StepEvent, parse_metadata
+from matui.engine.flags import Flag, FlagKind, RegistryReader, Severity, postbuild_flags
+from matui.engine.plan import BuildJob, BuildPlan
+from matui.engine.records import JobState, RunRecord, RunState
+from matui.engine.registry import RegistryError
+from matui.engine.ssh import HostUnreachable
 
 if TYPE_CHECKING:
-    from matui.engine.flags import RegistryReader
     from matui.engine.config import Config
-    from matui.engine.flags import Flag
-    from matui.engine.plan import BuildJob, BuildPlan
     from matui.engine.probe import HostProbe
-    from matui.engine.records import RunRecord
     from matui.engine.ssh import SshPool
 
 CHUNK = 64 * 1024
-
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    UPLOADING = "uploading"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    LOST = "lost"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST)
 
 
 @dataclass(frozen=True)
@@ -206,36 +194,26 @@ class BuildRun:
         nothing skipped. Jobs that had not launched are launched (the host lock makes that an
         attach if they had in fact started). Call :meth:`start_resumed` to begin.
         """
-        from matui.engine.arch import Platform
-        from matui.engine.flags import Flag as FlagType
-        from matui.engine.plan import BuildJob, BuildPlan
 
-        data = record.data
-        image = config.image(str(data["image"]))
+        image = config.image(record.image)
         jobs = [
-            BuildJob(
-                Platform.parse(str(j["platform"])),
-                str(j["host"]),
-                bool(j.get("emulated")),
-                str(j["arch_tag"]),
-                str(j["ref"]),
-            )
-            for j in data["jobs"]
+            BuildJob(Platform.parse(j.platform), j.host, j.emulated, j.arch_tag, j.ref)
+            for j in record.jobs
         ]
-        plan = BuildPlan(image, tuple(str(t) for t in data.get("tags", [])), tuple(jobs))
+        plan = BuildPlan(image, tuple(record.tags), tuple(jobs))
         run = cls(plan, config, pool, record, registry=registry)
-        run.flags = [FlagType.from_json(f) for f in data.get("flags", [])]
-        for saved in data["jobs"]:
-            status = run.status[str(saved["key"])]
-            status.state = JobState(saved.get("state", "queued"))
-            status.pid = saved.get("pid")
-            status.exit_code = saved.get("exit_code")
-            status.digest = saved.get("digest")
-            status.failing_step = saved.get("failing_step")
-            status.error = saved.get("error")
-            status.notes = list(saved.get("notes") or [])
-            status.arch_evidence = list(saved.get("arch_evidence") or [])
-            status.started = time.time() - float(saved.get("seconds") or 0)
+        run.flags = list(record.flags)
+        for saved in record.jobs:
+            status = run.status[saved.key]
+            status.state = saved.state
+            status.pid = saved.pid
+            status.exit_code = saved.exit_code
+            status.digest = saved.digest
+            status.failing_step = saved.failing_step
+            status.error = saved.error
+            status.notes = list(saved.notes)
+            status.arch_evidence = list(saved.arch_evidence)
+            status.started = time.time() - (saved.seconds or 0.0)
             log = record.log_path(status.job.key)
             if log.exists():
                 content = log.read_bytes()
@@ -287,7 +265,7 @@ class BuildRun:
         status.exit_code = status.digest = status.failing_step = status.error = None
         status.pid = status.finished = None
         status.notes.clear()
-        self.record.data["state"] = "running"
+        self.record.update(state=RunState.RUNNING)
         self._done.clear()
         task = asyncio.create_task(self._run_job(key), name=f"job-{key}-retry")
         self._tasks[key] = task
@@ -330,9 +308,10 @@ class BuildRun:
             if all(task.done() for task in self._tasks.values()):
                 break  # else a retry started meanwhile: wait for it too
         await self._postbuild_checks()
-        self.record.data["finished"] = time.time()
-        self.record.data["state"] = "succeeded" if self.succeeded else "failed"
-        self.record.save()
+        self.record.update(
+            finished=time.time(),
+            state=RunState.SUCCEEDED if self.succeeded else RunState.FAILED,
+        )
         self._done.set()
         self._emit(RunFinished(self.id))
 
@@ -341,18 +320,14 @@ class BuildRun:
         plus the arch evidence in the logs. Errors here keep the index from being pushed."""
         if self.registry is None:
             return
-        from matui.engine.flags import built_images, postbuild_flags
-        from matui.engine.flags import Flag as FlagType
-        from matui.engine.flags import FlagKind, Severity
-        from matui.engine.registry import RegistryError
 
         try:
             found = await postbuild_flags(
-                self.plan.image.repository(), built_images(self.record.data), self.registry
+                self.plan.image.repository(), self.record.built_images(), self.registry
             )
         except RegistryError as exc:
             found = [
-                FlagType(
+                Flag(
                     FlagKind.TAG_OVERWRITE,
                     Severity.ERROR,
                     self.plan.repository,
@@ -367,8 +342,7 @@ class BuildRun:
             flag.evidence.setdefault("phase", "postbuild")
         self.flags = kept + found
         if [f.to_json() for f in self.flags] != before:
-            self.record.data["flags"] = [f.to_json() for f in self.flags]
-            self.record.save()
+            self.record.update(flags=list(self.flags))
             self._emit(FlagsEvent(list(self.flags)))
 
     async def _cancel_one(self, key: str) -> None:
@@ -421,7 +395,6 @@ class BuildRun:
                 self._set_state(status, state, status.error)
 
     async def _upload(self, host: Any, key: str) -> None:
-        from matui.engine.build.context import stream_context
 
         image = self.plan.image
         proc = await self.pool.open_process(host, shell.upload_script(self.id, key))
@@ -692,6 +665,5 @@ def _engine_went_away(*texts: str) -> bool:
 def _is_connection_error(exc: BaseException) -> bool:
     import asyncssh
 
-    from matui.engine.ssh import HostUnreachable
 
     return isinstance(exc, asyncssh.ConnectionLost | asyncssh.DisconnectError | HostUnreachable)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from matui.engine.flags import check_hosts
 from matui.engine.flags import has_errors
 from matui.engine.plan import BuildPlan, PlanError, plan_build
-from matui.engine.records import RunRecord, state_dir
+from matui.engine.records import JobRecord, RunRecord, state_dir
 from matui.engine.registry import RegistryClient, RegistryError
 from matui.engine.build.run import BuildRun
 
@@ -78,25 +78,19 @@ async def start_build(
         )
     record = RunRecord.create(
         state_root or state_dir(),
-        {
-            "image": image_config.name,
-            "tags": list(run_tags),
-            "config": str(config.path) if config.path else None,
-            "context": str(image_config.context),
-            "platforms": [str(p) for p in image_config.platforms],
-            "hosts": [probe.to_json() for probe in report.probes],
-            "flags": [flag.to_json() for flag in flags],
-            "jobs": [
-                {
-                    **job.to_json(),
-                    "key": job.key,
-                    "state": "queued",
-                    "arch_tag_before": (m.digest if (m := state.get(job.arch_tag)) else None),
-                }
-                for job in plan.jobs
-            ],
-            "state": "running",
-        },
+        image=image_config.name,
+        tags=run_tags,
+        platforms=[str(p) for p in image_config.platforms],
+        config=str(config.path) if config.path else None,
+        context=str(image_config.context),
+        hosts=list(report.probes),
+        flags=list(flags),
+        jobs=[
+            JobRecord.for_job(
+                job, arch_tag_before=(m.digest if (m := state.get(job.arch_tag)) else None)
+            )
+            for job in plan.jobs
+        ],
     )
     run = BuildRun(plan, config, pool, record, list(report.probes), registry=registry)
     run.flags = list(flags)

@@ -34,7 +34,6 @@ from matui.engine.flags.diff import (
 from matui.engine.flags.gather import (
     BuiltImage,
     CheckReport,
-    built_images,
     check_hosts,
     index_diffs,
     postbuild_flags,
@@ -72,7 +71,6 @@ __all__ = [
     "Severity",
     "arch_tag_flags",
     "arch_tag_moved_flags",
-    "built_images",
     "check_hosts",
     "cross_repo_flags",
     "duplicate_push_flags",

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from matui.engine.arch import ArchError, Platform
+from matui.engine.arch import Platform
 from matui.engine.flags.arch_mismatch import (
     emulation_flags,
     image_config_flags,
@@ -131,33 +131,6 @@ class BuiltImage:
     before: str | None = None
     #: ``ProgressParser.arch_evidence`` of the job's log.
     evidence: tuple[str, ...] = ()
-
-
-def built_images(data: Mapping[str, Any]) -> list[BuiltImage]:
-    """The succeeded jobs with a digest of a run record's data.
-
-    Reads ``platform``, ``digest``, ``arch_tag`` and, when the runner records them,
-    ``arch_tag_before`` (digest or null) and ``arch_evidence`` (list of lines) of each job.
-    """
-    built = []
-    for job in data.get("jobs", []):
-        if job.get("state") != "succeeded" or not job.get("digest"):
-            continue
-        try:
-            platform = Platform.parse(str(job["platform"]))
-        except (KeyError, ArchError):
-            continue
-        before = job.get("arch_tag_before")
-        built.append(
-            BuiltImage(
-                platform=platform,
-                digest=str(job["digest"]),
-                arch_tag=str(job["arch_tag"]),
-                before=str(before) if before else None,
-                evidence=tuple(str(line) for line in job.get("arch_evidence") or ()),
-            )
-        )
-    return built
 
 
 async def postbuild_flags(
