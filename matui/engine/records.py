@@ -76,6 +76,32 @@ class TagOutcome(StrEnum):
     NOT_ATTEMPTED = "not attempted"  # an earlier failure stopped the publish before this tag
 
 
+class VerdictKind(StrEnum):
+    RUNNING = "running"
+    BUILT = "built"  # every arch built, nothing blocks publishing
+    BLOCKED = "blocked"  # every arch built, but an error flag blocks publishing
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    PARTLY_PUBLISHED = "partly published"
+    PUBLISHED = "published"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a run amounts to, in one word and one reason: the CLI and the dashboard show this."""
+
+    kind: VerdictKind
+    reason: str = ""
+
+    @property
+    def can_publish(self) -> bool:
+        return self.kind in (VerdictKind.BUILT, VerdictKind.PARTLY_PUBLISHED)
+
+    def line(self) -> str:
+        return f"{self.kind}: {self.reason}" if self.reason else str(self.kind)
+
+
 @dataclass
 class JobRecord:
     """One arch of a run, as last saved."""
@@ -435,6 +461,50 @@ class RunRecord:
                 if result.outcome is not TagOutcome.NOT_ATTEMPTED or result.tag not in latest:
                     latest[result.tag] = result
         return latest
+
+    def verdict(self) -> Verdict:
+        """The run's verdict from its jobs, its open flags and its publishes.
+
+        Worst first: a job still going, then lost, failed, cancelled jobs; then an error-level
+        flag (built but blocked); then what the publishes achieved.
+        """
+        by_state: dict[JobState, list[str]] = {}
+        for job in self.jobs:
+            by_state.setdefault(job.state, []).append(job.arch)
+        busy = [
+            a
+            for s in (JobState.QUEUED, JobState.UPLOADING, JobState.RUNNING)
+            for a in by_state.get(s, ())
+        ]
+        if busy and self.state is RunState.RUNNING:
+            return Verdict(VerdictKind.RUNNING, f"building {', '.join(busy)}")
+        if lost := by_state.get(JobState.LOST):
+            return Verdict(VerdictKind.LOST, f"{', '.join(lost)}: outcome unknown on the host")
+        if failed := by_state.get(JobState.FAILED):
+            return Verdict(VerdictKind.FAILED, f"{', '.join(failed)} failed")
+        cancelled = by_state.get(JobState.CANCELLED, []) + busy
+        if cancelled or self.state is RunState.CANCELLED:
+            return Verdict(VerdictKind.CANCELLED, ", ".join(cancelled))
+        if not self.jobs:
+            return Verdict(VerdictKind.FAILED, "the run has no jobs")
+        if missing := [j.arch for j in self.jobs if not j.digest]:
+            return Verdict(VerdictKind.FAILED, f"{', '.join(missing)} recorded no digest")
+        errors = [f for f in self.flags if f.severity == "error"]
+        if errors:
+            first = errors[0]
+            more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+            return Verdict(
+                VerdictKind.BLOCKED, f"{first.kind} {first.subject}: {first.message}{more}"
+            )
+        if self.published:
+            return Verdict(VerdictKind.PUBLISHED, ", ".join(self.tags))
+        done = [t for t, r in self.tag_results().items() if r.verified and t in self.tags]
+        if done:
+            rest = [t for t in self.tags if t not in done]
+            return Verdict(
+                VerdictKind.PARTLY_PUBLISHED, f"{', '.join(done)} done; {', '.join(rest)} not"
+            )
+        return Verdict(VerdictKind.BUILT, "ready to publish")
 
     @property
     def published(self) -> bool:

@@ -20,6 +20,8 @@ from matui.engine.records import (
     RunState,
     TagOutcome,
     TagResult,
+    Verdict,
+    VerdictKind,
     find_run,
     list_runs,
 )
@@ -199,3 +201,35 @@ def test_built_images_are_the_succeeded_jobs_with_a_digest(tmp_path: Path) -> No
             evidence=("exec format error",),
         )
     ]
+
+
+def test_verdict_worst_first(tmp_path: Path) -> None:
+    record = _record(tmp_path)
+    assert record.verdict().kind == "running"
+    record.update_job("amd64", state="succeeded", digest="sha256:" + "1" * 64)
+    record.update_job("arm64", state="failed")
+    record.update(state="failed")
+    assert record.verdict() == Verdict(VerdictKind.FAILED, "arm64 failed")
+    record.update_job("arm64", state="succeeded", digest="sha256:" + "2" * 64)
+    record.update(state="succeeded")
+    assert record.verdict().kind == "built" and record.verdict().can_publish
+    error = Flag(FlagKind.TAG_OVERWRITE, Severity.ERROR, "1.0", "holds an index")
+    record.update(flags=[error])
+    verdict = record.verdict()
+    assert verdict.kind == "blocked" and "tag-overwrite 1.0: holds an index" in verdict.reason
+    assert not verdict.can_publish
+    record.update(flags=[])
+    record.add_publish(
+        PublishRecord(
+            1.0,
+            "local",
+            {},
+            [
+                TagResult("1.0", "r:1.0", TagOutcome.VERIFIED),
+                TagResult("latest", "r:latest", TagOutcome.REFUSED),
+            ],
+        )
+    )
+    assert record.verdict() == Verdict(VerdictKind.PARTLY_PUBLISHED, "1.0 done; latest not")
+    record.update_job("amd64", state="lost")
+    assert record.verdict().kind == "lost"
