@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from matui.engine.build import start_build
-from matui.engine.build.run import JobState, LinesEvent, StateEvent
+from matui.engine.build.run import LinesEvent, StateEvent
+from matui.engine.records import JobState
 from matui.engine.config import load_config
 from matui.engine.records import list_runs
 from matui.engine.ssh import SshPool

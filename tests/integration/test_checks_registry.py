@@ -33,8 +33,7 @@ from matui.engine.flags import (
     premanifest_flags,
     read_tags,
 )
-from matui.engine.plan import BuildJob, BuildPlan
-from matui.engine.publish import IndexPlan, IndexSource
+from matui.engine.plan import BuildJob, BuildPlan, IndexPlan, IndexSource
 from matui.engine.refs import Repository, parse_repository
 from matui.engine.registry import RegistryClient, sha256_digest
 from tests.helpers.rig import Rig

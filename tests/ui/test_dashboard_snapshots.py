@@ -18,7 +18,8 @@ from rich.text import Text
 from textual.pilot import Pilot
 
 from matui.engine.build.progress import StepEvent, StepState
-from matui.engine.build.run import JobState, LinesEvent, StateEvent, StepChange
+from matui.engine.build.run import LinesEvent, StateEvent, StepChange
+from matui.engine.records import JobState
 from matui.engine.flags import Flag
 from matui.ui.app import MatuiApp
 from matui.ui.screens import PublishScreen, QuitScreen

@@ -39,9 +39,8 @@ from matui.engine.flags import (
     release_tag_flags,
     tag_moved_flags,
 )
-from matui.engine.plan import BuildJob, BuildPlan
+from matui.engine.plan import BuildJob, BuildPlan, IndexPlan, IndexSource
 from matui.engine.probe import HostProbe
-from matui.engine.publish import IndexPlan, IndexSource
 from matui.engine.refs import Repository, parse_repository
 from matui.engine.registry import (
     MEDIA_DOCKER_MANIFEST,

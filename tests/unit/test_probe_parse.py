@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from matui.engine.config import HostConfig
 from matui.engine.flags import FlagKind, Severity, host_arch_flags
 from matui.engine.probe import parse_probe, split_sections
 
 
-@dataclass(frozen=True)
-class Host:
-    name: str
-    arch: str
+def Host(name: str, arch: str) -> HostConfig:
+    return HostConfig(name, arch, f"{name}.example")
 
 
 DOCKER_JSON = (

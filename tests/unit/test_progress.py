@@ -18,9 +18,9 @@ from matui.engine.build.progress import (
     ProgressParser,
     StepEvent,
     StepState,
-    neutralise,
     parse_metadata,
 )
+from matui.engine.text import neutralise
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "progress"
 

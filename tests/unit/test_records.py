@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ def _job(arch: str, **values: object) -> JobRecord:
     )
 
 
-def _record(root: Path, **values: object) -> RunRecord:
+def _record(root: Path, **values: Any) -> RunRecord:
     return RunRecord.create(
         root,
         image="r.example/app",

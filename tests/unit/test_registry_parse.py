@@ -128,7 +128,7 @@ OCI_MANIFEST = {
     ],
 }
 
-DOCKER_MANIFEST = {
+DOCKER_MANIFEST: dict[str, Any] = {
     "schemaVersion": 2,
     "mediaType": MEDIA_DOCKER_MANIFEST,
     "config": {
