@@ -221,7 +221,7 @@ def test_index_is_created_on_a_builder_host_when_no_local_docker(rig: Rig, tmp_p
     assert served == {"amd64": jobs["amd64"]["digest"], "arm64": jobs["arm64"]["digest"]}
     runs = matui(tmp_path, "runs", "--json")
     (run,) = json.loads(runs.stdout)["runs"]
-    assert run["manifests"][0]["via"] == "amd64-1"
+    assert run["publishes"][0]["via"] == "amd64-1"
 
 
 def test_retry_one_arch_keeps_the_other_digest(rig: Rig, tmp_path: Path) -> None:
