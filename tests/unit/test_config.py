@@ -946,12 +946,25 @@ def test_parse_ssh_target(text: str, target: SshTarget) -> None:
     assert parse_ssh_target(text) == target
 
 
+FIX = r"; write \[user@\]host\[:port\], e\.g\. "
+
+
 @pytest.mark.parametrize(
-    "text",
-    ["", "user@", "host:0", "host:65536", "host:x", "[::1", "[::1]x", "-oProxyCommand=x", "a\nb"],
+    ("text", "message"),
+    [
+        ("", r'"" is not a host name or address' + FIX),
+        ("user@", r'"" is not a host name or address' + FIX),
+        ("host:0", "the port must be a number from 1 to 65535" + FIX),
+        ("host:65536", "the port must be a number from 1 to 65535" + FIX),
+        ("host:x", "the port must be a number from 1 to 65535" + FIX),
+        ("[::1", r"has an unclosed \[" + FIX),
+        ("[::1]x", "has text after ]" + FIX),
+        ("-oProxyCommand=x", r'"-oProxyCommand=x" is not a host name or address' + FIX),
+        ("a\nb", r"contains control characters \(0x0a\); remove them"),
+    ],
 )
-def test_parse_ssh_target_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match=r"\[user@\]host\[:port\]|control characters"):
+def test_parse_ssh_target_rejects(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         parse_ssh_target(text)
 
 
