@@ -11,13 +11,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from matui.engine.build import start_build
-from matui.engine.build.run import JobState, LinesEvent
+from matui.engine.build.run import LinesEvent
 from matui.engine.config import load_config
-from matui.engine.records import RunRecord
+from matui.engine.records import JobState, RunRecord
 from matui.engine.registry import RegistryClient
 from matui.engine.shell import RemoteScript
 from matui.engine.ssh import SshPool
@@ -38,7 +39,7 @@ def matui(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]
     )
 
 
-def raw_manifest(ref: str) -> dict[str, object]:
+def raw_manifest(ref: str) -> dict[str, Any]:
     out = subprocess.run(
         ["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{ref}"],
         capture_output=True,
@@ -215,8 +216,7 @@ def test_index_is_created_on_a_builder_host_when_no_local_docker(rig: Rig, tmp_p
     assert pushed.returncode == 0, pushed.stderr
     assert json.loads(pushed.stdout)["verified"] is True
     served = {
-        m["platform"]["architecture"]: m["digest"]
-        for m in raw_manifest(f"{repo}:1.0")["manifests"]  # type: ignore[union-attr]
+        m["platform"]["architecture"]: m["digest"] for m in raw_manifest(f"{repo}:1.0")["manifests"]
     }
     assert served == {"amd64": jobs["amd64"]["digest"], "arm64": jobs["arm64"]["digest"]}
     runs = matui(tmp_path, "runs", "--json")
@@ -232,7 +232,9 @@ def test_retry_one_arch_keeps_the_other_digest(rig: Rig, tmp_path: Path) -> None
     config_path, _ = make_project(tmp_path, rig, dockerfile, files={"broken": b"x"})
     config = load_config(config_path)
 
-    async def run() -> tuple[dict[str, object], dict[str, object]]:
+    Outcomes = dict[str, tuple[JobState, str | None]]
+
+    async def run() -> tuple[Outcomes, Outcomes]:
         async with SshPool(config.hosts) as pool:
             prepared = await start_build(config, pool, state_root=tmp_path / "state")
             build = prepared.run
@@ -247,7 +249,7 @@ def test_retry_one_arch_keeps_the_other_digest(rig: Rig, tmp_path: Path) -> None
     assert before["arm64"] == (JobState.FAILED, None)
     assert before["amd64"][0] is JobState.SUCCEEDED
     assert after["amd64"] == before["amd64"]  # untouched
-    state, digest = after["arm64"]  # type: ignore[misc]
+    state, digest = after["arm64"]
     assert state is JobState.SUCCEEDED and digest
 
 
@@ -281,7 +283,7 @@ def test_manifest_dry_run_diffs_against_what_the_tag_serves(rig: Rig, tmp_path: 
     jobs = {job["arch"]: job for job in json.loads(build.stdout)["jobs"]}
     # The release tag already serves an older index: amd64 from the base image, arm64 as built.
     base = raw_manifest(rig.base_image)["manifests"]
-    old_amd = next(m["digest"] for m in base if m["platform"]["architecture"] == "amd64")  # type: ignore[index,union-attr]
+    old_amd = next(m["digest"] for m in base if m["platform"]["architecture"] == "amd64")
     imagetools(rig, "--tag", f"{repo}:1.0", f"{rig.base_image}@{old_amd}",
                f"{repo}@{jobs['arm64']['digest']}")  # fmt: skip
     dry = matui(tmp_path, "manifest", "--config", config, "--dry-run", "--json")
