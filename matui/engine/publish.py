@@ -162,13 +162,22 @@ async def create_index(
     """
     if host is None:
         from python_on_whales import docker
+        from python_on_whales.exceptions import DockerException
 
         def run_local() -> str:
-            result = docker.buildx.imagetools.create(
-                sources=plan.source_refs,
-                tags=[plan.target(t) for t in plan.tags],
-                dry_run=dry_run,
-            )
+            try:
+                result = docker.buildx.imagetools.create(
+                    sources=plan.source_refs,
+                    tags=[plan.target(t) for t in plan.tags],
+                    dry_run=dry_run,
+                )
+            except DockerException as exc:
+                # Callers handle a failed push as RuntimeError, as on a builder host below;
+                # python-on-whales' own type got past the dashboard's handler.
+                raise RuntimeError(
+                    f"imagetools create here failed (exit {exc.return_code}): "
+                    f"{(exc.stderr or '').strip()[-1000:]}"
+                ) from exc
             return (
                 ""
                 if result is None
