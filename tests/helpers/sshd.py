@@ -22,9 +22,11 @@ class Sshd:
     pidfile: Path
     config: Path
     known_hosts: Path
+    log: Path
+    """sshd's own log (``-E``, LogLevel VERBOSE): only this sshd's connections are in it."""
 
     def start(self) -> None:
-        subprocess.run(["/usr/sbin/sshd", "-f", str(self.config)], check=True)
+        subprocess.run(["/usr/sbin/sshd", "-f", str(self.config), "-E", str(self.log)], check=True)
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
@@ -51,7 +53,9 @@ class Sshd:
 
 def private_sshd(rig: Rig, tmp_path: Path) -> Sshd:
     """Start an sshd like the rig's amd64 host on a free port, its files under ``tmp_path``;
-    the caller stops it. ``known_hosts`` trusts it on its port."""
+    the caller stops it. ``known_hosts`` trusts it on its port. Its host key is the amd64
+    host's."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     port = free_port()
     base = (rig.sshd_dir("amd64") / "sshd_config").read_text()
     pidfile = tmp_path / "sshd.pid"
@@ -65,6 +69,6 @@ def private_sshd(rig: Rig, tmp_path: Path) -> Sshd:
     key = (rig.sshd_dir("amd64") / "ssh_host_ed25519_key.pub").read_text().split()
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} {key[0]} {key[1]}\n")
-    server = Sshd(port, pidfile, config, known_hosts)
+    server = Sshd(port, pidfile, config, known_hosts, tmp_path / "sshd.log")
     server.start()
     return server

@@ -34,6 +34,7 @@ from matui.engine.ssh import (
     append_known_host,
 )
 from tests.helpers.rig import Rig
+from tests.helpers.sshd import Sshd, private_sshd
 
 pytestmark = pytest.mark.rig
 
@@ -61,11 +62,16 @@ def known_hosts_entry(rig: Rig, name: str, port: int) -> str:
 
 
 class SshdLog:
-    """The part of one rig sshd's log written since this object was made."""
+    """The part of one sshd's log written since this object was made."""
 
-    def __init__(self, rig: Rig, name: str) -> None:
-        self.path = rig.sshd_dir(name) / "sshd.log"
-        self.start = self.path.stat().st_size
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.start = path.stat().st_size
+
+    @classmethod
+    def of_rig(cls, rig: Rig, name: str) -> SshdLog:
+        """A shared rig sshd's log: other tests' connections may be in it too."""
+        return cls(rig.sshd_dir(name) / "sshd.log")
 
     def new(self) -> str:
         with self.path.open("rb") as f:
@@ -84,13 +90,23 @@ class SshdLog:
                 )
             await asyncio.sleep(0.05)
 
-    async def wait_count(self, pattern: str, count: int, timeout: float = 5) -> int:
-        """Wait until ``pattern`` occurs ``count`` times; return how often it finally occurs."""
-        deadline = time.monotonic() + timeout
-        while len(re.findall(pattern, self.new())) < count and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.1)  # let a surplus line show up too
-        return len(re.findall(pattern, self.new()))
+    async def closed(self, port: int, timeout: float = 5) -> str:
+        """Wait until sshd logs the end of the connection from ``port`` (before or after login);
+        return the new text then, which holds every line about that connection."""
+        await self.wait_for(
+            r"(?:Disconnected from|Connection closed by)(?: user \S+| authenticating user \S+)?"
+            rf" 127\.0\.0\.1 port {port}\b",
+            timeout,
+        )
+        return self.new()
+
+    async def all_closed(self, timeout: float = 5) -> str:
+        """Wait until every connection in the new text has ended; return the text then."""
+        ports = re.findall(r"Connection from 127\.0\.0\.1 port (\d+) ", self.new())
+        assert ports, f"no connection in the new part of {self.path}"
+        for port in ports:
+            await self.closed(int(port), timeout)
+        return self.new()
 
 
 def local_port(conn: asyncssh.SSHClientConnection) -> int:
@@ -180,7 +196,7 @@ def make_pool(
 async def test_run_on_amd64_reuses_one_connection(
     rig: Rig, pool: SshPool, hosts: dict[str, HostConfig]
 ) -> None:
-    log = SshdLog(rig, "amd64")
+    log = SshdLog.of_rig(rig, "amd64")
     amd64 = hosts["amd64"]
     conns = []
     for _ in range(3):
@@ -190,23 +206,28 @@ async def test_run_on_amd64_reuses_one_connection(
         conns.append(await pool.connect(amd64))
     assert conns[0] is conns[1] is conns[2]
     port = local_port(conns[0])
+    conns[0].close()
+    text = await log.closed(port)  # every line about this connection is logged by then
     from_us = rf"for {rig.user} from 127\.0\.0\.1 port {port} "
-    assert await log.wait_count(rf"Starting session: command {from_us}", 3) == 3
-    assert await log.wait_count(rf"Accepted publickey {from_us}", 1) == 1
+    assert len(re.findall(rf"Starting session: command {from_us}", text)) == 3
+    assert len(re.findall(rf"Accepted publickey {from_us}", text)) == 1
 
 
 async def test_concurrent_callers_share_one_connect(
     rig: Rig, pool: SshPool, hosts: dict[str, HostConfig]
 ) -> None:
-    log = SshdLog(rig, "amd64")
+    log = SshdLog.of_rig(rig, "amd64")
     results = await asyncio.gather(*(pool.run(hosts["amd64"], sh("echo $$")) for _ in range(6)))
     assert all(r.ok for r in results)
     assert len({r.out_text() for r in results}) == 6  # six separate remote shells ...
-    port = local_port(await pool.connect(hosts["amd64"]))
+    conn = await pool.connect(hosts["amd64"])
+    port = local_port(conn)
+    conn.close()
+    text = await log.closed(port)
     # ... over one login: all six sessions came over the same TCP connection.
     from_us = rf"for {rig.user} from 127\.0\.0\.1 port {port} "
-    assert await log.wait_count(rf"Starting session: command {from_us}", 6) == 6
-    assert await log.wait_count(rf"Accepted publickey {from_us}", 1) == 1
+    assert len(re.findall(rf"Starting session: command {from_us}", text)) == 6
+    assert len(re.findall(rf"Accepted publickey {from_us}", text)) == 1
 
 
 async def test_exit_status_input_and_stderr(pool: SshPool, hosts: dict[str, HostConfig]) -> None:
@@ -251,12 +272,16 @@ async def test_sftp(pool: SshPool, hosts: dict[str, HostConfig], rig: Rig) -> No
 
 
 async def test_unknown_host_key_is_refused_and_nothing_runs(
-    rig: Rig, hosts: dict[str, HostConfig], tmp_path: Path, canary_dir: Path
+    rig: Rig, sshd: Sshd, hosts: dict[str, HostConfig], tmp_path: Path, canary_dir: Path
 ) -> None:
+    """On a private sshd (the amd64 host's key, a port of its own), whose log holds only this
+    test's connections."""
     touch = sh(f"touch {shlex.quote(str(canary_dir / 'ran'))}")
-    # Positive control: with the rig's known_hosts the same command does create the file.
-    async with make_pool([hosts["amd64"]], tmp_path) as good:
-        assert (await good.run(hosts["amd64"], sh(f"touch {canary_dir / 'control'}"))).ok
+    target = replace(hosts["amd64"], port=sshd.port)
+    # Positive control: with a known_hosts that knows it, the same command does create the file.
+    trusted = replace(target, known_hosts=sshd.known_hosts)
+    async with make_pool([trusted], tmp_path) as good:
+        assert (await good.run(trusted, sh(f"touch {canary_dir / 'control'}"))).ok
     assert (canary_dir / "control").exists()
 
     for label, known in [
@@ -264,8 +289,8 @@ async def test_unknown_host_key_is_refused_and_nothing_runs(
         ("other hosts only", tmp_path / "kh"),
     ]:
         (tmp_path / "kh").write_text(known_hosts_entry(rig, "bastion", rig.port_bastion))
-        amd64 = replace(hosts["amd64"], known_hosts=known)
-        log = SshdLog(rig, "amd64")
+        amd64 = replace(target, known_hosts=known)
+        log = SshdLog(sshd.log)
         async with make_pool([amd64], tmp_path) as pool:
             with pytest.raises(HostKeyUnknown) as err:
                 await pool.run(amd64, touch)
@@ -273,12 +298,13 @@ async def test_unknown_host_key_is_refused_and_nothing_runs(
         assert e.host == "amd64", label
         assert e.fingerprint == host_key_fingerprint(rig, "amd64"), label
         assert e.key_type == "ssh-ed25519"
-        assert "-p 2221" in e.trust_command and str(known) in e.trust_command
+        assert f"-p {sshd.port}" in e.trust_command and str(known) in e.trust_command
         assert e.fingerprint in str(e) and str(known) in str(e)
-        assert e.known_hosts_line == known_hosts_entry(rig, "amd64", rig.port_amd64).strip()
+        assert e.known_hosts_line == known_hosts_entry(rig, "amd64", sshd.port).strip()
         assert not (canary_dir / "ran").exists(), label
-        await asyncio.sleep(0.2)
-        assert "Accepted publickey" not in log.new(), label  # never even logged in
+        # Every connection it made has ended, and none of them ever logged in.
+        text = await log.all_closed()
+        assert "Accepted publickey" not in text and "Starting session" not in text, label
 
 
 async def test_trusting_an_unknown_key(
@@ -378,7 +404,7 @@ async def _assert_forwarded_by_bastion(
 async def test_jump_host(
     rig: Rig, hosts: dict[str, HostConfig], tmp_path: Path, jump_form: str
 ) -> None:
-    bastion_log, emu_log = SshdLog(rig, "bastion"), SshdLog(rig, "emu")
+    bastion_log, emu_log = SshdLog.of_rig(rig, "bastion"), SshdLog.of_rig(rig, "emu")
     bastion = hosts["bastion"]
     jump = "bastion" if jump_form == "entry name" else f"{rig.user}@127.0.0.1:{rig.port_bastion}"
     emu = replace(hosts["emu"], jump=jump)
@@ -399,22 +425,30 @@ async def test_jump_host(
 
 
 async def test_unknown_bastion_key_is_refused(
-    rig: Rig, hosts: dict[str, HostConfig], tmp_path: Path
+    rig: Rig, sshd: Sshd, hosts: dict[str, HostConfig], tmp_path: Path
 ) -> None:
-    known = tmp_path / "known_hosts"  # knows emu, not the bastion
-    known.write_text(known_hosts_entry(rig, "emu", rig.port_emu))
-    emu_log = SshdLog(rig, "emu")
-    for jump in ["bastion", f"{rig.user}@127.0.0.1:{rig.port_bastion}"]:
-        bastion = replace(hosts["bastion"], known_hosts=known)
-        emu = replace(hosts["emu"], known_hosts=known, jump=jump)
-        async with make_pool([emu, bastion], tmp_path) as pool:
-            with pytest.raises(HostKeyUnknown) as err:
-                await pool.run(emu, sh("true"))
-        assert err.value.host == jump
-        assert err.value.fingerprint == host_key_fingerprint(rig, "bastion")
-        assert f"-p {rig.port_bastion}" in err.value.trust_command
-    await asyncio.sleep(0.2)
-    assert "Connection from" not in emu_log.new()
+    """A private bastion and a private host behind it (both with the amd64 host's key, each on
+    a port of its own), so their logs hold only this test's connections."""
+    bastion_sshd = private_sshd(rig, tmp_path / "bastion")
+    try:
+        known = tmp_path / "known_hosts"  # knows the host behind, not the bastion
+        known.write_text(known_hosts_entry(rig, "amd64", sshd.port))
+        bastion_log, behind_log = SshdLog(bastion_sshd.log), SshdLog(sshd.log)
+        for jump in ["bastion", f"{rig.user}@127.0.0.1:{bastion_sshd.port}"]:
+            bastion = replace(hosts["bastion"], port=bastion_sshd.port, known_hosts=known)
+            behind = replace(hosts["emu"], port=sshd.port, known_hosts=known, jump=jump)
+            async with make_pool([behind, bastion], tmp_path) as pool:
+                with pytest.raises(HostKeyUnknown) as err:
+                    await pool.run(behind, sh("true"))
+            assert err.value.host == jump
+            assert err.value.fingerprint == host_key_fingerprint(rig, "amd64")
+            assert f"-p {bastion_sshd.port}" in err.value.trust_command
+        # Every bastion connection has ended without a login, so nothing was forwarded; and
+        # nothing went to the host behind it directly.
+        assert "Accepted publickey" not in await bastion_log.all_closed()
+        assert "Connection from" not in behind_log.new()
+    finally:
+        bastion_sshd.stop()
 
 
 async def test_unknown_key_behind_trusted_bastion(
@@ -458,7 +492,7 @@ async def test_lost_connection_is_not_success(
     rig: Rig, pool: SshPool, hosts: dict[str, HostConfig]
 ) -> None:
     amd64 = hosts["amd64"]
-    log = SshdLog(rig, "amd64")
+    log = SshdLog.of_rig(rig, "amd64")
     conn = await pool.connect(amd64)
     port = local_port(conn)
     running = asyncio.create_task(pool.run(amd64, sh("echo started; exec sleep 30")))

@@ -97,6 +97,7 @@ class Relay:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
+        self.listening = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -106,6 +107,7 @@ class Relay:
 
     async def _main(self) -> None:
         self.server = await asyncio.start_server(self._client, sock=self.sock)
+        self.listening.set()
         async with self.server:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.server.serve_forever()
@@ -143,7 +145,7 @@ class Relay:
 @pytest.fixture
 def relay(sshd: Sshd) -> Iterator[Relay]:
     server = Relay(sshd.port)
-    time.sleep(0.2)
+    assert server.listening.wait(timeout=10), "the relay did not start listening"
     yield server
     server.flowing.set()
     server.stop()

@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import tarfile
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -258,15 +259,27 @@ async def test_error_while_reading_context_propagates(
 
 
 class _Counting:
+    """Counts the files the tar writer adds, and notes when the writer has returned or raised
+    (its thread then adds nothing more)."""
+
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.files = 0
-        real = context_mod._add_file
+        self.writer_ended = threading.Event()
+        real_add = context_mod._add_file
+        real_write = context_mod._write_tar
 
         def counted(*args: object, **kwargs: object) -> int:
             self.files += 1
-            return real(*args, **kwargs)  # type: ignore[arg-type]
+            return real_add(*args, **kwargs)  # type: ignore[arg-type]
+
+        def write_tar(*args: object, **kwargs: object) -> int:
+            try:
+                return real_write(*args, **kwargs)  # type: ignore[arg-type]
+            finally:
+                self.writer_ended.set()
 
         monkeypatch.setattr(context_mod, "_add_file", counted)
+        monkeypatch.setattr(context_mod, "_write_tar", write_tar)
 
 
 def _many_files(root: Path, count: int) -> None:
@@ -290,9 +303,9 @@ async def test_error_in_write_propagates_and_stops_the_tar_writer(
 
     with pytest.raises(ConnectionResetError, match="builder went away"):
         await stream_context(tmp_path, "Dockerfile", broken, chunk_size=64 * 1024)
-    stopped_at = counting.files
-    await asyncio.sleep(0.3)
-    assert counting.files == stopped_at < 50  # the thread stopped; it did not read on
+    # stream_context returns only once the tar writer has stopped, well before the end.
+    assert counting.writer_ended.is_set()
+    assert counting.files < 50
 
 
 async def test_cancellation_stops_the_tar_writer(
@@ -311,9 +324,8 @@ async def test_cancellation_stops_the_tar_writer(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    stopped_at = counting.files
-    await asyncio.sleep(0.3)
-    assert counting.files == stopped_at < 50
+    assert counting.writer_ended.is_set()
+    assert counting.files < 50
 
 
 async def test_sha256_is_deterministic(tmp_path: Path) -> None:
