@@ -1,7 +1,7 @@
 """The registry-state checks against REAL registry states on the rig.
 
-Images are built FROM the rig's two-arch busybox with the rig's dockerd + buildx 0.13.1
-(``--provenance=false``, docker driver, LABEL-only Dockerfiles so that nothing runs under QEMU)
+Images are built FROM the rig's two-arch busybox with the rig's dockerd + buildx 0.13.1 and the
+runner's own build command line (docker driver, LABEL-only images so that nothing runs under QEMU)
 and pushed to the rig's registry under ``checks-test/``; indexes are made with
 ``docker buildx imagetools create``; a mislabelled image is assembled through the registry API.
 """
@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from matui.engine import shell
 from matui.engine.arch import Platform
 from matui.engine.config import ImageConfig
 from matui.engine.flags import (
@@ -69,24 +70,24 @@ def build_push(
     rig: Rig, tmp_path: Path, repo: Repository, tag: str, platform: Platform, label: str
 ) -> str:
     """Build a LABEL-only image FROM the rig's base for ``platform``, push it to ``repo:tag``;
-    return the registry's manifest digest (buildx metadata ``containerimage.digest``)."""
-    ctx = tmp_path / f"ctx-{secrets.token_hex(4)}"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text(f"ARG BASE\nFROM ${{BASE}}\nLABEL matui.checks={label}\n")
-    meta = ctx / "meta.json"
-    docker(
-        rig,
-        "buildx",
-        "build",
-        "--provenance=false",
-        f"--platform={platform}",
-        f"--build-arg=BASE={rig.base_image}",
-        f"--tag={repo.tag(tag)}",
-        "--push",
-        f"--metadata-file={meta}",
-        str(ctx),
+    return the registry's manifest digest (buildx metadata ``containerimage.digest``).
+
+    The command line is the runner's own (:func:`matui.engine.shell.buildx_argv`), run in a job
+    directory laid out as on a builder host (``context/``, ``metadata.json``)."""
+    job = tmp_path / f"job-{secrets.token_hex(4)}"
+    (job / "context").mkdir(parents=True)
+    (job / "context" / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\n")
+    argv = shell.buildx_argv(
+        platform=str(platform),
+        ref=repo.tag(tag),
+        dockerfile="Dockerfile",
+        build_args={"BASE": rig.base_image},
+        labels={"matui.checks": label},
+        target=None,
     )
-    digest = json.loads(meta.read_text())["containerimage.digest"]
+    assert argv[0] == "docker"
+    docker(rig, *argv[1:], cwd=job)
+    digest = json.loads((job / "metadata.json").read_text())["containerimage.digest"]
     assert isinstance(digest, str)
     return digest
 
