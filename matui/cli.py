@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from matui.engine.build.run import BuildRun
     from matui.engine.config import Config
     from matui.engine.flags import CheckReport
+    from matui.engine.publish import PublishPreview, PublishReport
     from matui.engine.records import RunRecord
 
 _T = TypeVar("_T")
@@ -382,8 +383,8 @@ async def _follow_run(run: BuildRun, args: argparse.Namespace, *, attached: bool
 
     from matui.engine.build.run import FlagsEvent, LinesEvent, NoteEvent, StateEvent
     from matui.engine.flags import has_errors
-    from matui.engine.text import neutralise
 
+    # Every string in the events is inert already (the engine neutralised it): print as is.
     log = sys.stderr if args.json else sys.stdout
     plan = run.plan
     arch = {job.key: job.arch for job in plan.jobs}
@@ -410,7 +411,7 @@ async def _follow_run(run: BuildRun, args: argparse.Namespace, *, attached: bool
         async for event in run.events():
             if isinstance(event, LinesEvent):
                 prefix = f"[{arch[event.job]}] "
-                log.write("".join(f"{prefix}{neutralise(line)}\n" for line in event.lines))
+                log.write("".join(f"{prefix}{line}\n" for line in event.lines))
             elif isinstance(event, StateEvent):
                 log.write(f"[{arch[event.job]}] == {event.state} {event.detail}\n")
             elif isinstance(event, NoteEvent):
@@ -486,7 +487,6 @@ async def _follow_run(run: BuildRun, args: argparse.Namespace, *, attached: bool
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
-    from matui.engine.publish import ManifestRefused, VerifyError
     from matui.engine.records import find_run, state_dir
 
     config = _load(args)
@@ -495,120 +495,119 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
         record = find_run(state_dir(), args.run, image.name if image else None)
     except LookupError as exc:
         raise UsageError(str(exc)) from None
-    try:
-        return _run(_manifest(config, record, args))
-    except ManifestRefused as exc:
-        print(f"matui: {exc}", file=sys.stderr)
-        if args.json:
-            json.dump(
-                {
-                    "pushed": False,
-                    "verified": False,
-                    "refused": str(exc),
-                    "flags": [f.to_json() for f in exc.flags],
-                },
-                sys.stdout,
-                indent=2,
-            )
-            print()
-        return EXIT_FAILED
-    except VerifyError as exc:
-        print(f"matui: the registry does not serve what was pushed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    return _run(_manifest(config, record, args))
+
+
+def format_preview(preview: PublishPreview) -> list[str]:
+    """The publish preview as the CLI prints it: each tag, what it serves now, the new index
+    platform by platform, then every open flag."""
+    plan = preview.plan
+    if plan is None:
+        return [f"run {preview.record.id}: no index to publish"]
+    where = f" (created on {preview.host})" if preview.host else ""
+    lines = [f"run {preview.record.id}: index for {plan.repository}{where}"]
+    for tag in preview.tags:
+        if tag.now is None:
+            held = "nothing (new tag)"
+        elif tag.now_is_index:
+            held = f"index {tag.now}"
+        else:
+            held = f"single-arch manifest {tag.now}"
+        lines += [f"  {tag.ref}", f"    now: {held}"]
+        if tag.serves_index:
+            lines.append("    already serves this index: it will not be pushed again")
+        for change in tag.changes:
+            old = (change.before or "-")[:19]
+            new = (change.after or "-")[:19]
+            lines.append(f"    {change.change:8} {change.platform:14} {old:19} -> {new}")
+    for flag in preview.flags:
+        lines.append(f"  {flag.severity} {flag.kind} {flag.subject}: {flag.message}")
+    return lines
+
+
+def format_report(report: PublishReport) -> list[str]:
+    """One line a tag: its outcome, the index it serves or the registry's answer."""
+    lines = []
+    for result in report.results:
+        if result.verified:
+            detail = f"index {result.digest} ({', '.join(result.platforms)})"
+            if result.outcome == "unchanged":
+                detail += ": already served it, not pushed"
+        else:
+            detail = result.error or ""
+        lines.append(f"  {result.outcome:13} {result.ref}" + (f"  {detail}" if detail else ""))
+    return lines
 
 
 async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace) -> int:
-    from matui.engine.flags import has_errors, index_diffs, read_tags
-    from matui.engine.publish import (
-        ManifestRefused,
-        check_index,
-        create_index,
-        index_host,
-        open_flags,
-        plan_index,
-        push_index,
-    )
+    from matui.engine.publish import PublishFailed, dry_run_index, preview_publish, publish
     from matui.engine.registry import RegistryClient
     from matui.engine.ssh import SshPool
 
-    plan = plan_index(record, args.tags)
-    registry = RegistryClient()
-    before = await read_tags(registry, plan.repository, plan.tags)
-    confirmed = {t: (m.digest if m else None) for t, m in before.items()}
-    host = index_host(record, config)
-    diffs = await index_diffs(plan, registry, state=before)
-    flags = await check_index(record, plan, registry, confirmed, config=config, host=host)
-    flags = open_flags(record, flags)
     out = sys.stderr if args.json else sys.stdout
-    print(
-        f"run {record.id}: index for {plan.repository}" + (f" (created on {host})" if host else ""),
-        file=out,
-    )
-    for tag in plan.tags:
-        now = before[tag]
-        held = (
-            "nothing (new tag)"
-            if now is None
-            else (f"index {now.digest}" if now.is_index else f"single-arch manifest {now.digest}")
-        )
-        print(f"  {plan.target(tag)}\n    now: {held}", file=out)
-        for change in diffs[tag]:
-            old = (change.before or "-")[:19]
-            new = (change.after or "-")[:19]
-            print(f"    {change.change:8} {change.platform:14} {old:19} -> {new}", file=out)
-    for flag in flags:
-        print(f"  {flag.severity} {flag.kind} {flag.subject}: {flag.message}", file=out)
+    registry = RegistryClient()
+    preview = await preview_publish(record, registry=registry, config=config, tags=args.tags)
+    for line in format_preview(preview):
+        print(line, file=out)
     doc: dict[str, object] = {
-        "run": record.id,
-        "tag": plan.tags[0] if plan.tags else None,
-        "tags": list(plan.tags),
-        "platforms": [str(s.platform) for s in plan.sources],
-        "sources": plan.source_refs,
-        "diff": {tag: [c.to_json() for c in changes] for tag, changes in diffs.items()},
-        "flags": [flag.to_json() for flag in flags],
+        **preview.to_json(),
         "digest": None,
         "verified": False,
         "pushed": False,
+        "error": preview.blocked,
     }
-    if has_errors(flags) and not args.dry_run:
-        raise ManifestRefused("an error flag is open (above); not pushing the index", flags)
+
+    def done(code: int) -> int:
+        if args.json:
+            json.dump(doc, sys.stdout, indent=2)
+            print()
+        return code
+
+    if preview.blocked:
+        print(f"matui: {preview.blocked}", file=sys.stderr)
+        return done(EXIT_FAILED)
     async with SshPool(config.hosts) as pool:
         if args.dry_run:
-            index = await create_index(plan, config=config, pool=pool, host=host, dry_run=True)
+            try:
+                index = await dry_run_index(preview, config=config, pool=pool)
+            except PublishFailed as exc:
+                print(f"matui: {exc}", file=sys.stderr)
+                doc["error"] = str(exc)
+                return done(EXIT_FAILED)
             print(index, file=out)
             doc["index"] = json.loads(index) if index.strip().startswith("{") else index
-        else:
-            if not args.yes:
-                if not sys.stdin.isatty():
-                    raise UsageError("not a terminal: pass --yes to push without asking")
-                answer = input(f"push this index to {', '.join(plan.tags)}? [y/N] ")
-                if answer.strip().lower() not in ("y", "yes"):
-                    print("not pushed", file=out)
-                    return EXIT_FAILED
-            results = await push_index(
-                record,
-                registry,
-                tags=args.tags,
-                config=config,
-                pool=pool,
-                expected_before=confirmed,
-            )
-            for result in results:
-                print(
-                    f"pushed {result.ref} -> {result.digest} "
-                    f"(verified: {', '.join(result.platforms)})",
-                    file=out,
-                )
-            doc.update(
-                digest=results[0].digest,
-                verified=all(r.verified for r in results),
-                pushed=True,
-                results=[r.__dict__ for r in results],
-            )
-    if args.json:
-        json.dump(doc, sys.stdout, indent=2)
-        print()
-    return EXIT_OK
+            return done(EXIT_OK)
+        if preview.nothing_to_push:
+            print("every tag already serves this index: nothing to push", file=out)
+        elif not args.yes:
+            if not sys.stdin.isatty():
+                raise UsageError("not a terminal: pass --yes to push without asking")
+            answer = input(f"push this index to {', '.join(preview.to_push)}? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("not pushed", file=out)
+                return done(EXIT_FAILED)
+        report = await publish(preview, registry=registry, config=config, pool=pool)
+    for line in format_report(report):
+        print(line, file=out)
+    doc.update(
+        digest=report.digest,
+        verified=report.ok,
+        pushed=bool(report.moved),
+        results=[r.to_json() for r in report.results],
+        flags=[f.to_json() for f in report.flags],
+        moved=report.moved,
+        no_op=report.no_op,
+        line=report.line(),
+        record_error=report.record_error,
+        error=None if report.ok else report.line(),
+    )
+    if report.record_error:
+        print(f"matui: warning: {report.record_error}", file=sys.stderr)
+    if report.ok:
+        print(report.line(), file=out)
+        return done(EXIT_OK)
+    print(f"matui: {report.line()}", file=sys.stderr)
+    return done(EXIT_FAILED)
 
 
 def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:

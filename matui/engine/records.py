@@ -220,6 +220,8 @@ class PublishRecord:
     index: dict[str, Any]  # IndexPlan.to_json()
     results: list[TagResult]
     flags: list[Flag] = field(default_factory=list)
+    #: Why the attempt stopped or fell short, in one line (None: every tag serves the index).
+    error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -228,6 +230,7 @@ class PublishRecord:
             "plan": self.index,
             "results": [r.to_json() for r in self.results],
             "flags": [f.to_json() for f in self.flags],
+            "error": self.error,
         }
 
     @classmethod
@@ -238,6 +241,7 @@ class PublishRecord:
             index=dict(data.get("plan") or {}),
             results=[TagResult.from_json(r) for r in data.get("results") or ()],
             flags=[Flag.from_json(f) for f in data.get("flags") or ()],
+            error=data.get("error"),
         )
 
 

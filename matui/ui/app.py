@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from matui.engine.flags import Flag
     from matui.engine.plan import BuildJob
     from matui.engine.probe import HostProbe
+    from matui.engine.publish import PublishPreview, PublishReport
     from matui.engine.ssh import SshPool
 
 NARROW = 110  # columns below which the side panel moves to a strip on top
@@ -547,15 +548,34 @@ class MatuiApp(App[int]):
 
     @work(exclusive=True, group="publish")
     async def _publish(self) -> None:
-        from matui.ui.publish import prepare_publish
+        from matui.engine.publish import preview_publish, publish
+        from matui.engine.registry import RegistryClient
 
         if self.run_ is None:
             self.notify("nothing built yet: b builds every arch", severity="warning")
             return
-        summary, blocked, push = await prepare_publish(self, self.run_)
-        pushed = await self.push_screen_wait(PublishScreen(summary, blocked=blocked, push=push))
-        if pushed:
-            self._update_title()
+        registry = RegistryClient()
+        preview = await preview_publish(self.run_.record, registry=registry, config=self.config)
+
+        async def push(confirmed: PublishPreview) -> PublishReport:
+            return await publish(confirmed, registry=registry, config=self.config, pool=self.pool())
+
+        await self.push_screen_wait(
+            PublishScreen(preview, push=push, on_report=self._take_publish_report)
+        )
+
+    def _take_publish_report(self, report: PublishReport) -> None:
+        """The app's own state from the engine's report: the title shows what was decided."""
+        if report.ok:
+            self.published = report.digest
+            self.status_text = "published"
+        elif report.moved:
+            self.status_text = "partly published"
+        else:
+            self.status_text = "publish failed"
+        if report.record_error:
+            self.notify(report.record_error, severity="warning", timeout=15)
+        self._update_title()
 
     # --- help, quit, palette ---------------------------------------------------------------
 

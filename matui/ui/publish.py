@@ -1,101 +1,75 @@
-"""What the publish confirmation shows, and the push it runs: both straight from the engine."""
+"""The dashboard's rendering of a publish: the engine's preview and report as Rich text.
+
+The engine decides (:func:`matui.engine.publish.preview_publish` and
+:func:`~matui.engine.publish.publish`); this module only lays out what they returned. It knows
+nothing of the app: :class:`~matui.ui.screens.PublishScreen` shows these texts and calls back.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from matui.engine.build.run import BuildRun
-    from matui.ui.app import MatuiApp
+    from matui.engine.publish import PublishPreview, PublishReport
 
-PushFn = Callable[[], Awaitable[Text]]
+_CHANGE_STYLES = {"added": "green", "changed": "yellow", "dropped": "bold red", "same": "dim"}
 
 
-async def prepare_publish(app: MatuiApp, run: BuildRun) -> tuple[Text, str | None, PushFn | None]:
-    """(summary, why it is blocked or None, the push to run on enter)."""
-    from matui.engine.flags import has_errors, index_diffs, read_tags
-    from matui.engine.publish import (
-        ManifestRefused,
-        VerifyError,
-        check_index,
-        index_host,
-        open_flags,
-        plan_index,
-        push_index,
-    )
-    from matui.engine.registry import RegistryClient, RegistryError
-
+def render_preview(preview: PublishPreview) -> Text:
+    """Each tag: what it serves now, the new index platform by platform; then the open flags."""
     summary = Text()
-    if run.running:
-        busy = [s.job.arch for s in run.status.values() if not s.state.finished]
-        return summary, f"still building: {', '.join(busy)}; wait for every arch to end", None
-    try:
-        plan = plan_index(run.record)
-    except ManifestRefused as exc:
-        return summary, str(exc), None
-    registry = RegistryClient()
-    try:
-        before = await read_tags(registry, plan.repository, plan.tags)
-    except RegistryError as exc:
-        return (
-            summary,
-            f"cannot read what the tags hold now, so cannot show what moves: {exc}",
-            None,
-        )
-
-    confirmed = {t: (m.digest if m else None) for t, m in before.items()}
-    host = index_host(run.record, app.config)
-    try:
-        diffs = await index_diffs(plan, registry, state=before)
-        flags = await check_index(
-            run.record, plan, registry, confirmed, config=app.config, host=host
-        )
-    except RegistryError as exc:
-        return summary, f"cannot check the registry, so nothing is pushed: {exc}", None
-    styles = {"added": "green", "changed": "yellow", "dropped": "bold red", "same": "dim"}
-    for tag in plan.tags:
-        summary.append(f"{plan.target(tag)}\n", style="bold")
-        now = before[tag]
+    for tag in preview.tags:
+        summary.append(f"{tag.ref}\n", style="bold")
         summary.append("  now: ", style="dim")
-        if now is None:
+        if tag.now is None:
             summary.append("nothing (new tag)\n")
-        elif now.is_index:
-            summary.append(f"index {now.digest[:19]}\n")
+        elif tag.now_is_index:
+            summary.append(f"index {tag.now[:19]}\n")
         else:
-            summary.append(f"single-arch manifest {now.digest[:19]}\n", style="yellow")
+            summary.append(f"single-arch manifest {tag.now[:19]}\n", style="yellow")
+        if tag.serves_index:
+            summary.append("  already serves this index: not pushed again\n", style="green")
         summary.append("  platform       now                  new\n", style="dim")
-        for change in diffs[tag]:
+        for change in tag.changes:
             summary.append(f"  {change.platform:14} {(change.before or '-')[:19]:20} ")
             summary.append(f"{(change.after or '-')[:19]:20} ")
-            summary.append(f"{change.change}\n", style=styles.get(str(change.change), ""))
-    shown = open_flags(run.record, flags)
-    if shown:
+            summary.append(f"{change.change}\n", style=_CHANGE_STYLES.get(str(change.change), ""))
+    if preview.flags:
         summary.append("\nOpen flags:\n", style="bold")
-        for flag in shown:
+        for flag in preview.flags:
             style = "bold red" if flag.severity == "error" else ""
             summary.append(f"  {flag.severity}: {flag.kind} {flag.subject}: ", style=style)
             summary.append(f"{flag.message}\n")
-    if has_errors(shown):
-        return summary, "an error flag is open (listed above); fix it and build again", None
+    return summary
 
-    async def push() -> Text:
-        try:
-            results = await push_index(
-                run.record, registry, config=app.config, pool=app.pool(), expected_before=confirmed
-            )
-        except (ManifestRefused, VerifyError, RegistryError, RuntimeError) as exc:
-            app.status_text = "publish failed"
-            return Text(f"NOT PUBLISHED\n\n{exc}", style="bold red")
-        app.published = results[0].digest
-        app.status_text = "published"
+
+def render_report(report: PublishReport) -> Text:
+    """The headline (published, already published, partly, not published), then each tag."""
+    if report.no_op:
+        refs = ", ".join(r.ref for r in report.results)
+        verb = "serves" if len(report.results) == 1 else "serve"
+        text = Text(f"ALREADY PUBLISHED: {refs} already {verb} this index\n\n", style="bold green")
+    elif report.ok:
         text = Text("PUBLISHED AND VERIFIED\n\n", style="bold green")
-        for result in results:
-            text.append(f"{result.ref}\n", style="bold")
+    elif report.moved:
+        text = Text("PARTLY PUBLISHED\n\n", style="bold yellow")
+    else:
+        text = Text("NOT PUBLISHED\n\n", style="bold red")
+    text.append(f"{report.line()}\n\n")
+    for result in report.results:
+        text.append(f"{result.ref}\n", style="bold")
+        style = "green" if result.verified else "bold red"
+        text.append(f"  {result.outcome}", style=style)
+        if result.outcome == "unchanged":
+            text.append(": already serves this index")
+        text.append("\n")
+        if result.verified:
             text.append(f"  index {result.digest}\n")
             text.append(f"  serves {', '.join(result.platforms)}\n")
-        return text
-
-    return summary, None, push
+        elif result.error:
+            text.append(f"  {result.error}\n")
+    if report.record_error:
+        text.append(f"\n{report.record_error}\n", style="yellow")
+    return text

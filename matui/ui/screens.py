@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -13,12 +13,19 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from matui.ui.publish import render_preview, render_report
 
-class PublishScreen(ModalScreen[bool]):
-    """Shows exactly what will move; `enter` pushes, `esc` backs out.
+if TYPE_CHECKING:
+    from matui.engine.publish import PublishPreview, PublishReport
 
-    When publishing is blocked (an arch not built, an error flag open) it says why and offers
-    nothing to confirm.
+
+class PublishScreen(ModalScreen["PublishReport | None"]):
+    """Shows the engine's publish preview: exactly what will move; `enter` pushes, `esc` backs
+    out. Then the per-tag report.
+
+    When publishing is blocked (an arch not built, an error flag open, the registry not
+    readable) it says why and offers nothing to confirm. The screen knows nothing of the app:
+    ``push`` runs the publish, ``on_report`` hands the report back as soon as it is in.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -28,16 +35,19 @@ class PublishScreen(ModalScreen[bool]):
 
     def __init__(
         self,
-        summary: Text,
+        preview: PublishPreview,
         *,
-        blocked: str | None,
-        push: Callable[[], Awaitable[Text]] | None,
+        push: Callable[[PublishPreview], Awaitable[PublishReport]] | None,
+        on_report: Callable[[PublishReport], None] | None = None,
     ) -> None:
         super().__init__(classes="dialog-screen")
-        self.summary = summary
-        self.blocked = blocked
-        self.push = push
-        self.state = "blocked" if blocked else "confirm"
+        self.preview = preview
+        self.summary = render_preview(preview)
+        self.blocked = preview.blocked
+        self.push = None if preview.blocked else push
+        self.on_report = on_report
+        self.report: PublishReport | None = None
+        self.state = "blocked" if preview.blocked or push is None else "confirm"
 
     def compose(self) -> ComposeResult:
         with Vertical(id="publish", classes="dialog"):
@@ -48,18 +58,25 @@ class PublishScreen(ModalScreen[bool]):
     def on_mount(self) -> None:
         dialog = self.query_one("#publish")
         dialog.border_title = "Publish the multi-arch index"
-        dialog.set_class(self.blocked is not None, "-blocked")
+        dialog.set_class(self.state == "blocked", "-blocked")
 
     def _prompt(self) -> Text:
         if self.state == "blocked":
             text = Text("NOT READY TO PUBLISH\n", style="bold red")
-            text.append(self.blocked or "")
+            text.append(self.blocked or "nothing to publish")
             text.append("\n\nesc: back", style="dim")
             return text
         if self.state == "pushing":
             return Text("pushing the index and verifying what the registry serves…", style="bold")
         if self.state == "done":
             return Text("esc: close", style="dim")
+        if self.preview.nothing_to_push:
+            return Text.assemble(
+                ("enter", "bold reverse"),
+                " confirm (every tag already serves this index: nothing to push)   ",
+                ("esc", "bold"),
+                " back",
+            )
         return Text.assemble(("enter", "bold reverse"), " push   ", ("esc", "bold"), " back")
 
     def action_confirm(self) -> None:
@@ -72,14 +89,17 @@ class PublishScreen(ModalScreen[bool]):
     @work(exclusive=True, group="push")
     async def _run_push(self) -> None:
         assert self.push is not None
-        result = await self.push()
+        report = await self.push(self.preview)
+        self.report = report
         self.state = "done"
-        self.query_one("#publish-summary", Static).update(result)
+        if self.on_report is not None:
+            self.on_report(report)
+        self.query_one("#publish-summary", Static).update(render_report(report))
         self.query_one("#publish-prompt", Static).update(self._prompt())
 
     def action_dismiss_screen(self) -> None:
         if self.state != "pushing":
-            self.dismiss(self.state == "done")
+            self.dismiss(self.report)
 
 
 class QuitScreen(ModalScreen[str | None]):

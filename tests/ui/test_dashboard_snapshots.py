@@ -11,20 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import textual.constants
-from rich.text import Text
 from textual.pilot import Pilot
 
 from matui.engine.build.progress import StepEvent, StepState
 from matui.engine.build.run import LinesEvent, StateEvent, StepChange
-from matui.engine.records import JobState
 from matui.engine.flags import Flag
+from matui.engine.publish import PublishPreview
+from matui.engine.records import JobState, RunRecord
 from matui.ui.app import MatuiApp
 from matui.ui.screens import PublishScreen, QuitScreen
 from tests.helpers.dashboard import (
     FOUR,
+    REPO,
     TWO,
     buildx_lines,
     error_flag,
@@ -206,7 +208,9 @@ def test_publish_blocked_80x24(snap_compare: SnapCompare) -> None:
             "  - arm64 is failed: #7 [3/4] RUN make -j8\n"
             "fix the cause and rebuild (`matui build`), then push again"
         )
-        pilot.app.push_screen(PublishScreen(Text(), blocked=reason, push=None))
+        record = RunRecord(Path("/nonexistent"), "20261127-083000-a1b2c3", REPO, ["1.0"], [], [])
+        preview = PublishPreview(record, None, None, (), (), reason)
+        pilot.app.push_screen(PublishScreen(preview, push=None))
         await settle(pilot)
 
     assert snap_compare(dashboard(TWO), terminal_size=SMALL, run_before=run_before)

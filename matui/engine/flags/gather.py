@@ -27,17 +27,18 @@ from matui.engine.flags.tag_overwrite import (
     arch_tag_moved_flags,
     cross_repo_flags,
     duplicate_push_flags,
+    missing_source_flags,
     release_platform_flags,
     release_tag_flags,
     tag_moved_flags,
 )
 from matui.engine.probe import HostProbe, probe_hosts
 from matui.engine.refs import RefError, Repository, parse_repository
-from matui.engine.registry import Manifest
+from matui.engine.registry import Manifest, NotFound
 
 if TYPE_CHECKING:
     from matui.engine.config import HostConfig
-    from matui.engine.plan import BuildPlan, IndexPlan
+    from matui.engine.plan import BuildPlan, IndexPlan, IndexSource
     from matui.engine.ssh import SshPool
 
 
@@ -182,6 +183,7 @@ async def premanifest_flags(
     buildx_version: str | None = None,
     merge_host: str | None = None,
     check_configs: bool = True,
+    state: Mapping[str, Manifest | None] | None = None,
 ) -> list[Flag]:
     """Right before ``imagetools create``.
 
@@ -190,9 +192,12 @@ async def premanifest_flags(
     against ``planned`` (default: the plan's own platforms, then only duplicates and attestations
     are caught), cross-repository sources against ``buildx_version`` of the buildx that merges
     (``merge_host``: where it runs, for the message), and — with ``check_configs`` — the config
-    arch of every source.
+    arch of every source, and — always — that every source is still in the registry (a
+    per-arch image deleted since the build is an ERROR, not an exception). ``state`` is
+    :func:`read_tags` of the plan's tags when the caller read it already.
     """
-    state = await read_tags(registry, plan.repository, plan.tags)
+    if state is None:
+        state = await read_tags(registry, plan.repository, plan.tags)
     flags: list[Flag] = []
     for tag in plan.tags:
         current = state.get(tag)
@@ -204,14 +209,44 @@ async def premanifest_flags(
     wanted = list(planned) if planned is not None else [s.platform for s in plan.sources]
     flags += index_shape_flags(plan, wanted, subject=plan.tags[0] if plan.tags else None)
     flags += cross_repo_flags(plan.sources, plan.repository, buildx_version, where=merge_host)
-    if check_configs:
-        for source in plan.sources:
-            repo_text = _source_repository(source)
-            try:
-                source_repo = parse_repository(repo_text)
-            except RefError:
-                source_repo = plan.repository
-            flags += await _config_flags(registry, source_repo, source.platform, source.digest)
+    found = await asyncio.gather(
+        *(_source_flags(registry, plan, source, check_configs) for source in plan.sources)
+    )
+    return flags + [flag for flags in found for flag in flags]
+
+
+async def _source_flags(
+    registry: RegistryReader, plan: IndexPlan, source: IndexSource, check_config: bool
+) -> list[Flag]:
+    """One source of the index: still in the registry (else a missing-image ERROR), and with
+    ``check_config`` the arch its config names."""
+    repo_text = _source_repository(source)
+    try:
+        repo = parse_repository(repo_text)
+    except RefError:
+        repo = plan.repository
+    manifest = await registry.get_manifest(repo, source.digest)
+    if manifest is None:
+        return missing_source_flags(source, str(repo))
+    children = (
+        [e.digest for e in manifest.entries if not e.attestation]
+        if manifest.is_index
+        else [source.digest]
+    )
+    flags: list[Flag] = []
+    for child in children:
+        if not check_config and child == source.digest:
+            continue
+        try:
+            facts = await registry.image_config(repo, child)
+        except NotFound:
+            # The manifest is there but a child of it (or its config blob) is not.
+            flags += missing_source_flags(
+                source, str(repo), child=None if child == source.digest else child
+            )
+            continue
+        if check_config:
+            flags += image_config_flags(source.platform, facts, digest=child)
     return flags
 
 

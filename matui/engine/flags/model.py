@@ -25,6 +25,7 @@ class Severity(StrEnum):
 class FlagKind(StrEnum):
     TAG_OVERWRITE = "tag-overwrite"
     ARCH_MISMATCH = "arch-mismatch"
+    MISSING_IMAGE = "missing-image"  # a built per-arch image is gone from the registry
 
 
 @dataclass(frozen=True)

@@ -321,4 +321,28 @@ def cross_repo_flags(
     ]
 
 
+def missing_source_flags(
+    source: IndexSource, repository: str, *, child: str | None = None
+) -> list[Flag]:
+    """A per-arch image the index would point at is gone from the registry (deleted, or
+    garbage-collected, between the build and the publish). ``child`` is the missing image
+    manifest when ``source`` is an index (provenance on) that is still there. The index would
+    name a manifest the registry cannot serve, so this blocks the publish."""
+    arch = source.platform.arch
+    missing = child or source.digest
+    what = f"the {source.platform} image {_short(missing)}"
+    if child is not None:
+        what += f" (in {_short(source.digest)})"
+    return [
+        Flag(
+            FlagKind.MISSING_IMAGE,
+            Severity.ERROR,
+            arch,
+            f"{what} is gone from {repository}; rebuild {arch} (`matui build`) and publish "
+            "that run",
+            {"platform": str(source.platform), "digest": source.digest, "missing": missing},
+        )
+    ]
+
+
 # --------------------------------------------------------------------------------------------
