@@ -413,9 +413,12 @@ class MatuiApp(App[int]):
                 severity="error",
                 timeout=10,
             )
-        else:
+        elif (verdict := self.run_.record.verdict()).can_publish:
             self.status_text = "built: press m to publish"
             self.notify("every arch built; m publishes the index", timeout=8)
+        else:
+            # The engine's verdict: built but blocked (an error flag), already published, ...
+            self.status_text = verdict.line()
 
     def _pane(self, key: str) -> ArchPane:
         return self.query_one(f"#pane-{key}", ArchPane)
