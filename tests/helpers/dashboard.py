@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App
+from textual.dom import DOMNode
 from textual.pilot import Pilot
 
 from matui.engine.arch import Platform
@@ -156,6 +157,27 @@ async def wait_for(
                 f"{screen_text(pilot.app)}"
             )
         await pilot.pause(step)
+
+
+async def press_handled(pilot: Pilot[Any], node: DOMNode, key: str, action: str) -> None:
+    """Press ``key`` and wait until ``node`` has run ``action_<action>`` for it: the positive
+    signal that the key was handled, so a check that it changed nothing comes after it."""
+    name = f"action_{action}"
+    real = getattr(node, name)
+    ran: list[bool] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return real(*args, **kwargs)
+        finally:
+            ran.append(True)
+
+    setattr(node, name, spy)  # an instance attribute: Textual looks actions up by name
+    try:
+        await pilot.press(key)
+        await wait_for(pilot, lambda: ran, f"{key} to run {action} on {node!r}")
+    finally:
+        delattr(node, name)
 
 
 def _at_rest(app: App[Any]) -> bool:

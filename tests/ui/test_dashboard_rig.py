@@ -23,7 +23,15 @@ from matui.engine.config import load_config
 from matui.ui.app import MatuiApp
 from matui.ui.screens import PublishScreen, QuitScreen
 from matui.ui.widgets.panels import HostsPanel
-from tests.helpers.dashboard import panes, screen_text, settle, sleep_until, toasts, wait_for
+from tests.helpers.dashboard import (
+    panes,
+    press_handled,
+    screen_text,
+    settle,
+    sleep_until,
+    toasts,
+    wait_for,
+)
 from tests.helpers.projects import make_project
 from tests.helpers.rig import Rig
 
@@ -212,8 +220,7 @@ async def test_failed_arch_blocks_publish_then_r_retries_it_and_the_index_keeps_
         text = " ".join(screen_text(app).split())
         assert "NOT READY TO PUBLISH" in text and "arm64 is failed" in text
         assert "enter push" not in text
-        await pilot.press("enter")
-        await pilot.pause(1.0)
+        await press_handled(pilot, screen, "enter", "confirm")
         assert app.screen is screen and screen.state == "blocked"
         assert skopeo_raw(f"{repo}:1.0") is None
         await pilot.press("escape")
@@ -270,8 +277,7 @@ async def test_an_open_error_flag_blocks_publish_and_enter_does_nothing(
         assert "NOT READY TO PUBLISH" in text
         assert "open arch-mismatch error on arm64" in text and "exec format error" in text
         assert "enter push" not in text
-        await pilot.press("enter")
-        await pilot.pause(1.0)
+        await press_handled(pilot, screen, "enter", "confirm")
         assert app.screen is screen and screen.state == "blocked"
         assert skopeo_raw(f"{repo}:1.0") is None
 
