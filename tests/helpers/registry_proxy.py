@@ -57,7 +57,9 @@ class Misbehaviour:
 class RegistryProxy:
     """``with RegistryProxy(upstream) as proxy:`` — ``proxy.address`` is ``127.0.0.1:PORT``."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, port: int = 0) -> None:
+        """``port`` 0: a free one. Pass the port of an earlier proxy to bring "the registry"
+        back up at the same address."""
         self.upstream = upstream
         self.rules = Misbehaviour()
         self.refused: list[str] = []  # "METHOD path" of every request answered with an error
@@ -75,7 +77,7 @@ class RegistryProxy:
 
             do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_GET
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.address = f"127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
@@ -87,9 +89,15 @@ class RegistryProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop serving and close the port (connections to it are refused from then on);
+        returns once the server thread has ended. Stopping twice is harmless."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=10)
         self._server.server_close()
-        self._thread.join(timeout=10)
 
     @contextmanager
     def misbehaving(self, **rules: object) -> Iterator[Misbehaviour]:
