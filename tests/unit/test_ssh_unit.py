@@ -284,3 +284,46 @@ async def test_passphrase_identity_is_reported(tmp_path: Path) -> None:
         with pytest.raises(SshError, match="passphrase-protected") as err:
             await pool.connect(b1)
     assert "ssh-add" in str(err.value) and "secret-passphrase" not in str(err.value)
+
+
+def test_user_ssh_config_gives_aliases_only_and_loads_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is read through asyncssh's public options API (at every asyncssh from the
+    pyproject floor up; CI runs this at the floor). Only HostName, Port, User, IdentityFile and
+    the proxy options are taken from it: options matui ignores are not validated, nothing in
+    ~/.ssh is loaded, and nothing there turns host-key checking off."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    for name in ("id_ed25519", "id_rsa", "ca-bundle.crt"):
+        (home / ".ssh" / name).write_text("not a key, not a certificate\n")
+    (home / ".ssh" / "config").write_text("Host alias1\n  HostName 10.9.9.9\n")  # not this file
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    config = tmp_path / "config"
+    config.write_text(
+        "Host alias1\n  HostName 10.1.1.1\n"
+        "  Ciphers no-such-cipher\n  KexAlgorithms no-such-kex\n  MACs no-such-mac\n"
+        "  HostKeyAlgorithms no-such-alg\n  EnableSSHKeySign yes\n"
+        "  PKCS11Provider /nonexistent/pkcs11.so\n  CertificateFile /nonexistent/cert\n"
+        "  IdentityAgent /nonexistent/agent.sock\n  IdentitiesOnly yes\n"
+        "  StrictHostKeyChecking no\n  UserKnownHostsFile none\n  GlobalKnownHostsFile none\n"
+        "Host *\n  User everyone\n  Port 2201\n"
+    )
+    pool = SshPool([], user_ssh_config=config, default_known_hosts=tmp_path / "kh")
+    target = pool._resolve(entry("a1", "alias1"))
+    assert (target.address, target.port, target.user) == ("10.1.1.1", 2201, "everyone")
+    assert target.identities == ()
+    assert target.known_hosts == tmp_path / "kh"  # checked against this file, whatever it says
+    assert target.ignored_proxy is None
+    # An entry the file does not name keeps its own address; "Host *" still applies.
+    other = pool._resolve(entry("b1", "10.2.2.2", user="me"))
+    assert (other.address, other.port, other.user) == ("10.2.2.2", 2201, "me")
+
+
+def test_unreadable_user_ssh_config_is_an_ssh_error_naming_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("Host alias1\n  Port not-a-number\n")
+    pool = SshPool([], user_ssh_config=config)
+    with pytest.raises(SshError, match=rf"cannot read {config} for host 'a1': .*Fix: correct"):
+        pool._resolve(entry("a1", "alias1"))

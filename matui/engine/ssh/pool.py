@@ -15,7 +15,6 @@ from types import TracebackType
 from typing import Any
 
 import asyncssh
-from asyncssh.config import SSHClientConfig
 
 from matui.engine.shell import RemoteScript
 from matui.engine.ssh.known_hosts import SSH_PORT, fingerprint, known_hosts_line
@@ -546,17 +545,35 @@ class SshPool:
 
     def _read_ssh_alias(self, host: HostEntry) -> dict[str, object]:
         assert self._ssh_config is not None
+        _local_user(host.name)  # its clear error first: asyncssh would need the name too
         try:
-            config = SSHClientConfig.load(
-                None,
-                [self._ssh_config],
-                False,
-                False,
-                False,
-                _local_user(host.name),
-                host.user if host.user else (),
-                host.address,
-                host.port if host.port else (),
+            # asyncssh's public way to read an ssh config for a host (its private
+            # SSHClientConfig.load changed signature in 2.19). These options are only read
+            # here, never used to connect. Every value matui does not take from the file is
+            # given, so nothing else in it is loaded or validated: no keys, agent, certificates
+            # or algorithm lists; known_hosts is not read here either.
+            options = asyncssh.SSHClientConnectionOptions(
+                config=[str(self._ssh_config)],
+                host=host.address,
+                port=host.port if host.port else (),
+                username=host.user if host.user else (),
+                client_keys=None,
+                client_host_keysign=False,
+                agent_path=None,
+                pkcs11_provider=None,
+                x509_trusted_certs=None,
+                x509_trusted_cert_paths=[],
+                kex_algs="default",
+                encryption_algs="default",
+                mac_algs="default",
+                compression_algs="default",
+                signature_algs="default",
+                server_host_key_algs="default",
+                rekey_bytes=1 << 30,
+                rekey_seconds=3600,
+                connect_timeout=None,
+                keepalive_interval=0,
+                keepalive_count_max=1,
             )
         except (OSError, ValueError, asyncssh.Error) as exc:
             raise SshError(
@@ -564,8 +581,11 @@ class SshPool:
                 f"cannot read {self._ssh_config} for host '{host.name}': {_reason(exc)}. Fix: "
                 "correct that file, or start matui without the user ssh config.",
             ) from exc
+        # The file as parsed for this host: ``options.config`` is what asyncssh itself chains
+        # from one options object to the next; ``get`` returns None for an option not set.
+        parsed = options.config
         return {
-            option: config.get(option)
+            option: parsed.get(option)
             for option in ("Hostname", "Port", "User", "IdentityFile", "ProxyJump", "ProxyCommand")
         }
 
