@@ -1,7 +1,8 @@
 """An append-only, memory-lean store of one build job's log lines, with fast search.
 
-Lines are neutralised once, on the way in (:func:`matui.engine.text.neutralise`), so nothing a
-remote build prints can reach the operator's terminal as an escape sequence.
+Lines arrive inert: the engine neutralised them once, as it decoded the host's bytes
+(:func:`matui.engine.text.decode_lines`), so nothing a remote build prints can reach the
+operator's terminal as an escape sequence; the store keeps them as they come.
 
 Layout: lines are kept in *chunks*. A sealed chunk is one ``str`` holding up to
 :data:`CHUNK_LINES` lines joined by ``"\\n"`` plus an ``array('I')`` of line start offsets, instead
@@ -16,33 +17,50 @@ temporary directory) and read back on demand, a few kept decoded. Only a chunk's
 and line count stay in memory (its line offsets are recomputed on reading).
 
 Search runs one compiled regex over a joined chunk (a C loop over megabytes) rather than a Python
-loop over lines. Patterns are matched per line: ``re.MULTILINE`` is set, so ``^`` and ``$`` anchor
+loop over lines. Patterns are matched per line: ``MULTILINE`` is set, so ``^`` and ``$`` anchor
 at line boundaries, and a match that runs across a line break is checked again against its first
 line alone, so no result depends on a neighbouring line.
 
-Standard library only (engine code).
+A pattern an operator types can backtrack for seconds on one line (``(a|a)+$``, or with ``re``
+``(a+)+$`` and ``(\\w+\\s?)+$``). So searches take a ``timeout`` (:class:`SearchTimeout` when it
+runs out) and a ``cancelled`` callback, and a :class:`LogSnapshot` can be searched from a worker
+thread while the store keeps taking lines. Typed patterns are matched with the ``regex`` package,
+not ``re``: its matching methods take a time limit and release the GIL, whereas one ``re`` call
+holds the GIL to its end, so even in a worker thread it would freeze the UI thread.
+
+Standard library and ``regex`` only (engine code: no Rich, no Textual).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import tempfile
-import unicodedata
+import time
 from array import array
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
-from matui.engine.text import neutralise
+import regex as regex_lib  # type: ignore[import-untyped]  # the package ships no type hints
 
-__all__ = ["CHUNK_LINES", "ERROR_RE", "LogStore", "compile_pattern", "display_width"]
+__all__ = [
+    "CHUNK_LINES",
+    "ERROR_RE",
+    "Hit",
+    "LogSnapshot",
+    "LogStore",
+    "Match",
+    "Pattern",
+    "SearchCancelled",
+    "SearchTimeout",
+    "compile_pattern",
+]
 
 CHUNK_LINES = 4096
 """Lines per sealed chunk."""
@@ -52,6 +70,7 @@ _CHUNK_CHARS = 1 << 20
 offsets fit ``array('I')`` whatever the line lengths."""
 
 _BACKWARD_WINDOW = 256
+"""Backward search looks for the last match in windows of this many lines."""
 
 MEMORY_LIMIT = 128 << 20
 """Characters of sealed chunks a store keeps in memory by default (~1.6 M 80-byte lines); older
@@ -59,7 +78,6 @@ chunks go to an anonymous spill file, so a gigabyte of log costs about this much
 
 _LOADED_CHUNKS = 8
 """Spilled chunks kept decoded after a read (rendering reads the same few chunks again)."""
-"""Backward search looks for the last match in windows of this many lines."""
 
 ERROR_RE = re.compile(
     # After an optional ``#N `` step prefix and an optional ``12.34 `` output timestamp, the line
@@ -77,130 +95,134 @@ ERROR_RE = re.compile(
 _ERROR_LITERALS = (re.compile("rror"), re.compile("RROR"))
 
 
-@lru_cache(maxsize=64)
-def compile_pattern(pattern: str, regex: bool = True, ignore_case: bool = True) -> re.Pattern[str]:
-    """Compile a search pattern (``regex=False``: a literal string).
+class Match(Protocol):
+    """A match: what :class:`Pattern` finds (``re`` matches fit too)."""
 
-    ``re.MULTILINE`` is always set: the store searches joined chunks, one line per text line.
+    def start(self) -> int: ...
+
+    def end(self) -> int: ...
+
+    def span(self) -> tuple[int, int]: ...
+
+
+class Pattern(Protocol):
+    """A compiled search pattern (a ``regex`` package pattern): ``timeout`` is in seconds, and
+    running out of it raises :class:`TimeoutError`."""
+
+    @property
+    def pattern(self) -> str: ...
+
+    @property
+    def flags(self) -> int: ...
+
+    def search(
+        self, string: str, pos: int = ..., endpos: int = ..., *, timeout: float | None = ...
+    ) -> Match | None: ...
+
+    def finditer(
+        self, string: str, pos: int = ..., endpos: int = ..., *, timeout: float | None = ...
+    ) -> Iterator[Match]: ...
+
+
+_Search = Callable[[str, int, int], Match | None]
+"""``search(text, pos, endpos)``: a pattern's search, perhaps bounded in time."""
+
+
+class SearchTimeout(Exception):
+    """A search ran out of time: the pattern backtracks too much on some line."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"search stopped after {seconds:g} s: the pattern backtracks too much; simplify it "
+            "(nested repeats such as (a+)+ or (\\w+\\s?)+ are the usual cause)"
+        )
+        self.seconds = seconds
+
+
+class SearchCancelled(Exception):
+    """A search stopped because its ``cancelled`` callback said so."""
+
+
+@lru_cache(maxsize=64)
+def compile_pattern(pattern: str, regex: bool = True, ignore_case: bool = True) -> Pattern:
+    """Compile a search pattern (``regex=False``: a literal string) with the ``regex`` package
+    (``re``-compatible syntax, its version 0).
+
+    ``MULTILINE`` is always set: the store searches joined chunks, one line per text line.
     ``ignore_case`` is dropped for a pattern without cased characters (``#12``, ``[0-9]+``):
-    the result is the same and the search much faster. Raises ValueError for an invalid
-    regular expression.
+    the result is the same. Raises ValueError for an invalid regular expression.
     """
-    flags = re.MULTILINE
+    flags = regex_lib.MULTILINE | regex_lib.VERSION0
     if ignore_case and pattern.lower() != pattern.upper():
-        flags |= re.IGNORECASE
+        flags |= regex_lib.IGNORECASE
     try:
-        return re.compile(pattern if regex else re.escape(pattern), flags)
-    except re.error as exc:
+        compiled = regex_lib.compile(pattern if regex else regex_lib.escape(pattern), flags)
+    except (regex_lib.error, OverflowError, RecursionError) as exc:
         raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return cast(Pattern, compiled)
 
 
-@dataclass(frozen=True)
-class _Matcher:
-    rx: re.Pattern[str]
-    """Searched in the stored text."""
-    lower_rx: re.Pattern[str] | None
-    """For a case-blind ASCII pattern: an equivalent case-sensitive pattern, searched in
-    ``text.lower()`` of ASCII chunks instead. Python's ``re.IGNORECASE`` gives up the fast
-    literal scans; lowering a chunk and searching it case-sensitively is five to ten times
-    faster."""
+class _Limit:
+    """One search's time limit and cancellation, checked before every regex call and passed to
+    it as its ``timeout``, so no single call runs past the limit either."""
 
+    __slots__ = ("cancelled", "deadline", "seconds")
 
-@lru_cache(maxsize=64)
-def _matcher(pattern: str, regex: bool, ignore_case: bool) -> _Matcher:
-    rx = compile_pattern(pattern, regex, ignore_case)
-    lower_rx = None
-    if rx.flags & re.IGNORECASE and pattern.isascii():
-        if not regex:
-            lower_rx = re.compile(re.escape(pattern.lower()), re.MULTILINE)
-        else:
-            lower_rx = _lowered_pattern(pattern)
-    return _Matcher(rx, lower_rx)
+    def __init__(self, seconds: float | None, cancelled: Callable[[], bool] | None) -> None:
+        self.seconds = seconds
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+        self.cancelled = cancelled
 
+    def left(self) -> float | None:
+        """Seconds left (None: no limit); raises when none are left or the caller cancelled."""
+        if self.cancelled is not None and self.cancelled():
+            raise SearchCancelled
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self.expired()
+        return left
 
-def _lowered_pattern(pattern: str) -> re.Pattern[str] | None:
-    """``pattern`` (ASCII) rewritten so that, searched case-sensitively in lowercased ASCII
-    text, it matches exactly where ``pattern`` with IGNORECASE matches the original text: every
-    ASCII capital in a literal or a set becomes (or gains) its small letter.
+    def expired(self) -> SearchTimeout:
+        return SearchTimeout(self.seconds or 0.0)
 
-    Uses the ``re`` module's own parser; None (search with IGNORECASE as before) for anything
-    it does not handle, e.g. a ``(?-i:...)`` group, or a ``re`` internals change.
-    """
-    try:
-        # re's parser and compiler: private, but shipped with every CPython 3.11+.
-        _parser = importlib.import_module("re._parser")
-        _compiler = importlib.import_module("re._compiler")
-        sre = importlib.import_module("re._constants")
+    def bound(self, rx: Pattern) -> _Search:
+        """``rx.search`` under this limit."""
+        if self.deadline is None and self.cancelled is None:
+            return rx.search
+        search = rx.search
 
-        def lower(c: int) -> int:
-            return c + 32 if 65 <= c <= 90 else c
+        def bounded(text: str, pos: int, endpos: int) -> Match | None:
+            left = self.left()
+            if left is None:
+                return search(text, pos, endpos)
+            try:
+                return search(text, pos, endpos, timeout=left)
+            except TimeoutError:
+                raise self.expired() from None
 
-        def walk(items: Any) -> None:
-            for i, (op, av) in enumerate(items):
-                if op in (sre.LITERAL, sre.NOT_LITERAL):
-                    items[i] = (op, lower(av))
-                elif op is sre.IN:
-                    extra = []
-                    for k, (item_op, item_av) in enumerate(av):
-                        if item_op is sre.LITERAL:
-                            av[k] = (item_op, lower(item_av))
-                        elif item_op is sre.RANGE:
-                            lo, hi = max(item_av[0], 65), min(item_av[1], 90)
-                            if lo <= hi:
-                                extra.append((sre.RANGE, (lo + 32, hi + 32)))
-                        elif item_op not in (sre.NEGATE, sre.CATEGORY):
-                            raise ValueError(item_op)
-                    av.extend(extra)
-                elif op is sre.SUBPATTERN:
-                    group, add_flags, del_flags, sub = av
-                    if del_flags & re.IGNORECASE:
-                        raise ValueError("case-sensitive group")
-                    items[i] = (op, (group, add_flags & ~re.IGNORECASE, del_flags, sub))
-                    walk(sub)
-                elif op is sre.BRANCH:
-                    for sub in av[1]:
-                        walk(sub)
-                elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
-                    walk(av[2])
-                elif op in (sre.ASSERT, sre.ASSERT_NOT):
-                    walk(av[1])
-                elif op is sre.ATOMIC_GROUP:
-                    walk(av)
-                elif op is sre.GROUPREF_EXISTS:
-                    walk(av[1])
-                    if av[2] is not None:
-                        walk(av[2])
-                elif op not in (sre.ANY, sre.AT, sre.CATEGORY, sre.GROUPREF):
-                    raise ValueError(op)
-
-        parsed = _parser.parse(pattern, re.IGNORECASE | re.MULTILINE)
-        walk(parsed.data)
-        parsed.state.flags &= ~re.IGNORECASE
-        compiled: re.Pattern[str] = _compiler.compile(parsed, re.MULTILINE)
-        return compiled
-    except Exception:  # any surprise: keep the plain IGNORECASE search
-        return None
+        return bounded
 
 
 def _scan(
-    rx: re.Pattern[str],
+    search: _Search,
     text: str,
     offsets: array[int] | None,
     k0: int,
     k1: int,
     limit: int,
-    verify: re.Pattern[str] | None = None,
+    verify: _Search | None = None,
 ) -> list[int]:
-    """Chunk lines in [k0, k1) where ``rx`` (and ``verify``, if given) match, in order, at most
-    ``limit`` of them. ``text`` is the chunk's lines joined by "\n"; ``offsets`` their starts
-    (None: the whole chunk, offsets not computed yet; computed only if ``rx`` matches)."""
+    """Chunk lines in [k0, k1) where ``search`` (and ``verify``, if given) match, in order, at
+    most ``limit`` of them. ``text`` is the chunk's lines joined by "\n"; ``offsets`` their
+    starts (None: the whole chunk, offsets not computed yet; computed only if it matches)."""
     found: list[int] = []
     if offsets is None:
-        if rx.search(text) is None:
+        if search(text, 0, len(text)) is None:
             return found
         offsets = _text_offsets(text)
     pos, end = offsets[k0], offsets[k1] - 1
-    search = rx.search
     while pos <= end:
         m = search(text, pos, end)
         if m is None:
@@ -210,7 +232,7 @@ def _scan(
         # A match running past its line's end (``\s`` on the "\n", ``a\nb``) must be
         # checked against the line alone.
         if (m.end() <= line_end or search(text, start, line_end) is not None) and (
-            verify is None or verify.search(text, start, line_end) is not None
+            verify is None or verify(text, start, line_end) is not None
         ):
             found.append(k)
             if len(found) >= limit:
@@ -219,24 +241,7 @@ def _scan(
     return found
 
 
-def _scan_matcher(
-    matcher: _Matcher, text: str, offsets: array[int] | None, k0: int, k1: int, limit: int
-) -> list[int]:
-    if matcher.lower_rx is not None and text.isascii():
-        # ASCII lowercasing keeps every offset.
-        return _scan(matcher.lower_rx, text.lower(), offsets, k0, k1, limit)
-    return _scan(matcher.rx, text, offsets, k0, k1, limit)
-
-
-_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 _ONE_MORE = (1).__add__
-
-
-def _printable(text: str) -> bool:
-    """``text.isprintable()``, three times faster for ASCII text (the usual case)."""
-    if text.isascii():
-        return not text.encode("ascii").translate(None, _PRINTABLE_ASCII)
-    return text.isprintable()
 
 
 def _line_offsets(lines: list[str]) -> array[int]:
@@ -249,32 +254,29 @@ def _text_offsets(text: str) -> array[int]:
     return _line_offsets(text.split("\n"))
 
 
-def _char_width(ch: str) -> int:
-    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
-        return 0
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-
-
-def display_width(line: str) -> int:
-    """Terminal cells a line takes: tabs expanded to 8-column stops, East Asian wide characters
-    counted twice, combining and format characters not at all."""
-    if line.isascii():
-        return len(line.expandtabs()) if "\t" in line else len(line)
-    width = 0
-    for ch in line:
-        if ch == "\t":
-            width += 8 - width % 8
-        else:
-            width += _char_width(ch)
-    return width
-
-
 @dataclass(frozen=True)
 class _OnDisk:
     """Where a spilled chunk's UTF-8 text lies in the spill file."""
 
     position: int
     size: int
+
+
+def _read_spilled(spill: Any, where: _OnDisk) -> str:
+    # pread: no shared file position, so a search thread and the store's own reads (or two
+    # searches) never disturb each other.
+    data = os.pread(spill.fileno(), where.size, where.position)
+    return data.decode("utf-8", "surrogatepass")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """Where a search matched: line ``line`` (an index as the searched store counted them
+    then), whose first match spans characters [start, end)."""
+
+    line: int
+    start: int
+    end: int
 
 
 class LogStore:
@@ -316,7 +318,6 @@ class LogStore:
         self._tail_start = 0  # absolute index of the tail's first line
         self._tail_joined: tuple[str, array[int]] | None = None
         self._dropped = 0
-        self._max_width = 0
         self._error_scanned = 0  # absolute: lines [dropped, scanned) hold no error line
         self._first_error: int | None = None  # absolute
 
@@ -330,28 +331,14 @@ class LogStore:
         """Lines dropped from the front because of ``max_lines``."""
         return self._dropped
 
-    @property
-    def max_width(self) -> int:
-        """Display width (:func:`display_width`) of the widest line ever appended."""
-        return self._max_width
-
     # -- writing ---------------------------------------------------------------------------
 
     def append(self, lines: list[str]) -> None:
-        """Append decoded lines (without line endings), neutralising each once.
-
-        A line that still holds a ``"\\n"`` keeps its text but loses the break (neutralise drops
-        every control character but TAB).
-        """
+        """Append lines (without line endings) as the engine made them: inert already
+        (:func:`matui.engine.text.decode_lines`), so the store does not neutralise again."""
         if not lines:
             return
         joined = "".join(lines)
-        if not _printable(joined):
-            # neutralise() returns a printable line as is: only the others need the call.
-            lines = [line if line.isprintable() else neutralise(line) for line in lines]
-            joined = "".join(lines)
-        self._note_width(lines, joined)
-
         pos, count = 0, len(lines)
         while pos < count:
             part = lines[pos : pos + CHUNK_LINES - len(self._tail)]
@@ -363,20 +350,6 @@ class LogStore:
         self._tail_joined = None
         if self.max_lines is not None:
             self._drop_old()
-
-    def _note_width(self, lines: list[str], joined: str) -> None:
-        if joined.isascii() and "\t" not in joined:
-            self._max_width = max(self._max_width, max(map(len, lines)))
-            return
-        widest = self._max_width
-        for line in lines:
-            # A line's width is at most 8 cells per character (a tab); skip the exact count
-            # for lines that cannot beat the widest so far.
-            if len(line) * 8 > widest and (
-                len(line) > widest or "\t" in line or not line.isascii()
-            ):
-                widest = max(widest, display_width(line))
-        self._max_width = widest
 
     def _seal(self) -> None:
         tail = self._tail
@@ -430,8 +403,7 @@ class LogStore:
         if loaded is not None:
             self._loaded.move_to_end(start)
             return loaded
-        data = os.pread(self._spill.fileno(), text.size, text.position)
-        decoded = data.decode("utf-8", "surrogatepass")
+        decoded = _read_spilled(self._spill, text)
         loaded = (decoded, _text_offsets(decoded))
         self._loaded[start] = loaded
         if len(self._loaded) > _LOADED_CHUNKS:
@@ -488,80 +460,33 @@ class LogStore:
             self._tail_joined = ("\n".join(self._tail), _line_offsets(self._tail))
         return self._tail_joined
 
-    def _segments(
-        self, a0: int, a1: int, *, reverse: bool = False
-    ) -> Iterator[tuple[str, array[int], int, int, int]]:
+    def _segments(self, a0: int, a1: int) -> Iterator[tuple[str, array[int], int, int, int]]:
         """``(text, offsets, k0, k1, base)`` for each chunk overlapping absolute lines [a0, a1):
         lines k0..k1-1 of the chunk, whose line 0 is absolute line ``base``. Lazily: a spilled
         chunk is read only when its turn comes."""
-        for text, offsets, k0, k1, base in self._scan_segments(a0, a1, reverse=reverse):
-            yield text, offsets if offsets is not None else _text_offsets(text), k0, k1, base
-
-    def _scan_segments(
-        self, a0: int, a1: int, *, reverse: bool = False
-    ) -> Iterator[tuple[str, array[int] | None, int, int, int]]:
-        """:meth:`_segments` for scans: a whole spilled chunk comes with offsets None (see
-        :func:`_scan`), read but not kept, so a scan through a gigabyte stays cheap."""
         if a0 >= a1:
             return
-        if reverse and a1 > self._tail_start and self._tail:
-            yield from self._tail_part(a0, a1)
         first = max(bisect_right(self._starts, a0) - 1, 0)
         last = bisect_right(self._starts, a1 - 1)  # chunks [first, last) may overlap
-        for c in reversed(range(first, last)) if reverse else range(first, last):
+        for c in range(first, last):
             base = self._starts[c]
-            size = self._sizes[c]
-            k0, k1 = max(a0 - base, 0), min(a1 - base, size)
-            if k0 >= k1:
-                continue
-            where = self._texts[c]
-            if isinstance(where, _OnDisk) and k1 - k0 == size and base not in self._loaded:
-                yield self._read_spilled(where), None, k0, k1, base
-            else:
+            k0, k1 = max(a0 - base, 0), min(a1 - base, self._sizes[c])
+            if k0 < k1:
                 text, offsets = self._chunk(c)
                 yield text, offsets, k0, k1, base
-        if not reverse and a1 > self._tail_start and self._tail:
-            yield from self._tail_part(a0, a1)
-
-    def _tail_part(
-        self, a0: int, a1: int
-    ) -> Iterator[tuple[str, array[int] | None, int, int, int]]:
-        text, offsets = self._tail_segment()
-        k0 = max(a0 - self._tail_start, 0)
-        k1 = min(a1 - self._tail_start, len(self._tail))
-        if k0 < k1:
-            yield text, offsets, k0, k1, self._tail_start
+        if a1 > self._tail_start and self._tail:
+            text, offsets = self._tail_segment()
+            k0 = max(a0 - self._tail_start, 0)
+            k1 = min(a1 - self._tail_start, len(self._tail))
+            if k0 < k1:
+                yield text, offsets, k0, k1, self._tail_start
 
     # -- searching -------------------------------------------------------------------------
 
-    def _first_abs(self, matcher: _Matcher, a0: int, a1: int) -> int | None:
-        for text, offsets, k0, k1, base in self._scan_segments(a0, a1):
-            hit = _scan_matcher(matcher, text, offsets, k0, k1, 1)
-            if hit:
-                return base + hit[0]
-        return None
-
-    def _last_abs(self, matcher: _Matcher, a0: int, a1: int) -> int | None:
-        for text, offsets, k0, k1, base in self._scan_segments(a0, a1, reverse=True):
-            if matcher.lower_rx is not None and text.isascii():
-                text = text.lower()  # once per chunk, not per window
-                rx = matcher.lower_rx
-            else:
-                rx = matcher.rx
-            if offsets is None:
-                if rx.search(text) is None:
-                    continue
-                offsets = _text_offsets(text)
-            # Regexes only search forwards: take the last hit of ever earlier windows, so a
-            # pattern matching every line costs one window, not one chunk, of Python work.
-            w1 = k1
-            while w1 > k0:
-                w0 = max(k0, w1 - _BACKWARD_WINDOW)
-                hits = _scan(rx, text, offsets, w0, w1, _BACKWARD_WINDOW)
-                if hits:
-                    return base + hits[-1]
-                w1 = w0
-        return None
+    def snapshot(self) -> LogSnapshot:
+        """The lines held now, searchable from any thread while this store goes on (call this
+        from the thread that appends). Cheap: it copies chunk references, not text."""
+        return LogSnapshot(self)
 
     def search(
         self,
@@ -571,28 +496,19 @@ class LogStore:
         ignore_case: bool = True,
         start: int = 0,
         backwards: bool = False,
+        timeout: float | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> int | None:
-        """Index of the first line matching ``pattern`` at or after ``start`` (at or before it
-        with ``backwards``), wrapping around the ends; None when no line matches.
-
-        ``start`` is taken modulo the line count, so ``len(store)`` means 0 and ``-1`` the last
-        line. Raises ValueError for an invalid regular expression.
-        """
-        matcher = _matcher(pattern, regex, ignore_case)
-        n = len(self)
-        if n == 0:
-            return None
-        d = self._dropped
-        a = start % n + d
-        if backwards:
-            hit = self._last_abs(matcher, d, a + 1)
-            if hit is None:
-                hit = self._last_abs(matcher, a + 1, n + d)
-        else:
-            hit = self._first_abs(matcher, a, n + d)
-            if hit is None:
-                hit = self._first_abs(matcher, d, a)
-        return None if hit is None else hit - d
+        """:meth:`LogSnapshot.search` over the lines held now."""
+        return self.snapshot().search(
+            pattern,
+            regex=regex,
+            ignore_case=ignore_case,
+            start=start,
+            backwards=backwards,
+            timeout=timeout,
+            cancelled=cancelled,
+        )
 
     def find_all(
         self,
@@ -602,15 +518,19 @@ class LogStore:
         ignore_case: bool = True,
         start: int = 0,
         stop: int | None = None,
+        timeout: float | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> list[int]:
-        """Indices of every matching line in [start, stop) (slice semantics), in order."""
-        matcher = _matcher(pattern, regex, ignore_case)
-        start, stop, _ = slice(start, stop).indices(len(self))
-        d = self._dropped
-        out: list[int] = []
-        for text, offsets, k0, k1, base in self._scan_segments(start + d, stop + d):
-            out.extend(base - d + k for k in _scan_matcher(matcher, text, offsets, k0, k1, k1))
-        return out
+        """:meth:`LogSnapshot.find_all` over the lines held now."""
+        return self.snapshot().find_all(
+            pattern,
+            regex=regex,
+            ignore_case=ignore_case,
+            start=start,
+            stop=stop,
+            timeout=timeout,
+            cancelled=cancelled,
+        )
 
     def first_error(self) -> int | None:
         """Index of the first line that looks like a build error, or None.
@@ -624,33 +544,11 @@ class LogStore:
         if self._first_error is None:
             end = len(self) + self._dropped
             start = max(self._error_scanned, self._dropped)
-            self._first_error = self._first_error_abs(start, end)
+            self._first_error = self.snapshot()._first_error_abs(start, end)
             self._error_scanned = end
         return None if self._first_error is None else self._first_error - self._dropped
 
-    def _first_error_abs(self, a0: int, a1: int) -> int | None:
-        # Every error line holds "rror" or "RROR": scan for those literals (fast) and check
-        # only the lines they hit against ERROR_RE, whose optional prefixes make a direct scan
-        # some thirty times slower.
-        for text, offsets, k0, k1, base in self._scan_segments(a0, a1):
-            if offsets is None:
-                if "rror" not in text and "RROR" not in text:
-                    continue
-                offsets = _text_offsets(text)
-            best = None
-            for literal in _ERROR_LITERALS:
-                hits = _scan(literal, text, offsets, k0, k1 if best is None else best, 1, ERROR_RE)
-                if hits:
-                    best = hits[0]
-            if best is not None:
-                return base + best
-        return None
-
     # -- saving ----------------------------------------------------------------------------
-
-    def _read_spilled(self, where: _OnDisk) -> str:
-        data = os.pread(self._spill.fileno(), where.size, where.position)
-        return data.decode("utf-8", "surrogatepass")
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write every retained line, each ending in ``"\\n"``, as UTF-8 (replaced via a
@@ -660,7 +558,7 @@ class LogStore:
         try:
             with open(tmp, "w", encoding="utf-8", errors="replace", newline="\n") as f:
                 for text in self._texts:
-                    f.write(text if isinstance(text, str) else self._read_spilled(text))
+                    f.write(text if isinstance(text, str) else _read_spilled(self._spill, text))
                     f.write("\n")
                 if self._tail:
                     f.write("\n".join(self._tail))
@@ -669,3 +567,245 @@ class LogStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+
+class LogSnapshot:
+    """The lines a :class:`LogStore` held when :meth:`LogStore.snapshot` was called, searchable
+    from another thread while the store takes more lines, drops old ones or spills them.
+
+    It shares the store's text instead of copying it: sealed chunks never change once sealed (a
+    dropped or spilled chunk's ``str`` lives on here while the snapshot does), spilled chunks
+    are read back from the spill file (append-only, read with ``pread``), and the tail is the
+    joined copy the store made for it. Indices are the store's at snapshot time; add
+    :attr:`dropped` and subtract the store's current ``dropped`` to map them to the store now.
+    """
+
+    def __init__(self, store: LogStore) -> None:
+        self.dropped = store.dropped
+        """The store's :attr:`LogStore.dropped` at snapshot time."""
+        self._length = len(store)
+        self._texts = store._texts.copy()
+        self._offsets = store._offsets.copy()
+        self._sizes = store._sizes.copy()
+        self._starts = store._starts.copy()
+        self._spill = store._spill
+        self._loaded = dict(store._loaded)
+        self._read: dict[int, tuple[str, array[int]]] = {}
+        self._tail_start = store._tail_start
+        self._tail_size = len(store._tail)
+        self._tail = store._tail_segment() if store._tail else None
+
+    def __len__(self) -> int:
+        return self._length
+
+    def line(self, i: int) -> str:
+        """Line ``i`` (negative counts from the end)."""
+        n = self._length
+        if not -n <= i < n:
+            raise IndexError(f"line {i} out of range (0..{n - 1})")
+        a = i % n + self.dropped
+        if a >= self._tail_start:
+            assert self._tail is not None
+            text, offsets = self._tail
+            k = a - self._tail_start
+        else:
+            c = bisect_right(self._starts, a) - 1
+            text, offsets = self._chunk(c)
+            k = a - self._starts[c]
+        return text[offsets[k] : offsets[k + 1] - 1]
+
+    def _chunk(self, c: int) -> tuple[str, array[int]]:
+        text = self._texts[c]
+        if isinstance(text, str):
+            offsets = self._offsets[c]
+            assert offsets is not None
+            return text, offsets
+        start = self._starts[c]
+        loaded = self._loaded.get(start) or self._read.get(start)
+        if loaded is None:
+            decoded = _read_spilled(self._spill, text)
+            loaded = self._read[start] = (decoded, _text_offsets(decoded))
+        return loaded
+
+    def _scan_segments(
+        self, a0: int, a1: int, *, reverse: bool = False
+    ) -> Iterator[tuple[str, array[int] | None, int, int, int]]:
+        """``(text, offsets, k0, k1, base)`` for each chunk overlapping absolute lines [a0, a1):
+        lines k0..k1-1 of the chunk, whose line 0 is absolute line ``base``. Lazily, and a whole
+        spilled chunk comes with offsets None (see :func:`_scan`), read but not kept, so a scan
+        through a gigabyte stays cheap."""
+        if a0 >= a1:
+            return
+        if reverse:
+            yield from self._tail_part(a0, a1)
+        first = max(bisect_right(self._starts, a0) - 1, 0)
+        last = bisect_right(self._starts, a1 - 1)  # chunks [first, last) may overlap
+        for c in reversed(range(first, last)) if reverse else range(first, last):
+            base = self._starts[c]
+            size = self._sizes[c]
+            k0, k1 = max(a0 - base, 0), min(a1 - base, size)
+            if k0 >= k1:
+                continue
+            where = self._texts[c]
+            if (
+                isinstance(where, _OnDisk)
+                and k1 - k0 == size
+                and base not in self._loaded
+                and base not in self._read
+            ):
+                yield _read_spilled(self._spill, where), None, k0, k1, base
+            else:
+                text, offsets = self._chunk(c)
+                yield text, offsets, k0, k1, base
+        if not reverse:
+            yield from self._tail_part(a0, a1)
+
+    def _tail_part(
+        self, a0: int, a1: int
+    ) -> Iterator[tuple[str, array[int] | None, int, int, int]]:
+        if self._tail is None or a1 <= self._tail_start:
+            return
+        text, offsets = self._tail
+        k0 = max(a0 - self._tail_start, 0)
+        k1 = min(a1 - self._tail_start, self._tail_size)
+        if k0 < k1:
+            yield text, offsets, k0, k1, self._tail_start
+
+    def _first_abs(self, search: _Search, a0: int, a1: int) -> int | None:
+        for text, offsets, k0, k1, base in self._scan_segments(a0, a1):
+            hit = _scan(search, text, offsets, k0, k1, 1)
+            if hit:
+                return base + hit[0]
+        return None
+
+    def _last_abs(self, search: _Search, a0: int, a1: int) -> int | None:
+        for text, offsets, k0, k1, base in self._scan_segments(a0, a1, reverse=True):
+            if offsets is None:
+                if search(text, 0, len(text)) is None:
+                    continue
+                offsets = _text_offsets(text)
+            # Regexes only search forwards: take the last hit of ever earlier windows, so a
+            # pattern matching every line costs one window, not one chunk, of Python work.
+            w1 = k1
+            while w1 > k0:
+                w0 = max(k0, w1 - _BACKWARD_WINDOW)
+                hits = _scan(search, text, offsets, w0, w1, _BACKWARD_WINDOW)
+                if hits:
+                    return base + hits[-1]
+                w1 = w0
+        return None
+
+    def find(
+        self,
+        pattern: str,
+        *,
+        regex: bool = True,
+        ignore_case: bool = True,
+        start: int = 0,
+        backwards: bool = False,
+        timeout: float | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Hit | None:
+        """The first line matching ``pattern`` at or after ``start`` (at or before it with
+        ``backwards``), wrapping around the ends, and where in it the first match lies; None
+        when no line matches.
+
+        ``start`` is taken modulo the line count, so ``len(snapshot)`` means 0 and ``-1`` the
+        last line. ``timeout`` (seconds, None: none) bounds the whole search, compiling
+        included: :class:`SearchTimeout` when it runs out. ``cancelled`` is asked between regex
+        calls: :class:`SearchCancelled` once it says True. Raises ValueError for an invalid
+        regular expression.
+        """
+        limit = _Limit(timeout, cancelled)
+        rx = compile_pattern(pattern, regex, ignore_case)
+        search = limit.bound(rx)
+        n = self._length
+        if n == 0:
+            return None
+        d = self.dropped
+        a = start % n + d
+        if backwards:
+            hit = self._last_abs(search, d, a + 1)
+            if hit is None:
+                hit = self._last_abs(search, a + 1, n + d)
+        else:
+            hit = self._first_abs(search, a, n + d)
+            if hit is None:
+                hit = self._first_abs(search, d, a)
+        if hit is None:
+            return None
+        text = self.line(hit - d)
+        m = search(text, 0, len(text))
+        span = (0, 0) if m is None else m.span()
+        return Hit(hit - d, *span)
+
+    def search(
+        self,
+        pattern: str,
+        *,
+        regex: bool = True,
+        ignore_case: bool = True,
+        start: int = 0,
+        backwards: bool = False,
+        timeout: float | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> int | None:
+        """Index of the line :meth:`find` finds, or None."""
+        hit = self.find(
+            pattern,
+            regex=regex,
+            ignore_case=ignore_case,
+            start=start,
+            backwards=backwards,
+            timeout=timeout,
+            cancelled=cancelled,
+        )
+        return None if hit is None else hit.line
+
+    def find_all(
+        self,
+        pattern: str,
+        *,
+        regex: bool = True,
+        ignore_case: bool = True,
+        start: int = 0,
+        stop: int | None = None,
+        timeout: float | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[int]:
+        """Indices of every matching line in [start, stop) (slice semantics), in order;
+        ``timeout`` and ``cancelled`` as for :meth:`find`."""
+        limit = _Limit(timeout, cancelled)
+        search = limit.bound(compile_pattern(pattern, regex, ignore_case))
+        start, stop, _ = slice(start, stop).indices(self._length)
+        d = self.dropped
+        out: list[int] = []
+        for text, offsets, k0, k1, base in self._scan_segments(start + d, stop + d):
+            out.extend(base - d + k for k in _scan(search, text, offsets, k0, k1, k1))
+        return out
+
+    def _first_error_abs(self, a0: int, a1: int) -> int | None:
+        # Every error line holds "rror" or "RROR": scan for those literals (fast) and check
+        # only the lines they hit against ERROR_RE, whose optional prefixes make a direct scan
+        # some thirty times slower. Fixed patterns: ``re``, no time limit needed.
+        for text, offsets, k0, k1, base in self._scan_segments(a0, a1):
+            if offsets is None:
+                if "rror" not in text and "RROR" not in text:
+                    continue
+                offsets = _text_offsets(text)
+            best = None
+            for literal in _ERROR_LITERALS:
+                hits = _scan(
+                    literal.search,
+                    text,
+                    offsets,
+                    k0,
+                    k1 if best is None else best,
+                    1,
+                    ERROR_RE.search,
+                )
+                if hits:
+                    best = hits[0]
+            if best is not None:
+                return base + best
+        return None

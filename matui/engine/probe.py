@@ -1,4 +1,9 @@
-"""What a builder host really is: its own arch, docker, buildx, QEMU handlers and free space."""
+"""What a builder host really is: its own arch, docker, buildx, QEMU handlers and free space.
+
+Every string in a :class:`HostProbe` can come from the host (its ``uname``, its docker's version,
+an error quoting its stderr, an SSH server's message): a probe makes them inert when it is made,
+so the CLI, the dashboard and the run record only ever see safe text.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from matui.engine.arch import ArchError, emulatable_arches, normalise_arch
 from matui.engine.shell import PROBE_SECTIONS, probe_script
+from matui.engine.text import neutralise
 
 if TYPE_CHECKING:
     from matui.engine.config import HostConfig
@@ -33,6 +39,18 @@ class HostProbe:
     error: str | None = None
     seconds: float = 0.0
     problems: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, str):
+                safe: object = neutralise(value)
+            elif isinstance(value, tuple):
+                safe = tuple(neutralise(v) if isinstance(v, str) else v for v in value)
+            else:
+                continue
+            if safe != value:
+                object.__setattr__(self, f.name, safe)
 
     @property
     def usable(self) -> bool:

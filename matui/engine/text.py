@@ -1,5 +1,10 @@
 """Host text made inert: every string that comes from a builder host passes here once, in the
-engine, before it becomes an event, a record field or a message."""
+engine, before it becomes an event, a record field or a message.
+
+:func:`decode_lines` is the one decoder of a job's log bytes (the live follow, a resumed run's
+stored log, lines a slow consumer reads back from the local copy); :func:`neutralise` makes any
+other host string (stderr of a failed command, a probe's answers) safe to show.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,29 @@ _SEQUENCE_RE = re.compile(
     r"|[\x00-\x08\x0a-\x0c\x0e-\x1f\x7f-\x9f]"
     r")"
 )
+
+
+# Bytes of the controls a line may not keep, but LF: every C0 but TAB, and DEL. C1 controls
+# (U+0080-U+009F) are C2 80..C2 9F in UTF-8.
+_C0_BYTES = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])
+_UNSAFE_IN_BLOCK_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def decode_lines(block: bytes) -> list[str]:
+    """Complete log lines (joined by ``\\n``, no final one) as inert text, one string a line.
+
+    Invalid UTF-8 becomes U+FFFD (a newline byte is never part of a UTF-8 sequence, so decoding
+    a block is the same as decoding each line); each line goes through :func:`neutralise`,
+    which also drops a trailing ``\\r`` and keeps only the text after a line's last ``\\r``.
+    A block without controls (almost every one) costs one pass over its bytes in C.
+    """
+    text = block.decode("utf-8", "replace")
+    lines = text.split("\n")
+    if len(block.translate(None, _C0_BYTES)) == len(block) and (
+        b"\xc2" not in block or _UNSAFE_IN_BLOCK_RE.search(text) is None
+    ):
+        return lines
+    return [neutralise(line) for line in lines]
 
 
 def neutralise(text: str) -> str:

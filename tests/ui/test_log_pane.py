@@ -11,6 +11,7 @@ from textual.message import Message
 from textual.pilot import Pilot
 
 from matui.engine.logstore import CHUNK_LINES, LogStore
+from matui.engine.text import decode_lines
 from matui.ui.widgets.log_pane import LogPane
 
 
@@ -202,12 +203,11 @@ async def test_remote_escapes_never_reach_the_screen_and_tabs_expand() -> None:
     app = PaneApp()
     async with app.run_test(size=(80, 24)) as pilot:
         pane = app.query_one(LogPane)
+        # As the engine hands them on: decoded and made inert once (the pane does not redo it).
         pane.add_lines(
-            [
-                "#5 0.1 \x1b[2Jwiped?",
-                "#5 0.2 \x1b]52;c;ZXZpbA==\x07clipboard?",
-                "#5 0.3 a\tb",
-            ]
+            decode_lines(
+                b"#5 0.1 \x1b[2Jwiped?\n#5 0.2 \x1b]52;c;ZXZpbA==\x07clipboard?\n#5 0.3 a\tb"
+            )
         )
         await settle(pilot, pane)
         visible = rows(pane)

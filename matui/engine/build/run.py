@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from matui.engine import shell
@@ -24,6 +24,7 @@ from matui.engine.plan import BuildJob, BuildPlan
 from matui.engine.records import JobState, RunRecord, RunState
 from matui.engine.registry import RegistryError
 from matui.engine.ssh import HostUnreachable
+from matui.engine.text import decode_lines, neutralise
 
 if TYPE_CHECKING:
     from matui.engine.config import Config
@@ -161,7 +162,7 @@ class BuildRun:
         self.reconnect_delay = reconnect_delay
         self.reconnect_cap = reconnect_cap
         self.registry = registry
-        self.flags: list[Flag] = []
+        self._flags: list[Flag] = []
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
@@ -171,6 +172,15 @@ class BuildRun:
     @property
     def id(self) -> str:
         return self.record.id
+
+    @property
+    def flags(self) -> list[Flag]:
+        """The run's open flags (pre-flight, then post-build), their host text inert."""
+        return self._flags
+
+    @flags.setter
+    def flags(self, flags: Iterable[Flag]) -> None:
+        self._flags = [_inert_flag(flag) for flag in flags]
 
     # --- public API -------------------------------------------------------------------------
 
@@ -209,9 +219,10 @@ class BuildRun:
             status.pid = saved.pid
             status.exit_code = saved.exit_code
             status.digest = saved.digest
-            status.failing_step = saved.failing_step
-            status.error = saved.error
-            status.notes = list(saved.notes)
+            # Records written before host text was made inert in the engine may hold it raw.
+            status.failing_step = _inert(saved.failing_step)
+            status.error = _inert(saved.error)
+            status.notes = [neutralise(note) for note in saved.notes]
             status.arch_evidence = list(saved.arch_evidence)
             status.started = time.time() - (saved.seconds or 0.0)
             log = record.log_path(status.job.key)
@@ -274,6 +285,11 @@ class BuildRun:
             self._supervisor = asyncio.create_task(self._supervise())
 
     @property
+    def queued_events(self) -> int:
+        """Events waiting for :meth:`events` to hand them on."""
+        return self._queue.qsize()
+
+    @property
     def running(self) -> bool:
         return any(not s.state.finished for s in self.status.values())
 
@@ -286,7 +302,15 @@ class BuildRun:
     def _emit(self, event: Event) -> None:
         self._queue.put_nowait(event)
 
+    def _note(self, key: str, text: str) -> None:
+        self._emit(NoteEvent(key, neutralise(text)))
+
     def _set_state(self, status: JobStatus, state: JobState, detail: str = "") -> None:
+        """Every state change goes through here: the job's host-derived text (an error carrying
+        remote stderr, a failing step's name) is made inert before it is recorded or shown."""
+        status.error = _inert(status.error)
+        status.failing_step = _inert(status.failing_step)
+        detail = neutralise(detail)
         status.state = state
         if state.finished:
             status.finished = time.time()
@@ -302,9 +326,7 @@ class BuildRun:
                 if isinstance(result, BaseException) and not status.state.finished:
                     # A bug of ours must still end the job visibly, never leave it "running".
                     status.error = f"internal error: {type(result).__name__}: {result}"
-                    status.state = JobState.FAILED
-                    status.finished = time.time()
-                    self._emit(StateEvent(key, JobState.FAILED, status.error))
+                    self._set_state(status, JobState.FAILED, status.error)
             if all(task.done() for task in self._tasks.values()):
                 break  # else a retry started meanwhile: wait for it too
         await self._postbuild_checks()
@@ -433,7 +455,7 @@ class BuildRun:
             )
         words = result.out_text().split()
         if words[-2:-1] == ["attached"]:
-            self._emit(NoteEvent(job.key, f"already building on {host.name}: attached to it"))
+            self._note(job.key, f"already building on {host.name}: attached to it")
         return int(words[-1])
 
     async def _follow_until_done(self, host: Any, status: JobStatus) -> None:
@@ -560,15 +582,9 @@ class BuildRun:
         sink.file.flush()
 
     def _lines(self, status: JobStatus, parser: ProgressParser, block: bytes) -> None:
-        """Complete lines (joined by \\n, no final one): decoded once, parsed in one call.
-
-        A newline byte is never part of a UTF-8 sequence, so decoding the block is the same as
-        decoding each line: an invalid byte becomes U+FFFD either way.
-        """
-        text = block.decode("utf-8", "replace")
-        lines = text.split("\n")
-        if "\r" in text:
-            lines = [line.rstrip("\r") for line in lines]
+        """Complete lines (joined by \\n, no final one): decoded and made inert once
+        (:func:`~matui.engine.text.decode_lines`), parsed in one call."""
+        lines = decode_lines(block)
         key = status.job.key
         first = status.lines
         status.lines += len(lines)
@@ -598,7 +614,7 @@ class BuildRun:
         for note in parser.notes:
             if note not in status.notes:
                 status.notes.append(note)
-                self._emit(NoteEvent(key, note))
+                self._note(key, note)
         status.arch_evidence = list(parser.arch_evidence)
         exit_text = str(outcome.get("exit", "")).strip()
         if exit_text.lstrip("-").isdigit():
@@ -657,6 +673,19 @@ _ENGINE_GONE = (
 )
 
 
+def _inert(text: str | None) -> str | None:
+    return None if text is None else neutralise(text)
+
+
+def _inert_flag(flag: Flag) -> Flag:
+    """A flag whose subject and message (which can quote a log line, a registry's or a host's
+    answer) are safe to show."""
+    subject, message = neutralise(flag.subject), neutralise(flag.message)
+    if subject == flag.subject and message == flag.message:
+        return flag
+    return replace(flag, subject=subject, message=message)
+
+
 def _engine_went_away(*texts: str) -> bool:
     text = " ".join(texts).lower()
     return any(marker in text for marker in _ENGINE_GONE)
@@ -664,6 +693,5 @@ def _engine_went_away(*texts: str) -> bool:
 
 def _is_connection_error(exc: BaseException) -> bool:
     import asyncssh
-
 
     return isinstance(exc, asyncssh.ConnectionLost | asyncssh.DisconnectError | HostUnreachable)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
@@ -53,8 +54,9 @@ class ArchPane(Vertical):
         state = self.state.upper() if self.state in ("failed", "lost") else self.state
         # State before host: a narrow pane cuts the end of its title, and the state matters
         # most (at 120 columns, "arm64 · emu-1 (QEMU) · succeeded" lost its state).
-        self.border_title = f"{self.arch} · {state} · {host}"
-        self.border_subtitle = _short(self.detail)
+        # Text, not str: a str title is read as markup, and the detail is host text.
+        self.border_title = Text(f"{self.arch} · {state} · {host}")
+        self.border_subtitle = Text(_short(self.detail))
 
 
 def _short(detail: str, width: int = 60) -> str:
