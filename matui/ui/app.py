@@ -482,13 +482,17 @@ class MatuiApp(App[int]):
         self._close_search()
         if pane is None or not event.value:
             return
-        try:
-            found = pane.view.search(event.value)
-        except ValueError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        if found is None:
-            self.notify(f"not found in {pane.arch}: {event.value}", severity="warning")
+        pane.view.search(event.value)  # in a worker: _search_done says how it ended
+
+    @on(LogPane.SearchDone)
+    def _search_done(self, message: LogPane.SearchDone) -> None:
+        """A search (``/``, ``n``, ``N``) found nothing, or failed: an invalid pattern, or one
+        stopped at the time limit."""
+        if message.error is not None:
+            self.notify(message.error, severity="error")
+        elif message.line is None:
+            arch = next((p.arch for p in self.query(ArchPane) if p.view is message.pane), "log")
+            self.notify(f"not found in {arch}: {message.pattern}", severity="warning")
 
     def _close_search(self) -> None:
         pane = self._search_pane

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from textual import events
 from textual.app import App, ComposeResult
 from textual.message import Message
@@ -30,6 +29,12 @@ class PaneApp(App[None]):
     def on_log_pane_follow_changed(self, message: LogPane.FollowChanged) -> None:
         self.messages.append(message)
 
+    def on_log_pane_search_done(self, message: LogPane.SearchDone) -> None:
+        self.messages.append(message)
+
+    def searches_done(self) -> list[LogPane.SearchDone]:
+        return [m for m in self.messages if isinstance(m, LogPane.SearchDone)]
+
 
 def build_lines(start: int, count: int) -> list[str]:
     return [f"#7 {i / 100:.2f} compiling unit {i}" for i in range(start, start + count)]
@@ -43,6 +48,18 @@ async def settle(pilot: Pilot[None], pane: LogPane) -> None:
             break
         await pilot.pause(0.01)
     assert not pane.pending, "lines never flushed"
+    await pilot.pause()
+    await pilot.pause()
+
+
+async def searched(pilot: Pilot[None], pane: LogPane) -> None:
+    """Wait for the pane's search and count workers to end (polling, with a deadline), then
+    for the messages and repaint they cause."""
+    for _ in range(1000):
+        if not pane.searching:
+            break
+        await pilot.pause(0.01)
+    assert not pane.searching, "the search never ended"
     await pilot.pause()
     await pilot.pause()
 
@@ -152,10 +169,13 @@ async def test_search_jumps_highlights_and_counts() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         pane = app.query_one(LogPane)
         await flood(pilot, pane)
-        hit = pane.search(r"unit 42\d\b")
-        assert hit == 420  # the search starts at the top of the view and wraps
+        pane.search(r"unit 42\d\b")
+        await searched(pilot, pane)
+        assert pane.match_line == 420  # the search starts at the top of the view and wraps
+        assert [(m.pattern, m.line, m.error) for m in app.searches_done()] == [
+            (r"unit 42\d\b", 420, None)
+        ]
         assert not pane.follow
-        await pilot.pause()
         visible = rows(pane)
         assert any(row.startswith("#7 4.20 compiling unit 420") for row in visible)
         strip = pane.render_line(visible.index(next(r for r in visible if "unit 420" in r)))
@@ -164,21 +184,30 @@ async def test_search_jumps_highlights_and_counts() -> None:
         assert pane.match_count == 10
 
         pane.action_next_match()
+        await searched(pilot, pane)
         assert pane.match_line == 421
         pane.action_previous_match()
+        await searched(pilot, pane)
         pane.action_previous_match()
+        await searched(pilot, pane)
         assert pane.match_line == 429  # wrapped backwards
-        await pilot.pause()
         assert any("unit 429" in row for row in rows(pane))
 
         pane.add_lines(["#8 1.00 compiling unit 420 again"])
         await settle(pilot, pane)
+        pane.action_next_match()
+        await searched(pilot, pane)
         assert pane.match_count == 11  # counted incrementally
 
-        with pytest.raises(ValueError, match="invalid regular expression"):
-            pane.search("unit (")
+        pane.search("unit (")
+        await searched(pilot, pane)
+        error = app.searches_done()[-1].error
+        assert error is not None and "invalid regular expression" in error
         assert pane.search_pattern == r"unit 42\d\b"  # the old search stays
-        assert pane.search("no such line") is None
+        pane.search("no such line")
+        await searched(pilot, pane)
+        assert pane.match_line is None and app.searches_done()[-1].line is None
+        assert pane.search_pattern == "no such line" and pane.match_count == 0
 
 
 async def test_first_error_jumps_and_highlights() -> None:
@@ -231,7 +260,7 @@ async def test_horizontal_scrolling_of_long_lines() -> None:
         assert pane.scroll_offset.x == 8
         assert rows(pane)[0].startswith(long[8:20])
         pane.search("0300")  # at column 1507
-        await pilot.pause()
+        await searched(pilot, pane)
         assert pane.scroll_offset.x > 1400
         assert "0300" in rows(pane)[0]
         await pilot.press("home")
@@ -271,8 +300,9 @@ async def test_view_stays_on_its_lines_when_old_lines_are_dropped() -> None:
         pane = app.query_one(LogPane)
         pane.add_lines(build_lines(0, 2 * CHUNK_LINES))
         await settle(pilot, pane)
-        assert pane.search(r"unit 6000\b") == 6000
-        await pilot.pause()
+        pane.search(r"unit 6000\b")
+        await searched(pilot, pane)
+        assert pane.match_line == 6000
         top = rows(pane)[0]
         pane.add_lines(build_lines(2 * CHUNK_LINES, CHUNK_LINES))
         await settle(pilot, pane)

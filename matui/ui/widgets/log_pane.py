@@ -9,17 +9,31 @@ view the same way, every 50 ms).
 
 Lines arrive neutralised by the store (no escape sequence reaches the terminal); the pane only
 expands tabs.
+
+Width: every cell count (the horizontal scroll range, the column a search jumps to, a row's
+crop) comes from :func:`line_cells`, which measures as Rich renders (``rich.cells.cell_len``, on
+the tab-expanded text), so emoji sequences, flags and variation selectors land where Rich puts
+them. The engine measures nothing: it must not import Rich.
+
+Search never runs on the UI thread: ``/``, ``n``, ``N`` and the match count search a
+:class:`~matui.engine.logstore.LogSnapshot` in a thread worker, the newest superseding the one
+before, and each stops after :data:`SEARCH_SECONDS` with a message (:class:`LogPane.SearchDone`)
+and no highlights left behind. The engine matches with the ``regex`` package, which releases the
+GIL while matching; the thread would not help with ``re``, which holds it for a whole call.
+Highlighting the visible matches is the one piece of pattern matching on the UI thread, bounded
+by :data:`HIGHLIGHT_SECONDS` a repaint.
 """
 
 from __future__ import annotations
 
-import re
+import time
+from bisect import bisect_left
 from typing import ClassVar, NamedTuple
 
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
+from textual import events, on
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.geometry import Region, Size
@@ -27,10 +41,25 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.worker import Worker, WorkerState, get_current_worker
 
-from matui.engine.logstore import LogStore, compile_pattern, display_width
+from matui.engine.logstore import (
+    CHUNK_LINES,
+    Hit,
+    LogStore,
+    Pattern,
+    SearchTimeout,
+    compile_pattern,
+)
 
-__all__ = ["FLUSH_INTERVAL", "MAX_WIDTH", "LogPane"]
+__all__ = [
+    "FLUSH_INTERVAL",
+    "HIGHLIGHT_SECONDS",
+    "MAX_WIDTH",
+    "SEARCH_SECONDS",
+    "LogPane",
+    "line_cells",
+]
 
 FLUSH_INTERVAL = 0.05
 """Seconds between flushes of newly added lines to the screen."""
@@ -46,25 +75,71 @@ _H_STEP = 4
 
 _TAB = 8
 
+SEARCH_SECONDS = 2.0
+"""A search (``/``, ``n``, ``N``, the match count) stops after this long: the pattern
+backtracks too much to be worth waiting for."""
+
+HIGHLIGHT_SECONDS = 0.03
+"""What one repaint may spend finding the matches to highlight on the visible rows (on the UI
+thread). A pattern that needs more is left unhighlighted, with a message."""
+
+
+def _cells(text: str) -> int:
+    return len(text) if text.isascii() else cell_len(text)
+
 
 def _expand_tabs(text: str, spans: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
-    """Expand tabs to 8-column stops, moving highlight spans with the text."""
+    """Expand tabs to 8-cell stops, moving highlight spans (character offsets) with the text.
+
+    The text between two tabs is measured as a whole with ``cell_len``, as Rich measures what
+    it renders: a grapheme (👩‍👩‍👧, 🇫🇷, ❤️) counts as Rich counts it, not as the sum of its
+    code points. A tab ends any grapheme, and the spaces it becomes reset Rich's measure, so
+    the pieces add up to ``cell_len`` of the expanded line.
+    """
+    pieces = text.split("\t")
     out: list[str] = []
-    where = [0] * (len(text) + 1)  # character index in the expanded text
-    col = new = 0
-    for i, ch in enumerate(text):
-        where[i] = new
-        if ch == "\t":
-            n = _TAB - col % _TAB
-            out.append(" " * n)
-            col += n
-            new += n
-        else:
-            out.append(ch)
-            col += 1 if ch.isascii() else cell_len(ch)
-            new += 1
-    where[len(text)] = new
-    return "".join(out), [(where[s], where[e]) for s, e in spans]
+    tabs: list[int] = []  # character offset of each tab
+    extra = [0]  # extra[k]: characters the first k tabs added
+    col = pos = 0
+    for piece in pieces[:-1]:
+        col += _cells(piece)
+        n = _TAB - col % _TAB
+        col += n
+        out += (piece, " " * n)
+        pos += len(piece)
+        tabs.append(pos)
+        pos += 1
+        extra.append(extra[-1] + n - 1)
+    out.append(pieces[-1])
+
+    def moved(i: int) -> int:
+        return i + extra[bisect_left(tabs, i)]
+
+    return "".join(out), [(moved(s), moved(e)) for s, e in spans]
+
+
+def line_cells(text: str) -> int:
+    """Terminal cells ``text`` takes in the pane: tabs expanded to 8-cell stops, the rest
+    measured by Rich (``rich.cells.cell_len``), so it is the width Rich renders. The one width
+    measure of the pane."""
+    if "\t" in text:
+        text = _expand_tabs(text, [])[0]
+    return _cells(text)
+
+
+class _SearchKey(NamedTuple):
+    pattern: str
+    regex: bool
+    ignore_case: bool
+
+
+class _Found(NamedTuple):
+    """A search worker's result."""
+
+    key: _SearchKey
+    rx: Pattern
+    hit: Hit | None
+    dropped: int  # the snapshot's: maps hit.line to the store's index now
 
 
 class _Frame(NamedTuple):
@@ -143,6 +218,24 @@ class LogPane(ScrollView, can_focus=True):
         def control(self) -> LogPane:
             return self.pane
 
+    class SearchDone(Message):
+        """A search (``/``, ``n``, ``N``) ended, or its highlighting gave up. ``line``: the
+        match shown (None: no match); ``error``: a one-line reason it failed (an invalid
+        pattern, the time limit), for the operator."""
+
+        def __init__(
+            self, pane: LogPane, pattern: str, line: int | None, error: str | None = None
+        ) -> None:
+            super().__init__()
+            self.pane = pane
+            self.pattern = pattern
+            self.line = line
+            self.error = error
+
+        @property
+        def control(self) -> LogPane:
+            return self.pane
+
     def __init__(
         self,
         store: LogStore | None = None,
@@ -156,18 +249,25 @@ class LogPane(ScrollView, can_focus=True):
         self._seen_dropped = self.store.dropped
         self._unseen = 0  # lines added while not following
         self._auto_scrolling = False  # our own scroll, not the user's
-        # Search state.
-        self._search: tuple[str, bool, bool] | None = None
-        self._rx: re.Pattern[str] | None = None
+        self._widest = 0  # cells of the widest line (line_cells), up to MAX_WIDTH
+        self._measure(self.store)
+        # Search state: the search shown, the one running in a worker, the count.
+        self._search: _SearchKey | None = None
+        self._rx: Pattern | None = None  # highlights; None when none or too slow
         self._match_line: int | None = None
-        self._count_key: object = None
+        self._pending: _SearchKey | None = None
+        self._search_worker: Worker[_Found] | None = None
+        self._count_worker: Worker[list[int]] | None = None
+        self._count_key: tuple[_SearchKey, int] | None = None
+        self._counting_to = 0
         self._counted = 0
-        self._count = 0
+        self._count: int | None = 0
         self._highlight_line: int | None = None
         # Rendering.
         self._lines: LRUCache[int, _StyledLine] = LRUCache(512)
         self._part_styles: dict[str, Style] = {}
         self._frame: _Frame | None = None
+        self._highlight_deadline: float | None = None
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -177,9 +277,37 @@ class LogPane(ScrollView, can_focus=True):
         if not lines:
             return
         self.store.append(lines)
+        self._note_widths(lines)
         if not self.follow:
             self._unseen += len(lines)
         self._dirty = True
+
+    def _measure(self, store: LogStore) -> None:
+        """Note the widths of lines already in a store passed in."""
+        for start in range(0, len(store), CHUNK_LINES):
+            if self._widest >= MAX_WIDTH:
+                break
+            self._note_widths(store.lines(start, start + CHUNK_LINES))
+
+    def _note_widths(self, lines: list[str]) -> None:
+        widest = self._widest
+        if widest >= MAX_WIDTH:
+            return  # the scroll range stops there anyway
+        longest = max(map(len, lines))
+        if longest * _TAB <= widest:
+            return  # no line can be wider: a character is at most a tab's 8 cells
+        joined = "".join(lines)
+        if joined.isascii() and "\t" not in joined:
+            self._widest = max(widest, longest)
+            return
+        for line in lines:
+            if len(line) * _TAB > widest and (
+                len(line) > widest or "\t" in line or not line.isascii()
+            ):
+                widest = max(widest, line_cells(line[:_RENDER_CHARS]))
+                if widest >= MAX_WIDTH:
+                    break
+        self._widest = widest
 
     @property
     def pending(self) -> bool:
@@ -200,7 +328,7 @@ class LogPane(ScrollView, can_focus=True):
         if store.dropped != self._seen_dropped:
             self._lines_dropped(store.dropped - self._seen_dropped)
             self._seen_dropped = store.dropped
-        size = Size(min(store.max_width, MAX_WIDTH), len(store))
+        size = Size(min(self._widest, MAX_WIDTH), len(store))
         if size != self.virtual_size:
             self.virtual_size = size  # repaints
         else:
@@ -322,7 +450,7 @@ class LogPane(ScrollView, can_focus=True):
     @property
     def search_pattern(self) -> str | None:
         """The remembered search pattern, if any."""
-        return None if self._search is None else self._search[0]
+        return None if self._search is None else self._search.pattern
 
     @property
     def match_line(self) -> int | None:
@@ -334,6 +462,11 @@ class LogPane(ScrollView, can_focus=True):
         """Index of the line highlighted by :meth:`action_first_error`."""
         return self._highlight_line
 
+    @property
+    def searching(self) -> bool:
+        """A search (``/``, ``n``, ``N``) or a match count is running in a worker."""
+        return self._search_worker is not None or self._count_worker is not None
+
     def search(
         self,
         pattern: str,
@@ -341,82 +474,207 @@ class LogPane(ScrollView, can_focus=True):
         regex: bool = True,
         ignore_case: bool = True,
         backwards: bool = False,
-    ) -> int | None:
-        """Remember ``pattern`` and jump to its first match from the top of the view (the last
-        one from the bottom of the view, ``backwards``), wrapping. Matches on visible rows are
-        highlighted. An empty pattern clears the search. Returns the match's line index.
+    ) -> None:
+        """Search for ``pattern`` in a worker thread and jump to its first match from the top of
+        the view (the last one from the bottom of the view, ``backwards``), wrapping; matches
+        on visible rows are highlighted. An empty pattern clears the search.
 
-        Raises ValueError for an invalid regular expression (the old search stays).
+        Returns at once; :class:`SearchDone` says how it ended. An invalid pattern leaves the
+        old search in place; one that runs past :data:`SEARCH_SECONDS` clears the search.
         """
         if not pattern:
             self.clear_search()
-            return None
-        rx = compile_pattern(pattern, regex, ignore_case)
-        self._search = (pattern, regex, ignore_case)
-        self._rx = rx
-        self._match_line = None
-        self._count_key = None
-        return self._jump(backwards)
+            return
+        self._start_search(_SearchKey(pattern, regex, ignore_case), backwards)
 
     def clear_search(self) -> None:
+        for worker in (self._search_worker, self._count_worker):
+            if worker is not None:
+                worker.cancel()
+        self._search_worker = self._count_worker = None
+        self._pending = None
+        self._forget_search()
+
+    def _forget_search(self) -> None:
         self._search = None
         self._rx = None
         self._match_line = None
+        self._count_key = None
         self._lines.clear()
         self.refresh()
 
     def action_next_match(self) -> None:
-        self._jump(backwards=False)
+        if self._search is not None:
+            self._start_search(self._search, backwards=False)
 
     def action_previous_match(self) -> None:
-        self._jump(backwards=True)
+        if self._search is not None:
+            self._start_search(self._search, backwards=True)
 
-    def _jump(self, backwards: bool) -> int | None:
-        if self._search is None or self._rx is None:
-            return None
-        pattern, regex, ignore_case = self._search
+    def _start_search(self, key: _SearchKey, backwards: bool) -> None:
+        """Search from the current match when it is in view, else from the view's edge, in a
+        worker that supersedes (cancels) the one before."""
         top = self.scroll_offset.y
         bottom = top + self.scrollable_content_region.height - 1
-        current = self._match_line
+        current = self._match_line if key == self._search else None
         if current is not None and top <= current <= bottom:
             start = current - 1 if backwards else current + 1
         else:
             start = bottom if backwards else top
-        hit = self.store.search(
-            pattern, regex=regex, ignore_case=ignore_case, start=start, backwards=backwards
+        snapshot = self.store.snapshot()
+
+        def find() -> _Found:
+            worker = get_current_worker()
+            hit = snapshot.find(
+                key.pattern,
+                regex=key.regex,
+                ignore_case=key.ignore_case,
+                start=start,
+                backwards=backwards,
+                timeout=SEARCH_SECONDS,
+                cancelled=lambda: worker.is_cancelled,
+            )
+            rx = compile_pattern(key.pattern, key.regex, key.ignore_case)  # cached by find
+            return _Found(key, rx, hit, snapshot.dropped)
+
+        self._pending = key
+        self._search_worker = self.run_worker(
+            find,
+            name="log-search",
+            group="log-search",
+            exclusive=True,
+            thread=True,
+            exit_on_error=False,
         )
-        self._match_line = hit
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker is self._search_worker:
+            if event.state == WorkerState.SUCCESS:
+                self._search_worker = None
+                self._found(worker.result)
+            elif event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+                self._search_worker = None
+                if event.state == WorkerState.ERROR and self._pending is not None:
+                    self._search_failed(self._pending, worker.error)
+        elif worker is self._count_worker:
+            if event.state == WorkerState.SUCCESS:
+                self._count_worker = None
+                self._counted_more(worker.result)
+            elif event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+                self._count_worker = None
+                if event.state == WorkerState.ERROR:
+                    self._count = None  # ran out of time (or failed): unknown
+
+    def _found(self, found: _Found | None) -> None:
+        assert found is not None
+        self._pending = None
+        if found.key != self._search:
+            self._count_key = None
+        self._search = found.key
+        self._rx = found.rx
+        line = None
+        if found.hit is not None:
+            # Old lines may have been dropped while the worker searched.
+            line = found.hit.line + found.dropped - self.store.dropped
+            if line < 0:
+                line = None
+        self._match_line = line
         self._lines.clear()
-        if hit is not None:
-            text = self.store.line(hit)
-            m = self._rx.search(text)
-            self._show_line(hit, display_width(text[: m.start()]) if m else 0)
+        if line is not None and found.hit is not None:
+            prefix = self.store.line(line)[: min(found.hit.start, _RENDER_CHARS)]
+            self._show_line(line, line_cells(prefix))
         self.refresh()
-        return hit
+        self.post_message(self.SearchDone(self, found.key.pattern, line))
+        self._count_matches()
+
+    def _search_failed(self, key: _SearchKey, error: BaseException | None) -> None:
+        self._pending = None
+        if isinstance(error, SearchTimeout):
+            self._forget_search()  # no highlights of a search that did not finish
+            reason = str(error)
+        elif isinstance(error, ValueError):
+            reason = str(error)  # an invalid pattern: the old search stays
+        else:
+            reason = f"search failed: {error}"
+        self.post_message(self.SearchDone(self, key.pattern, None, reason))
 
     @property
-    def match_count(self) -> int:
-        """Lines matching the current search (0 without one). Counted when asked, and only
-        over lines not counted before."""
-        if self._search is None:
-            return 0
-        key = (self._search, self.store.dropped)
-        if key != self._count_key:
-            self._count_key, self._counted, self._count = key, 0, 0
-        total = len(self.store)
-        if self._counted < total:
-            pattern, regex, ignore_case = self._search
-            self._count += len(
-                self.store.find_all(
+    def match_count(self) -> int | None:
+        """Lines matching the current search (0 without one), as counted by a worker after
+        each search, ``n`` and ``N`` (only lines not counted before). None when counting ran
+        out of time (:data:`SEARCH_SECONDS`)."""
+        return 0 if self._search is None else self._count
+
+    def _count_matches(self) -> None:
+        """Count matches in lines not counted yet, in a worker."""
+        key = self._search
+        if key is None or self._count_worker is not None:
+            return
+        snapshot = self.store.snapshot()
+        count_key = (key, snapshot.dropped)
+        if count_key != self._count_key:
+            self._count_key, self._counted, self._count = count_key, 0, 0
+        if self._count is None or self._counted >= len(snapshot):
+            return
+        start = self._counted
+
+        def count() -> list[int]:
+            worker = get_current_worker()
+            return snapshot.find_all(
+                key.pattern,
+                regex=key.regex,
+                ignore_case=key.ignore_case,
+                start=start,
+                timeout=SEARCH_SECONDS,
+                cancelled=lambda: worker.is_cancelled,
+            )
+
+        self._counting_to = len(snapshot)
+        self._count_worker = self.run_worker(
+            count,
+            name="log-count",
+            group="log-count",
+            exclusive=True,
+            thread=True,
+            exit_on_error=False,
+        )
+
+    def _counted_more(self, found: list[int] | None) -> None:
+        if found is None or self._count is None or self._count_key is None:
+            return
+        if self._count_key != (self._search, self.store.dropped):
+            return  # another search, or lines dropped meanwhile: counted afresh next time
+        self._count += len(found)
+        self._counted = self._counting_to
+
+    def _match_spans(self, text: str) -> list[tuple[int, int]]:
+        """Where the current search matches ``text``, within the repaint's time budget."""
+        rx = self._rx
+        if rx is None:
+            return []
+        deadline = self._highlight_deadline or time.monotonic() + HIGHLIGHT_SECONDS
+        try:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            return [m.span() for m in rx.finditer(text, timeout=left) if m.end() > m.start()]
+        except TimeoutError:
+            self._rx = None
+            self._lines.clear()
+            self.call_after_refresh(self.refresh)
+            pattern = rx.pattern if self._search is None else self._search.pattern
+            self.post_message(
+                self.SearchDone(
+                    self,
                     pattern,
-                    regex=regex,
-                    ignore_case=ignore_case,
-                    start=self._counted,
-                    stop=total,
+                    self._match_line,
+                    "matches are not highlighted: the pattern backtracks too much on these "
+                    "lines; simplify it",
                 )
             )
-            self._counted = total
-        return self._count
+            return []
 
     def action_first_error(self) -> None:
         """Jump to the first line that looks like a build error and highlight it."""
@@ -447,10 +705,12 @@ class LogPane(ScrollView, can_focus=True):
         # Work out the frame once for all rows: rich_style walks every ancestor and each
         # refresh() clears its cache, so asking per row costs more than rendering the row.
         self._frame = self._current_frame()
+        self._highlight_deadline = time.monotonic() + HIGHLIGHT_SECONDS
         try:
             return super().render_lines(crop)
         finally:
             self._frame = None
+            self._highlight_deadline = None
 
     def _current_frame(self) -> _Frame:
         region = self.scrollable_content_region
@@ -503,13 +763,11 @@ class LogPane(ScrollView, can_focus=True):
         line_style = base
         if index == self._highlight_line:
             line_style = base + self._component("log-pane--highlight")
-        spans: list[tuple[int, int]] = []
-        if self._rx is not None:
-            spans = [m.span() for m in self._rx.finditer(text) if m.end() > m.start()]
+        spans = self._match_spans(text)
         if "\t" in text:
             text, spans = _expand_tabs(text, spans)
         ascii = text.isascii()  # neutralised and tab-expanded: one cell per character
-        cells = len(text) if ascii else cell_len(text)
+        cells = _cells(text)  # = line_cells of the line (tabs expanded just above)
         if not spans:
             return _StyledLine([(text, line_style)] if text else [], ascii, cells)
         name = "log-pane--current-match" if index == self._match_line else "log-pane--match"
