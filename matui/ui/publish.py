@@ -48,9 +48,9 @@ def render_preview(preview: PublishPreview) -> Text:
 def render_report(report: PublishReport) -> Text:
     """The headline (published, already published, partly, not published), then each tag."""
     if report.no_op:
-        refs = ", ".join(r.ref for r in report.results)
+        tags = ", ".join(r.tag for r in report.results)
         verb = "serves" if len(report.results) == 1 else "serve"
-        text = Text(f"ALREADY PUBLISHED: {refs} already {verb} this index\n\n", style="bold green")
+        text = Text(f"ALREADY PUBLISHED: {tags} already {verb} this index\n\n", style="bold green")
     elif report.ok:
         text = Text("PUBLISHED AND VERIFIED\n\n", style="bold green")
     elif report.moved:

@@ -373,7 +373,7 @@ def test_report_as_the_cli_and_the_dashboard_show_it() -> None:
     assert f"{REPO}:latest\n  refused\n  403 Forbidden\n" in text
     same = report(tag("1.0", TagOutcome.UNCHANGED))
     assert render_report(same).plain.startswith(
-        f"ALREADY PUBLISHED: {REPO}:1.0 already serves this index\n"
+        "ALREADY PUBLISHED: 1.0 already serves this index\n"
     )
     assert "unchanged: already serves this index" in render_report(same).plain
     assert render_report(report(error="down; nothing was pushed")).plain.startswith(
