@@ -42,7 +42,7 @@ from matui.engine.flags import (
 )
 from matui.engine.plan import IndexPlan, IndexSource
 from matui.engine.records import JobState, PublishRecord, TagOutcome, TagResult
-from matui.engine.refs import RefError, check_digest, parse_repository
+from matui.engine.refs import RefError, check_digest, check_tag, parse_repository
 from matui.engine.registry import RegistryError
 from matui.engine.ssh import SshError
 from matui.engine.text import neutralise
@@ -560,6 +560,11 @@ async def preview_publish(
             + "; fix the cause and build again (`matui build`, or r on the failed pane)",
             flags=record.flags,
         )
+    try:
+        for tag in tags or ():
+            check_tag(tag)
+    except RefError as exc:
+        return blocked(f"not publishing: {exc}", flags=record.flags)
     try:
         plan = _make_plan(record, tags)
     except (RefError, ArchError) as exc:

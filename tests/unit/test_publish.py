@@ -379,3 +379,16 @@ def test_report_as_the_cli_and_the_dashboard_show_it() -> None:
     assert render_report(report(error="down; nothing was pushed")).plain.startswith(
         "NOT PUBLISHED\n\ndown; nothing was pushed"
     )
+
+
+def test_preview_of_a_bad_tag_is_blocked_naming_it(tmp_path: Path) -> None:
+    built = record(
+        tmp_path,
+        job("amd64", state=JobState.SUCCEEDED, digest=AMD),
+        job("arm64", state=JobState.SUCCEEDED, digest=ARM),
+    )
+    preview = asyncio.run(
+        preview_publish(built, registry=RegistryClient(), config=None, tags=["1.0", "no way!"])
+    )
+    assert preview.blocked is not None
+    assert preview.blocked.startswith("not publishing: 'no way!' is not a valid tag; ")
