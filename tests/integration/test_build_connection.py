@@ -19,9 +19,8 @@ import pytest
 
 from matui.engine.build import start_build
 from matui.engine.build.run import LinesEvent, StateEvent
-from matui.engine.records import JobState
 from matui.engine.config import load_config
-from matui.engine.records import list_runs
+from matui.engine.records import JobState, list_runs
 from matui.engine.ssh import SshPool
 from tests.helpers.projects import project
 from tests.helpers.rig import Rig

@@ -19,8 +19,8 @@ from textual.command import CommandList, CommandPalette
 from textual.widgets import Input
 
 from matui.engine.build.run import LinesEvent, StateEvent
-from matui.engine.records import JobState
 from matui.engine.config import Config
+from matui.engine.records import JobState
 from matui.ui.app import MatuiApp
 from matui.ui.screens import HelpScreen
 from matui.ui.widgets.arch_pane import ArchPane
