@@ -79,6 +79,9 @@ SEARCH_SECONDS = 2.0
 """A search (``/``, ``n``, ``N``, the match count) stops after this long: the pattern
 backtracks too much to be worth waiting for."""
 
+_COUNT_SLICE = 16 * CHUNK_LINES
+"""Lines one match-count worker counts (~65 k: a tenth of a second for a simple pattern)."""
+
 HIGHLIGHT_SECONDS = 0.03
 """What one repaint may spend finding the matches to highlight on the visible rows (on the UI
 thread). A pattern that needs more is left unhighlighted, with a message."""
@@ -259,7 +262,8 @@ class LogPane(ScrollView, can_focus=True):
         self._search_worker: Worker[_Found] | None = None
         self._count_worker: Worker[list[int]] | None = None
         self._count_key: tuple[_SearchKey, int] | None = None
-        self._counting_to = 0
+        self._counting_to = 0  # the running count worker counts lines up to this one
+        self._count_target = 0  # lines held when the count was asked for
         self._counted = 0
         self._count: int | None = 0
         self._highlight_line: int | None = None
@@ -488,14 +492,16 @@ class LogPane(ScrollView, can_focus=True):
         self._start_search(_SearchKey(pattern, regex, ignore_case), backwards)
 
     def clear_search(self) -> None:
-        for worker in (self._search_worker, self._count_worker):
-            if worker is not None:
-                worker.cancel()
-        self._search_worker = self._count_worker = None
+        if self._search_worker is not None:
+            self._search_worker.cancel()
+            self._search_worker = None
         self._pending = None
         self._forget_search()
 
     def _forget_search(self) -> None:
+        if self._count_worker is not None:
+            self._count_worker.cancel()
+            self._count_worker = None
         self._search = None
         self._rx = None
         self._match_line = None
@@ -538,7 +544,7 @@ class LogPane(ScrollView, can_focus=True):
             return _Found(key, rx, hit, snapshot.dropped)
 
         self._pending = key
-        self._search_worker = self.run_worker(
+        worker = self._search_worker = self.run_worker(
             find,
             name="log-search",
             group="log-search",
@@ -546,6 +552,15 @@ class LogPane(ScrollView, can_focus=True):
             thread=True,
             exit_on_error=False,
         )
+        # The engine stops itself at the limit, but the regex package's own timeout can run
+        # late (up to twice over, measured here): the operator hears at the limit regardless.
+        self.set_timer(SEARCH_SECONDS, lambda: self._overdue(worker), name="log-search-limit")
+
+    def _overdue(self, worker: Worker[_Found]) -> None:
+        if worker is self._search_worker and self._pending is not None:
+            worker.cancel()
+            self._search_worker = None
+            self._search_failed(self._pending, SearchTimeout(SEARCH_SECONDS))
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -602,23 +617,42 @@ class LogPane(ScrollView, can_focus=True):
 
     @property
     def match_count(self) -> int | None:
-        """Lines matching the current search (0 without one), as counted by a worker after
-        each search, ``n`` and ``N`` (only lines not counted before). None when counting ran
-        out of time (:data:`SEARCH_SECONDS`)."""
+        """Lines matching the current search (0 without one), counted by workers after each
+        search, ``n`` and ``N`` up to the lines held then, only over lines not counted before:
+        it grows as the slices finish (:attr:`searching` is true until then). None when a slice
+        ran past :data:`SEARCH_SECONDS` (the pattern is too slow to count with)."""
         return 0 if self._search is None else self._count
 
     def _count_matches(self) -> None:
-        """Count matches in lines not counted yet, in a worker."""
+        """Count the current search's matches up to the last line held now."""
         key = self._search
-        if key is None or self._count_worker is not None:
+        if key is None:
             return
-        snapshot = self.store.snapshot()
-        count_key = (key, snapshot.dropped)
+        count_key = (key, self.store.dropped)
         if count_key != self._count_key:
+            # Another search, or lines dropped (every index moved): count afresh.
+            if self._count_worker is not None:
+                self._count_worker.cancel()
+                self._count_worker = None
             self._count_key, self._counted, self._count = count_key, 0, 0
-        if self._count is None or self._counted >= len(snapshot):
+        self._count_target = len(self.store)
+        self._count_slice()
+
+    def _count_slice(self) -> None:
+        """Count the next :data:`_COUNT_SLICE` lines in a worker: a slice takes a fraction of
+        :data:`SEARCH_SECONDS` for any sane pattern, so running out of time says the pattern
+        backtracks, not that the log is big."""
+        if self._count_worker is not None or self._count is None or self._count_key is None:
+            return
+        key, dropped = self._count_key
+        if dropped != self.store.dropped:
+            self._count_matches()
             return
         start = self._counted
+        stop = min(start + _COUNT_SLICE, self._count_target, len(self.store))
+        if start >= stop:
+            return
+        snapshot = self.store.snapshot()
 
         def count() -> list[int]:
             worker = get_current_worker()
@@ -627,11 +661,12 @@ class LogPane(ScrollView, can_focus=True):
                 regex=key.regex,
                 ignore_case=key.ignore_case,
                 start=start,
+                stop=stop,
                 timeout=SEARCH_SECONDS,
                 cancelled=lambda: worker.is_cancelled,
             )
 
-        self._counting_to = len(snapshot)
+        self._counting_to = stop
         self._count_worker = self.run_worker(
             count,
             name="log-count",
@@ -645,9 +680,11 @@ class LogPane(ScrollView, can_focus=True):
         if found is None or self._count is None or self._count_key is None:
             return
         if self._count_key != (self._search, self.store.dropped):
-            return  # another search, or lines dropped meanwhile: counted afresh next time
+            self._count_matches()  # counted lines that have moved: start again
+            return
         self._count += len(found)
         self._counted = self._counting_to
+        self._count_slice()
 
     def _match_spans(self, text: str) -> list[tuple[int, int]]:
         """Where the current search matches ``text``, within the repaint's time budget."""

@@ -1,0 +1,179 @@
+"""A search pattern that backtracks catastrophically never freezes the dashboard.
+
+The operator types ``(a+)+$``, ``(\\w+\\s?)+$`` and ``(a|a)+$`` into the search box of a pane
+holding 2 000 lines, some of which make those patterns backtrack for seconds or longer with
+Python's ``re`` (the first two) or with any backtracking engine (the third). While each search
+runs, a 10 ms interval timer on the UI thread records when it fires: the longest gap between two
+ticks is how long the UI thread was held, and it must stay under 100 ms. A key pressed while the
+slow search runs is handled at once, and a search that runs out of time ends with a message and
+leaves no highlights behind.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from textual import events
+from textual.pilot import Pilot
+
+from matui.engine.build.run import LinesEvent, StateEvent
+from matui.engine.records import JobState
+from matui.ui.app import MatuiApp
+from matui.ui.widgets.log_pane import SEARCH_SECONDS, LogPane
+from tests.helpers.dashboard import (
+    buildx_lines,
+    fake_config,
+    fake_jobs,
+    panes,
+    settle,
+    toasts,
+    wait_for,
+)
+
+SIZE = (120, 40)
+UI_BOUND = 0.1
+"""The longest the UI thread may be held (seconds)."""
+
+LINES = 2_000
+"""Every one a trap for ``(\\w+\\s?)+$`` with ``re``. The ``regex`` engine still spends ~0.1 ms
+a line on that pattern (polynomial backtracking), so many more lines would run it into the time
+limit on a loaded machine; that ending is tested with ``(a|a)+$``."""
+
+TRAPS = [
+    "a" * 40 + "!",  # (a+)+$, (a|a)+$
+    "#9 12.345 the quick brown fox jumps over the lazy dog again and again, yes!",  # (\w+\s?)+$
+]
+
+
+def trap_lines(count: int) -> list[str]:
+    r"""buildx-like lines, all ending in punctuation (so ``(\w+\s?)+$`` backtracks on each with
+    ``re``), with a trap every hundred lines; no line matches the first two patterns."""
+    lines = [line + " ok." for line in buildx_lines("amd64", count)]
+    for i in range(50, count, 100):
+        lines[i] = TRAPS[(i // 100) % len(TRAPS)]
+    return lines
+
+
+class Ticks:
+    """UI-thread liveness: an interval timer on the app records when it fires."""
+
+    def __init__(self, app: MatuiApp) -> None:
+        self.times: list[float] = []
+        app.set_interval(0.01, self.tick, name="liveness")
+
+    def tick(self) -> None:
+        self.times.append(time.perf_counter())
+
+    def longest_gap(self, since: float) -> float:
+        times = [since, *(t for t in self.times if t > since), time.perf_counter()]
+        return max(b - a for a, b in itertools.pairwise(times))
+
+
+def send_key(app: MatuiApp, key: str) -> None:
+    """Send a key as the terminal driver does. ``pilot.press`` would then wait for the process
+    to go idle, which a search thread busy for seconds delays by up to a second per wait: that
+    is the test harness waiting, not the UI."""
+    event = events.Key(key, key if len(key) == 1 else None)
+    event.set_sender(app)
+    app.post_message(event)
+
+
+async def type_search(pilot: Pilot[int], pattern: str) -> None:
+    await pilot.press("slash")
+    await wait_for(pilot, lambda: bool(pilot.app.query("#search")), "the search box")
+    await pilot.press(*pattern)
+
+
+def highlighted(view: LogPane) -> list[str]:
+    """Text drawn reversed (a match) on the pane's visible rows."""
+    out = []
+    for y in range(view.scrollable_content_region.height):
+        for seg in view.render_line(y):
+            if seg.style is not None and seg.style.reverse and seg.text.strip():
+                out.append(seg.text)
+    return out
+
+
+async def test_backtracking_patterns_keep_the_ui_live() -> None:
+    app = MatuiApp(fake_config(), probe_on_start=False, resume_on_start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        app.show_jobs(fake_jobs())
+        for arch in ("amd64", "arm64"):
+            app.handle_event(StateEvent(arch, JobState.RUNNING, f"pid 4242 on {arch}-1"))
+        app.handle_event(LinesEvent("amd64", 0, trap_lines(LINES)))
+        app.handle_event(LinesEvent("arm64", 0, buildx_lines("arm64", 100)))
+        await settle(pilot)
+        view = panes(app)["amd64"].view
+        assert app.focused is view
+        ticks = Ticks(app)
+
+        # Patterns that backtrack for seconds with re (no line matches, so every line is
+        # searched): each search ends at once. Enter also closes the search box, and the
+        # relayout that costs is the app's, not the search's; n searches the same way again
+        # without it, so the gaps while n runs are the search's alone.
+        for pattern in ("(a+)+$", r"(\w+\s?)+$"):
+            miss = f"not found in amd64: {pattern}"
+            await type_search(pilot, pattern)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda m=miss: m in toasts(app), f"{pattern} to end")
+            for _ in range(3):
+                before = toasts(app).count(miss)
+                started = time.perf_counter()
+                await pilot.press("n")
+                await wait_for(
+                    pilot,
+                    lambda m=miss, b=before: toasts(app).count(m) > b,
+                    f"n for {pattern} to end",
+                    timeout=3 * SEARCH_SECONDS,
+                )
+                gap = ticks.longest_gap(started)
+                assert gap < UI_BOUND, f"{pattern}: the UI thread was held {gap * 1000:.0f} ms"
+            print(f"{pattern}: longest UI-thread gap {gap * 1000:.1f} ms")
+
+        # A pattern that backtracks with any engine: it runs out of time in its worker.
+        await type_search(pilot, "(a|a)+$")
+        send_key(app, "enter")
+        entered = time.perf_counter()
+        await wait_for(pilot, lambda: view.searching and not app.query("#search"), "the search")
+        # Closing the search box relayouts the screen: the app's cost, not the search's. Measure
+        # from when that is done until the search has run a second.
+        await pilot.pause(0.25)
+        started = time.perf_counter()
+        while view.searching and time.perf_counter() - started < 1.0:
+            await pilot.pause(0.05)
+        assert view.searching, "the search ended early: nothing was measured"
+        gap = ticks.longest_gap(started)
+        assert gap < UI_BOUND, f"(a|a)+$: the UI thread was held {gap * 1000:.0f} ms"
+        # A key pressed while it runs is handled while it runs.
+        send_key(app, "tab")
+        await wait_for(pilot, lambda: app.focused is panes(app)["arm64"].view, "tab to move on")
+        assert view.searching, "the search ended before the key was handled"
+        await wait_for(
+            pilot,
+            lambda: any("search stopped after" in t for t in toasts(app)),
+            "the time-limit message",
+            timeout=3 * SEARCH_SECONDS,
+        )
+        took = time.perf_counter() - entered
+        print(f"(a|a)+$: stopped after {took:.2f} s, longest UI-thread gap {gap * 1000:.1f} ms")
+        message = next(t for t in toasts(app) if "search stopped after" in t)
+        assert "simplify it" in message
+        # No stale highlights: the search is gone, with its matches.
+        assert view.search_pattern is None and view.match_line is None
+        await pilot.pause()
+        assert highlighted(view) == []
+
+        # n and N obey the same bound: with the search gone they do nothing, and a search
+        # that works still walks its matches afterwards.
+        await pilot.press("shift+tab")
+        await type_search(pilot, "a{40}!")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: view.match_line == 50, "the search for a{40}!")
+        shown = "".join(highlighted(view))  # as much of the match as the pane's width shows
+        assert len(shown) > 10 and TRAPS[0].startswith(shown)
+        for expected in (250, 450):
+            started = time.perf_counter()
+            await pilot.press("n")
+            await wait_for(pilot, lambda e=expected: view.match_line == e, f"n to reach {expected}")
+            assert ticks.longest_gap(started) < UI_BOUND
