@@ -1,4 +1,5 @@
-"""What a builder host really is: its own arch, docker, buildx, QEMU handlers and free space.
+"""What a builder host really is: its own arch, docker, buildx, QEMU handlers, free space, and
+the disk matui itself uses there (``~/.matui``).
 
 Every string in a :class:`HostProbe` can come from the host (its ``uname``, its docker's version,
 an error quoting its stderr, an SSH server's message): a probe makes them inert when it is made,
@@ -13,6 +14,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from matui.engine.arch import ArchError, emulatable_arches, normalise_arch
@@ -21,7 +23,45 @@ from matui.engine.text import neutralise
 
 if TYPE_CHECKING:
     from matui.engine.config import HostConfig
-    from matui.engine.ssh import SshPool
+    from matui.engine.ssh import SshError, SshPool
+
+
+class HostState(StrEnum):
+    """What a probe found, one word for a badge or a status column.
+
+    Only ``ok`` can build. ``auth-failed`` and ``sessions-refused`` hosts answered (their key
+    checked out): they are reachable, and calling them unreachable would point at the wrong
+    fix. A host whose key is unknown or changed is not called reachable: nothing proves the
+    host that answered is the one meant."""
+
+    OK = "ok"
+    BROKEN = "broken"  # logged in, but docker or buildx is missing or not answering
+    UNREACHABLE = "unreachable"
+    AUTH_FAILED = "auth-failed"
+    HOST_KEY_UNKNOWN = "host-key-unknown"
+    HOST_KEY_CHANGED = "host-key-changed"
+    SESSIONS_REFUSED = "sessions-refused"
+    SSH_ERROR = "ssh-error"  # the SSH setup itself: an identity, ~/.ssh/config, a handshake
+
+    @property
+    def label(self) -> str:
+        """``AUTH FAILED``, ``KEY CHANGED``: the badge, short enough for a narrow panel."""
+        return _LABELS[self]
+
+
+_LABELS = {
+    HostState.OK: "OK",
+    HostState.BROKEN: "BROKEN",
+    HostState.UNREACHABLE: "UNREACHABLE",
+    HostState.AUTH_FAILED: "AUTH FAILED",
+    HostState.HOST_KEY_UNKNOWN: "KEY UNKNOWN",
+    HostState.HOST_KEY_CHANGED: "KEY CHANGED",
+    HostState.SESSIONS_REFUSED: "NO SESSIONS",
+    HostState.SSH_ERROR: "SSH ERROR",
+}
+
+# Failures where the host answered with a key we trust: reachable, but not usable.
+_REACHABLE_FAILURES = frozenset({HostState.AUTH_FAILED, HostState.SESSIONS_REFUSED})
 
 
 @dataclass(frozen=True)
@@ -36,9 +76,15 @@ class HostProbe:
     buildx_version: str | None = None
     emulation: tuple[str, ...] = ()
     free_bytes: int | None = None
+    matui_bytes: int | None = None
+    """Disk used under the login user's ``~/.matui`` (job directories); ``None``: not read."""
     error: str | None = None
     seconds: float = 0.0
     problems: tuple[str, ...] = field(default=())
+    failure: str | None = None
+    """Why no probe could run (a :class:`HostState` value), None when it ran. ``error`` then
+    holds the SSH error's whole message: both fingerprints of a changed key, the command that
+    fixes it, what a server that refused the login accepts."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -57,10 +103,22 @@ class HostProbe:
         """Reachable with a working docker and buildx: it can run builds."""
         return self.reachable and self.error is None
 
+    @property
+    def state(self) -> HostState:
+        if self.failure is not None:
+            try:
+                return HostState(self.failure)
+            except ValueError:
+                pass  # a record from a newer matui: say what this one knows
+        if not self.reachable:
+            return HostState.UNREACHABLE
+        return HostState.BROKEN if self.error is not None else HostState.OK
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["emulation"] = list(self.emulation)
         data["problems"] = list(self.problems)
+        data["state"] = str(self.state)
         return data
 
     @classmethod
@@ -143,6 +201,7 @@ def parse_probe(host: HostConfig, text: str, seconds: float = 0.0) -> HostProbe:
         arch for arch in emulatable_arches((section("binfmt") or "").split()) if arch != native
     )
     free = _free_bytes(section("df") or "")
+    matui_bytes = _matui_bytes(sections.get("matui", ("", None))[0])
     return HostProbe(
         name=host.name,
         arch=host.arch,
@@ -154,10 +213,19 @@ def parse_probe(host: HostConfig, text: str, seconds: float = 0.0) -> HostProbe:
         buildx_version=buildx_version,
         emulation=emulation,
         free_bytes=free,
+        matui_bytes=matui_bytes,
         error="; ".join(problems) or None,
         seconds=seconds,
         problems=tuple(problems),
     )
+
+
+def _matui_bytes(du: str) -> int | None:
+    # `du -sk ~/.matui` ends with "KIB<TAB>PATH" (after any "cannot read" lines, which make its
+    # exit code 1 without making the total wrong for what it could read); "0" when there is none.
+    lines = du.strip().splitlines()
+    words = lines[-1].split() if lines else []
+    return int(words[0]) * 1024 if words and words[0].isdigit() else None
 
 
 def _docker_server(raw: str) -> dict[str, Any] | None:
@@ -192,6 +260,29 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def failed_probe(
+    host: HostConfig, state: HostState, message: str, seconds: float = 0.0
+) -> HostProbe:
+    """The probe of a host no command could run on. ``message`` is whole (an SSH error's: both
+    fingerprints of a changed key, what a server that refused the login accepts)."""
+    return HostProbe(
+        host.name,
+        host.arch,
+        reachable=state in _REACHABLE_FAILURES,
+        error=message,
+        seconds=seconds,
+        failure=str(state),
+    )
+
+
+def ssh_state(error: SshError) -> HostState:
+    """An SSH error's kind as a host state: an authentication failure is not "unreachable"."""
+    try:
+        return HostState(error.state)
+    except ValueError:
+        return HostState.SSH_ERROR
+
+
 async def probe_host(pool: SshPool, host: HostConfig, timeout: float = 30.0) -> HostProbe:
     from matui.engine.ssh import SshError
 
@@ -199,28 +290,22 @@ async def probe_host(pool: SshPool, host: HostConfig, timeout: float = 30.0) -> 
     try:
         result = await asyncio.wait_for(pool.run(host, probe_script()), timeout)
     except SshError as exc:
-        return HostProbe(
-            host.name,
-            host.arch,
-            reachable=False,
-            error=str(exc),
-            seconds=time.monotonic() - started,
-        )
+        return failed_probe(host, ssh_state(exc), str(exc), time.monotonic() - started)
     except TimeoutError:
-        return HostProbe(
-            host.name,
-            host.arch,
-            reachable=False,
-            error=f"probe timed out after {timeout:.0f}s",
-            seconds=time.monotonic() - started,
+        return failed_probe(
+            host,
+            HostState.UNREACHABLE,
+            f"probe of host '{host.name}' timed out after {timeout:.0f}s. Fix: check that the "
+            "host and its sshd answer, then probe again.",
+            time.monotonic() - started,
         )
     if result.exit_status is None:
-        return HostProbe(
-            host.name,
-            host.arch,
-            reachable=False,
-            error="connection lost during the probe",
-            seconds=time.monotonic() - started,
+        return failed_probe(
+            host,
+            HostState.UNREACHABLE,
+            f"connection to host '{host.name}' was lost during the probe. Fix: check the host "
+            "and probe again.",
+            time.monotonic() - started,
         )
     return parse_probe(host, result.out_text(), time.monotonic() - started)
 

@@ -253,7 +253,9 @@ def test_resolve_reads_aliases_from_user_ssh_config(tmp_path: Path) -> None:
     assert (target.address, target.port, target.user) == ("10.1.1.1", 2200, "aliasuser")
     assert target.identities == (key,)  # missing files dropped: agent and defaults still apply
     assert target.known_hosts == tmp_path / "kh"  # "UserKnownHostsFile none" has no effect
-    assert target.ignored_proxy == "ProxyJump"
+    assert target.ignored_proxy is None
+    assert target.jump is not None  # ProxyJump is followed: the pool opens that hop itself
+    assert (target.jump.address, target.jump.port, target.jump.user) == ("elsewhere", 22, "someone")
     # The host entry wins over the ssh config.
     explicit = pool._resolve(entry("a2", "alias1", port=2299, user="me"))
     assert (explicit.port, explicit.user) == (2299, "me")

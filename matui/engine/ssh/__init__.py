@@ -7,9 +7,12 @@ Rules this module keeps (see the field notes for how each was verified):
   ``~/.ssh/known_hosts``; a missing file therefore becomes an empty, but still checking, list.
 * asyncssh never reads an ssh config file (``config=None``): ``UserKnownHostsFile none`` or a
   ``ProxyCommand`` there must not change how matui connects. The user's ``~/.ssh/config`` is read
-  here only to resolve host aliases (HostName, Port, User, IdentityFile).
-* Jump hosts are connected by this pool with the full options and passed as ``tunnel=`` objects;
-  one bastion connection carries every host behind it.
+  here only to resolve host aliases (HostName, Port, User, IdentityFile) and their ProxyJump.
+* Jump hosts (a host entry's ``jump``, or a ProxyJump, one hop or several) are connected by this
+  pool with the full options and passed as ``tunnel=`` objects; one bastion connection carries
+  every host behind it.
+* sshd limits sessions per connection (MaxSessions): a channel refused "for now" is retried on
+  spare connections to the same host and with backoff, never reported as the host unreachable.
 * Output is read as bytes: one invalid UTF-8 byte in text mode tears down the whole connection.
 * A lost connection gives ``exit_status=None``, which is never success.
 """
@@ -35,6 +38,7 @@ from matui.engine.ssh.model import (
     HostList,
     HostUnreachable,
     SessionLost,
+    SessionsRefused,
     SshError,
 )
 from matui.engine.ssh.pool import (
@@ -60,6 +64,7 @@ __all__ = [
     "HostUnreachable",
     "JumpSpec",
     "SessionLost",
+    "SessionsRefused",
     "SshError",
     "SshPool",
     "append_known_host",

@@ -97,6 +97,9 @@ class CommandResult:
 class SshError(Exception):
     """An SSH failure on a host; the message says what failed and how to fix it."""
 
+    state = "ssh-error"
+    """What kind of failure, for a probe's state (``matui.engine.probe.HostState``)."""
+
     def __init__(self, host: str, message: str) -> None:
         super().__init__(message)
         self.host = host
@@ -108,6 +111,8 @@ class SshError(Exception):
 
 class HostUnreachable(SshError):
     """No SSH session could be set up: DNS, refused, timeout, or the jump host could not forward."""
+
+    state = "unreachable"
 
     def __init__(
         self,
@@ -136,23 +141,67 @@ class HostUnreachable(SshError):
 
 
 class AuthFailed(SshError):
-    """The host refused every key offered for the user."""
+    """The host answered (its key checked out) but refused every key offered for the user.
 
-    def __init__(self, host: str, address: str, port: int, user: str, identity: str) -> None:
+    ``server_methods`` is what the server said it accepts for that user (``publickey``,
+    ``password``, ``keyboard-interactive``, ...), or None when it is not known; the fix offered
+    depends on it: a server that takes no keys needs its sshd_config changed, not a key added.
+    """
+
+    state = "auth-failed"
+
+    def __init__(
+        self,
+        host: str,
+        address: str,
+        port: int,
+        user: str,
+        identity: str,
+        *,
+        server_methods: Sequence[str] | None = None,
+        key_file: Path | None = None,
+        via: str | None = None,
+    ) -> None:
         self.address = address
         self.port = port
         self.user = user
         self.identity = identity
+        self.server_methods = tuple(server_methods) if server_methods is not None else None
+        self.via = via
+        copy = ""
+        if key_file is not None and via is None:
+            # ssh-copy-id logs in the way the server allows (a password, typically) to add it.
+            pub = shlex.quote(f"{key_file}.pub")
+            copy = f" (e.g. `ssh-copy-id -i {pub} -p {port} {shlex.quote(f'{user}@{address}')}`)"
+        add_key = f"add your public key to ~{user}/.ssh/authorized_keys on the host{copy}"
+        entry = "set the right `user` / `identity` in the host entry"
+        methods = self.server_methods
+        if methods is None:
+            offered = ""
+            fix = f"{add_key}, or {entry}."
+        elif "publickey" in methods:
+            offered = f" The server accepts: {', '.join(methods)}."
+            fix = f"{add_key}, or {entry}."
+        else:
+            offered = (
+                f" The server accepts: {', '.join(methods) or 'no method at all'}; "
+                "it takes no keys for this user, and matui logs in with keys only."
+            )
+            fix = (
+                "on the host, allow keys (`PubkeyAuthentication yes` in sshd_config; check "
+                f"`AuthenticationMethods` and `Match` blocks too), then {add_key}; or {entry}."
+            )
         super().__init__(
             host,
-            f"host '{host}' ({address}:{port}) refused login as user '{user}' with {identity}. "
-            f"Fix: add the public key to ~{user}/.ssh/authorized_keys on the host, or set the "
-            "right `user` / `identity` in the host entry.",
+            f"host '{host}' ({address}:{port}) is reachable, but authentication failed: it "
+            f"refused login as user '{user}' with {identity}.{offered} Fix: {fix}",
         )
 
 
 class HostKeyUnknown(SshError):
     """The host's key is not in the known_hosts file used for it. Nothing was run on it."""
+
+    state = "host-key-unknown"
 
     def __init__(
         self,
@@ -189,6 +238,8 @@ class HostKeyUnknown(SshError):
 
 class HostKeyChanged(SshError):
     """The host presented a key other than the one(s) known_hosts has for it. A hard stop."""
+
+    state = "host-key-changed"
 
     def __init__(
         self,
@@ -231,6 +282,37 @@ class SessionLost(HostUnreachable):
         self.cause = message
         self.via = None
         SshError.__init__(self, host, message)
+
+
+class SessionsRefused(SshError):
+    """The host is up and logged us in, but kept refusing new sessions ("open failed": sshd's
+    ``MaxSessions`` per connection, or a resource shortage) on every connection matui may open
+    to it, for the whole wait. Nothing was started."""
+
+    state = "sessions-refused"
+
+    def __init__(
+        self,
+        host: str,
+        address: str,
+        port: int,
+        what: str,
+        reason: str,
+        *,
+        connections: int,
+        waited: float,
+    ) -> None:
+        self.address = address
+        self.port = port
+        self.connections = connections
+        self.waited = waited
+        super().__init__(
+            host,
+            f"host '{host}' ({address}:{port}) is reachable but refused to {what} for "
+            f"{waited:.0f}s on each of {connections} connection(s) ({reason}); nothing was "
+            "started. Fix: raise `MaxSessions` (and `MaxStartups`) in the host's sshd_config, "
+            "or give it fewer jobs at once.",
+        )
 
 
 class CommandTimedOut(SshError):

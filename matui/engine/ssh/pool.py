@@ -9,7 +9,7 @@ import os
 import shlex
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,6 +32,7 @@ from matui.engine.ssh.model import (
     HostList,
     HostUnreachable,
     SessionLost,
+    SessionsRefused,
     SshError,
     log,
 )
@@ -66,7 +67,8 @@ class _Target:
 
 @dataclass(frozen=True)
 class _SpecHost:
-    """A jump host given inline as ``[user@]host[:port]`` on another entry."""
+    """A jump host given inline as ``[user@]host[:port]`` on another entry, or one hop of a
+    ``ProxyJump`` read from ``~/.ssh/config``."""
 
     name: str
     address: str
@@ -75,6 +77,54 @@ class _SpecHost:
     identity: Path | None
     known_hosts: Path | None
     jump: str | None = None
+    via: _Target | None = None
+    """The hop before this one in a multi-hop ``ProxyJump`` (its own ProxyJump is then not
+    read: the list says how this hop is reached)."""
+
+
+# A session channel refused with these codes, on a connection that is still up, means "not
+# now": OpenSSH's sshd answers a session over its MaxSessions per connection with code 2
+# (connect failed) and "open failed" (seen on OpenSSH 9.2); other servers use 1 or 4.
+_BUSY_CODES = frozenset(
+    {
+        asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+        asyncssh.OPEN_CONNECT_FAILED,
+        asyncssh.OPEN_RESOURCE_SHORTAGE,
+    }
+)
+
+
+class _NeverOpened(SessionLost):
+    """The connection was found dead when a channel was to be opened: nothing ran."""
+
+
+class _Refused:
+    """A channel-open attempt the host answered with a busy code."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class _AuthWitness(asyncssh.SSHClient):
+    """Notes which login methods the server offered: asyncssh asks its client object for a
+    password, keyboard-interactive answers or more keys only for methods the server listed.
+    It never answers with a secret (matui logs in with keys only)."""
+
+    def __init__(self) -> None:
+        self.offered: list[str] = []
+
+    def _saw(self, method: str) -> None:
+        if method not in self.offered:
+            self.offered.append(method)
+
+    def public_key_auth_requested(self) -> None:
+        self._saw("publickey")
+
+    def kbdint_auth_requested(self) -> None:
+        self._saw("keyboard-interactive")
+
+    def password_auth_requested(self) -> None:
+        self._saw("password")
 
 
 class SshPool:
@@ -93,6 +143,8 @@ class SshPool:
         keepalive_count_max: int = 3,
         user_ssh_config: Path | None = DEFAULT_SSH_CONFIG,
         default_known_hosts: Path = DEFAULT_KNOWN_HOSTS,
+        max_connections: int = 8,
+        session_wait: float = 20.0,
     ) -> None:
         entries: Iterable[HostEntry] = hosts.hosts if hasattr(hosts, "hosts") else hosts
         self._hosts: dict[str, HostEntry] = {h.name: h for h in entries}
@@ -100,10 +152,18 @@ class SshPool:
         self.login_timeout = login_timeout
         self.keepalive_interval = keepalive_interval
         self.keepalive_count_max = keepalive_count_max
+        self.max_connections = max(1, max_connections)
+        """Connections per host at most: a host that refuses another session on its first
+        connection (sshd's MaxSessions) gets more, since that limit is per connection."""
+        self.session_wait = session_wait
+        """How long a new channel keeps being retried (with backoff) while every connection
+        to its host refuses it, before :class:`SessionsRefused`."""
         ssh_config = user_ssh_config.expanduser() if user_ssh_config is not None else None
         self._ssh_config = ssh_config if ssh_config is not None and ssh_config.is_file() else None
         self.default_known_hosts = default_known_hosts.expanduser()
         self._conns: dict[_Target, asyncssh.SSHClientConnection] = {}
+        self._spares: dict[_Target, list[asyncssh.SSHClientConnection]] = {}
+        self._spare_locks: dict[_Target, asyncio.Lock] = {}
         self._pending: dict[_Target, asyncio.Task[asyncssh.SSHClientConnection]] = {}
         self._aliases: dict[tuple[str, str | None, int | None], dict[str, object]] = {}
 
@@ -183,9 +243,12 @@ class SshPool:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        conns = list(self._conns.values())
+        # Spares first: they may be tunnelled through another host's first connection.
+        conns = [c for spares in self._spares.values() for c in spares]
+        conns += reversed(self._conns.values())
         self._conns.clear()
-        for conn in reversed(conns):
+        self._spares.clear()
+        for conn in conns:
             conn.close()
             try:
                 await asyncio.wait_for(conn.wait_closed(), timeout=5)
@@ -214,48 +277,153 @@ class SshPool:
         """Open a channel on the host's connection.
 
         A channel that could not be *opened* never ran anything, so when the cached connection
-        turns out to be dead it is dropped and one fresh connection is tried.
+        turns out to be dead it is dropped and one fresh connection is tried. A channel the
+        host refuses for now (its MaxSessions reached by other callers' channels) is retried
+        on spare connections and with backoff (:meth:`_on_spare_channel`).
         """
         target = self._resolve(host)
         for attempt in (1, 2):
             conn = await self._connect(target)
             try:
-                return await start(conn)
-            except asyncssh.ChannelOpenError as exc:
-                if conn.is_closed() or not _is_open(conn):
-                    self._drop(target, conn)
-                    if attempt == 1:
-                        continue
-                    raise SessionLost(
-                        target.name,
-                        target.address,
-                        target.port,
-                        f"connection to host '{target.name}' ({target.where}) closed while "
-                        f"trying to {what}; nothing was started. Fix: check the host and retry.",
-                    ) from exc
-                raise SshError(
-                    target.name,
-                    f"host '{target.name}' ({target.where}) refused to {what}: {exc.reason}. "
-                    "Fix: check sshd_config on the host (MaxSessions, ForceCommand, "
-                    "Subsystem) and its logs.",
-                ) from exc
-            except (asyncssh.DisconnectError, OSError) as exc:
-                if isinstance(exc, OSError) and not conn.is_closed() and _is_open(conn):
-                    raise  # a local problem (e.g. a stdin file), not the connection
+                outcome = await self._try_channel(target, conn, what, start)
+            except _NeverOpened:
+                if attempt == 2:
+                    raise
+            else:
+                if isinstance(outcome, _Refused):
+                    return await self._on_spare_channel(target, what, start, outcome)
+                return outcome
+        raise AssertionError("unreachable")
+
+    async def _try_channel(
+        self,
+        target: _Target,
+        conn: asyncssh.SSHClientConnection,
+        what: str,
+        start: Callable[[asyncssh.SSHClientConnection], Awaitable[_T]],
+    ) -> _T | _Refused:
+        """``start(conn)``, or :class:`_Refused` when the host answers "not now"."""
+        try:
+            return await start(conn)
+        except asyncssh.ChannelOpenError as exc:
+            if conn.is_closed() or not _is_open(conn):
                 self._drop(target, conn)
-                raise SessionLost(
+                raise _NeverOpened(
                     target.name,
                     target.address,
                     target.port,
-                    f"connection to host '{target.name}' ({target.where}) was lost while trying "
-                    f"to {what} ({_reason(exc)}); it may or may not have started. Fix: check the "
-                    "host and retry.",
+                    f"connection to host '{target.name}' ({target.where}) closed while "
+                    f"trying to {what}; nothing was started. Fix: check the host and retry.",
                 ) from exc
-        raise AssertionError("unreachable")
+            if exc.code in _BUSY_CODES:
+                return _Refused(f"{exc.reason or 'open failed'}")
+            raise SshError(
+                target.name,
+                f"host '{target.name}' ({target.where}) refused to {what}: {exc.reason}. "
+                "Fix: check sshd_config on the host (MaxSessions, ForceCommand, "
+                "Subsystem) and its logs.",
+            ) from exc
+        except (asyncssh.DisconnectError, OSError) as exc:
+            if isinstance(exc, OSError) and not conn.is_closed() and _is_open(conn):
+                raise  # a local problem (e.g. a stdin file), not the connection
+            self._drop(target, conn)
+            raise SessionLost(
+                target.name,
+                target.address,
+                target.port,
+                f"connection to host '{target.name}' ({target.where}) was lost while trying "
+                f"to {what} ({_reason(exc)}); it may or may not have started. Fix: check the "
+                "host and retry.",
+            ) from exc
+
+    async def _on_spare_channel(
+        self,
+        target: _Target,
+        what: str,
+        start: Callable[[asyncssh.SSHClientConnection], Awaitable[_T]],
+        refused: _Refused,
+    ) -> _T:
+        """The host's first connection refused a new channel: sshd counts MaxSessions per
+        connection, so several host entries (or jobs) on one server starve each other on a
+        single connection. Try the spare connections, open another (up to
+        ``max_connections``), and failing all of them retry with backoff for ``session_wait``
+        seconds. Nothing ran on a refused channel, so retrying is safe."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        delay = 0.05
+        first = True
+        while True:
+            primary = self._conns.get(target)
+            spares = self._live_spares(target)
+            candidates = list(spares)
+            if not first and primary is not None and _is_live(primary):
+                candidates.insert(0, primary)
+            first = False
+            for conn in candidates:
+                try:
+                    outcome = await self._try_channel(target, conn, what, start)
+                except _NeverOpened:
+                    continue  # that connection died; nothing ran on it
+                if not isinstance(outcome, _Refused):
+                    return outcome
+                refused = outcome
+            if await self._add_spare(target, len(spares)) and loop.time() - started < (
+                self.session_wait
+            ):
+                continue  # a new connection to try (ours, or another caller's)
+            waited = loop.time() - started
+            if waited >= self.session_wait:
+                raise SessionsRefused(
+                    target.name,
+                    target.address,
+                    target.port,
+                    what,
+                    refused.reason,
+                    connections=1 + len(self._live_spares(target)),
+                    waited=waited,
+                )
+            await asyncio.sleep(min(delay, self.session_wait - waited))
+            delay = min(delay * 2, 2.0)
+
+    def _live_spares(self, target: _Target) -> list[asyncssh.SSHClientConnection]:
+        spares = [c for c in self._spares.get(target, []) if _is_live(c)]
+        if spares:
+            self._spares[target] = spares
+        else:
+            self._spares.pop(target, None)
+        return spares
+
+    async def _add_spare(self, target: _Target, seen: int) -> bool:
+        """Open one more connection to the host unless another caller just did (``seen``
+        spares were tried) or the limit is reached. True when there is a new one to try."""
+        lock = self._spare_locks.setdefault(target, asyncio.Lock())
+        async with lock:
+            spares = self._live_spares(target)
+            if len(spares) != seen:
+                return True
+            if 1 + len(spares) >= self.max_connections:
+                return False
+            log.info(
+                "ssh: host %s (%s) refused a new session on its connection(s) (MaxSessions?); "
+                "opening connection %d",
+                target.name,
+                target.where,
+                len(spares) + 2,
+            )
+            try:
+                conn = await self._open(target)
+            except SshError as exc:
+                log.info("ssh: no spare connection to %s: %s", target.name, exc.message)
+                return False
+            self._spares.setdefault(target, []).append(conn)
+            return True
 
     def _drop(self, target: _Target, conn: asyncssh.SSHClientConnection) -> None:
         if self._conns.get(target) is conn:
             del self._conns[target]
+        spares = self._spares.get(target, [])
+        if conn in spares:
+            spares.remove(conn)
         conn.abort()
 
     # -- connections --------------------------------------------------------------------------
@@ -303,11 +471,13 @@ class SshPool:
             if target.ignored_proxy
             else ""
         )
+        witness = _AuthWitness()
         try:
             conn = await asyncssh.connect(
                 target.address,
                 target.port,
                 tunnel=tunnel if tunnel is not None else (),
+                client_factory=lambda: witness,
                 config=None,
                 known_hosts=known,
                 username=target.user,
@@ -323,7 +493,14 @@ class SshPool:
             raise await self._host_key_error(target, known, tunnel, exc) from exc
         except asyncssh.PermissionDenied as exc:
             raise AuthFailed(
-                target.name, target.address, target.port, target.user, target.identity_text()
+                target.name,
+                target.address,
+                target.port,
+                target.user,
+                target.identity_text(),
+                server_methods=witness.offered,
+                key_file=target.identities[0] if len(target.identities) == 1 else None,
+                via=via,
             ) from exc
         except asyncssh.ChannelOpenError as exc:
             # Only a tunnel opens a channel during connect: the jump host could not forward.
@@ -516,12 +693,16 @@ class SshPool:
                 jump = self._resolve(entry, (*chain, host.name), fallback_user=user)
             else:
                 jump = self._resolve(entry, (*chain, host.name))
+        elif isinstance(host, _SpecHost) and host.via is not None:
+            jump = host.via
+        else:
+            proxy_jump = alias.get("ProxyJump")
+            if proxy_jump and str(proxy_jump).lower() != "none":
+                jump = self._proxy_jump(host, str(proxy_jump), (*chain, host.name))
         ignored = None
-        if not host.jump:
-            for option in ("ProxyJump", "ProxyCommand"):
-                value = alias.get(option)
-                if value and str(value).lower() != "none":
-                    ignored = option
+        proxy_command = alias.get("ProxyCommand")
+        if not host.jump and jump is None and proxy_command and str(proxy_command) != "none":
+            ignored = "ProxyCommand"
         return _Target(
             address=address,
             port=port,
@@ -533,6 +714,43 @@ class SshPool:
             name=host.name,
             ignored_proxy=ignored,
         )
+
+    def _proxy_jump(self, host: HostEntry, value: str, chain: tuple[str, ...]) -> _Target:
+        """The last hop of ``ProxyJump value`` (``[user@]host[:port]``, comma-separated hops),
+        each hop connected by this pool with the same host-key rules, like an explicit `jump`.
+
+        As with ``ssh``, each hop is looked up in ``~/.ssh/config`` (HostName, Port, User,
+        IdentityFile; the first hop's own ProxyJump too) and its user defaults to the local
+        one. A hop with no IdentityFile of its own logs in with the host entry's `identity`
+        (else ssh-agent and default keys); its key is checked against the host entry's
+        known_hosts."""
+        hops = [hop.strip() for hop in value.split(",")]
+        via: _Target | None = None
+        for hop in hops:
+            try:
+                spec = parse_jump_spec(hop)
+            except ValueError as exc:
+                raise SshError(
+                    host.name,
+                    f"host '{host.name}': {self._ssh_config} sets `ProxyJump {value}` for "
+                    f"'{host.address}', and hop {hop!r} is not of the form [user@]host[:port] "
+                    f"({exc}). Fix: correct that ProxyJump, or set `jump` in the host entry.",
+                ) from exc
+            entry = _SpecHost(
+                name=hop,
+                address=spec.address,
+                port=spec.port,
+                user=spec.user,
+                identity=None,
+                known_hosts=host.known_hosts,
+                via=via,
+            )
+            if not self._ssh_alias(entry).get("IdentityFile"):
+                entry = replace(entry, identity=host.identity)
+            via = self._resolve(entry, chain)
+            chain = (*chain, hop)
+        assert via is not None
+        return via
 
     def _ssh_alias(self, host: HostEntry) -> dict[str, object]:
         """What ``~/.ssh/config`` says about ``host.address`` (only a few options are used)."""
@@ -669,6 +887,10 @@ async def _resolved_ips(address: str, port: int) -> list[str]:
 def _is_open(conn: asyncssh.SSHClientConnection) -> bool:
     # is_closed() turns true only once closing finished; a transport already gone means dead too.
     return getattr(conn, "_transport", True) is not None
+
+
+def _is_live(conn: asyncssh.SSHClientConnection) -> bool:
+    return not conn.is_closed() and _is_open(conn)
 
 
 def _retrieve_exception(task: asyncio.Task[Any]) -> None:
