@@ -51,21 +51,24 @@ class Sshd:
             self.pidfile.unlink(missing_ok=True)
 
 
-def private_sshd(rig: Rig, tmp_path: Path) -> Sshd:
+def private_sshd(rig: Rig, tmp_path: Path, *, docker_host: str | None = None) -> Sshd:
     """Start an sshd like the rig's amd64 host on a free port, its files under ``tmp_path``;
     the caller stops it. ``known_hosts`` trusts it on its port. Its host key is the amd64
-    host's."""
+    host's. Its sessions use the amd64 host's docker engine, or the one at ``docker_host``
+    (``unix://...``), e.g. a private engine a test may restart."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     port = free_port()
     base = (rig.sshd_dir("amd64") / "sshd_config").read_text()
     pidfile = tmp_path / "sshd.pid"
-    lines = [
-        line
-        for line in base.splitlines()
-        if not line.startswith(("Port ", "PidFile ", "ClientAliveInterval"))
-    ]
+    replaced = ["Port ", "PidFile ", "ClientAliveInterval"]
+    head = [f"Port {port}", f"PidFile {pidfile}"]
+    if docker_host is not None:
+        # sshd takes the first SetEnv for a name: the rig's line must go, not just follow.
+        replaced.append("SetEnv DOCKER_HOST=")
+        head.append(f"SetEnv DOCKER_HOST={docker_host}")
+    lines = [line for line in base.splitlines() if not line.startswith(tuple(replaced))]
     config = tmp_path / "sshd_config"
-    config.write_text("\n".join([f"Port {port}", f"PidFile {pidfile}", *lines]) + "\n")
+    config.write_text("\n".join([*head, *lines]) + "\n")
     key = (rig.sshd_dir("amd64") / "ssh_host_ed25519_key.pub").read_text().split()
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} {key[0]} {key[1]}\n")

@@ -1,7 +1,7 @@
 """Builds that survive: a crashed matui, a blackholed network path, a registry that goes away.
 
-All on the rig, with a private sshd (and where it must go away, a private registry) per test, so the
-shared rig is never disturbed (see tests/helpers).
+All on the rig, with a private sshd (and where it must go away, a private registry or docker
+engine) per test, so the shared rig is never disturbed (see tests/helpers).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,19 +22,19 @@ import pytest
 
 from matui.engine import publish
 from matui.engine.build import start_build
-from matui.engine.build.run import LinesEvent, StateEvent
+from matui.engine.build.run import JobStatus, LinesEvent, StateEvent
 from matui.engine.config import load_config
 from matui.engine.publish import push_index
 from matui.engine.records import JobState, list_runs
 from matui.engine.registry import RegistryClient
 from matui.engine.ssh import SshPool
+from tests.helpers.dockerd import PrivateDockerd
 from tests.helpers.projects import make_project, project
 from tests.helpers.registry import PrivateRegistry
 from tests.helpers.rig import Rig
-from tests.helpers.sshd import Sshd
+from tests.helpers.sshd import Sshd, private_sshd
 
 pytestmark = pytest.mark.rig
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def matui_env(tmp_path: Path) -> dict[str, str]:
@@ -263,20 +262,51 @@ def test_registry_down_during_index_push_leaves_the_tag_alone(
     assert first[0].digest == second[0].digest
 
 
+@pytest.fixture
+def private_engine(rig: Rig, tmp_path: Path) -> Iterator[PrivateDockerd]:
+    """A docker engine of this test's own: it is restarted under a build, the rig's never is.
+    It holds the arm64 base image already (from the rig's registry), as the rig's engines do."""
+    engine = PrivateDockerd(tmp_path / "engine")
+    try:
+        engine.start()
+        engine.pull(rig.base_image, "linux/arm64")
+        yield engine
+    finally:
+        engine.close()
+
+
+@pytest.fixture
+def engine_sshd(rig: Rig, private_engine: PrivateDockerd, tmp_path: Path) -> Iterator[Sshd]:
+    """A builder host like the rig's emu host, its sessions on the private engine."""
+    server = private_sshd(rig, tmp_path / "engine-sshd", docker_host=private_engine.host)
+    yield server
+    server.stop()
+
+
 def test_engine_restart_fails_that_arch_clearly_and_spares_the_other(
-    rig: Rig, tmp_path: Path
+    rig: Rig, private_engine: PrivateDockerd, engine_sshd: Sshd, tmp_path: Path
 ) -> None:
-    """The rig's emu host has a docker engine of its own: restart it under the arm64 build."""
+    """arm64 builds under QEMU on a private host whose engine is restarted under it; amd64
+    builds on the rig's amd64 host meanwhile."""
 
     slow = 'ARG BASE\nFROM ${BASE}\nRUN for i in $(seq 1 16); do echo "tick $i"; sleep 0.5; done\n'
     config_path, _ = make_project(tmp_path, rig, slow)
+    text = config_path.read_text()
+    rig_emu = f"port = {rig.port_emu}\nallow_emulation = true\n"
+    assert rig_emu in text, text
+    private_emu = (
+        f'port = {engine_sshd.port}\nknown_hosts = "{engine_sshd.known_hosts}"\n'
+        "allow_emulation = true\n"
+    )
+    config_path.write_text(text.replace(rig_emu, private_emu))
     config = load_config(config_path)
-    pidfile = rig.dir / "docker2" / "dockerd.pid"
+    (emu,) = [h for h in config.hosts if h.port == engine_sshd.port]
 
-    async def run() -> dict[str, object]:
+    async def run() -> dict[str, JobStatus]:
         restarted = False
         async with SshPool(config.hosts) as pool:
             prepared = await start_build(config, pool, state_root=tmp_path / "state")
+            assert prepared.run.plan.job("arm64").host == emu.name
             async for event in prepared.run.events():
                 if (
                     not restarted
@@ -285,20 +315,17 @@ def test_engine_restart_fails_that_arch_clearly_and_spares_the_other(
                     and any("tick 3" in line for line in event.lines)
                 ):
                     restarted = True
-                    os.kill(int(pidfile.read_text()), signal.SIGTERM)
-                    await asyncio.to_thread(
-                        subprocess.run,
-                        ["bash", str(ROOT / "rig" / "rig"), "up"],
-                        check=True,
-                        capture_output=True,
-                    )
+                    # SIGTERM, wait for the exit, start again on the same data root.
+                    await asyncio.to_thread(private_engine.stop)
+                    await asyncio.to_thread(private_engine.start)
+            assert restarted, "the arm64 build never reached tick 3"
             return dict(await prepared.run.wait())
 
     status = asyncio.run(run())
     arm, amd = status["arm64"], status["amd64"]
-    assert arm.state is JobState.FAILED  # type: ignore[attr-defined]
-    assert "docker engine on emu-1 went away" in arm.error  # type: ignore[attr-defined]
-    assert amd.state is JobState.SUCCEEDED and amd.digest  # type: ignore[attr-defined]
+    assert arm.state is JobState.FAILED, arm
+    assert f"docker engine on {emu.name} went away" in (arm.error or ""), arm.error
+    assert amd.state is JobState.SUCCEEDED and amd.digest, amd
 
 
 def test_hosts_behind_a_dropped_bastion_reconnect_through_it(
