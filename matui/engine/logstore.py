@@ -106,8 +106,8 @@ class Match(Protocol):
 
 
 class Pattern(Protocol):
-    """A compiled search pattern (a ``regex`` package pattern): ``timeout`` is in seconds, and
-    running out of it raises :class:`TimeoutError`."""
+    """A compiled search pattern (a ``regex`` package pattern): ``timeout`` is in seconds of
+    process CPU time (all threads), and running out of it raises :class:`TimeoutError`."""
 
     @property
     def pattern(self) -> str: ...
@@ -164,7 +164,12 @@ def compile_pattern(pattern: str, regex: bool = True, ignore_case: bool = True) 
 
 class _Limit:
     """One search's time limit and cancellation, checked before every regex call and passed to
-    it as its ``timeout``, so no single call runs past the limit either."""
+    it as its ``timeout``, so no single call runs past the limit either.
+
+    The regex package counts that timeout in process CPU time: on a machine short of CPU a
+    call can run past the wall-clock limit (to twice it, measured on a loaded 2-core machine).
+    A caller that must answer on time keeps its own clock too (the log pane does).
+    """
 
     __slots__ = ("cancelled", "deadline", "seconds")
 

@@ -1,7 +1,10 @@
-"""LogPane under Pilot: batched ingest, follow mode, the new-lines marker, search, first error."""
+"""LogPane under Pilot: batched ingest, follow mode, the new-lines marker, search (in a worker,
+with highlighting bounded on the UI thread), first error."""
 
 from __future__ import annotations
 
+import itertools
+import time
 from typing import Any
 
 from textual import events
@@ -310,3 +313,35 @@ async def test_view_stays_on_its_lines_when_old_lines_are_dropped() -> None:
         assert pane.match_line == 6000 - CHUNK_LINES
         assert rows(pane)[0] == top
         assert "new lines" in rows(pane)[-1]
+
+
+async def test_a_pattern_too_slow_to_highlight_is_left_unhighlighted() -> None:
+    """A pattern found at once on one line can backtrack for seconds on another visible line:
+    highlighting (the one matching done on the UI thread) stops within its budget, says so,
+    and the search itself stays usable; the background count gives up at its limit."""
+    trap = "a" * 30 + "!"
+    app = PaneApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines(["#1 0.1 x marks the spot", *[trap] * 5, "#2 0.2 end"])
+        await settle(pilot, pane)
+        ticks: list[float] = []
+        pane.set_interval(0.01, lambda: ticks.append(time.perf_counter()))
+        started = time.perf_counter()
+        pane.search("x marks|(a|a)+$")
+        for _ in range(1000):
+            if len(app.searches_done()) >= 2:
+                break
+            await pilot.pause(0.01)
+        found, gave_up = app.searches_done()[:2]
+        assert (found.line, found.error) == (0, None)
+        assert gave_up.line == 0 and gave_up.error is not None
+        assert "not highlighted" in gave_up.error and "simplify it" in gave_up.error
+        gaps = [b - a for a, b in itertools.pairwise([started, *ticks])]
+        assert max(gaps) < 0.1, f"the UI thread was held {max(gaps) * 1000:.0f} ms"
+        await pilot.pause()
+        for y in range(7):
+            assert not [s for s in pane.render_line(y) if s.style and s.style.reverse]
+        assert pane.search_pattern == "x marks|(a|a)+$" and pane.match_line == 0
+        await searched(pilot, pane)  # the count, in its worker, runs out of time
+        assert pane.match_count is None

@@ -82,9 +82,11 @@ backtracks too much to be worth waiting for."""
 _COUNT_SLICE = 16 * CHUNK_LINES
 """Lines one match-count worker counts (~65 k: a tenth of a second for a simple pattern)."""
 
-HIGHLIGHT_SECONDS = 0.03
+HIGHLIGHT_SECONDS = 0.025
 """What one repaint may spend finding the matches to highlight on the visible rows (on the UI
-thread). A pattern that needs more is left unhighlighted, with a message."""
+thread). A pattern that needs more is left unhighlighted, with a message. The ``regex``
+package counts its timeout in process CPU time, so on a busy machine the wall time can run to
+two or three times this: still well under the 100 ms the UI may be held."""
 
 
 def _cells(text: str) -> int:
@@ -92,12 +94,14 @@ def _cells(text: str) -> int:
 
 
 def _expand_tabs(text: str, spans: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
-    """Expand tabs to 8-cell stops, moving highlight spans (character offsets) with the text.
+    """Expand tabs to 8-cell stops as Rich's ``Text.expand_tabs`` does, moving highlight spans
+    (character offsets) with the text.
 
-    The text between two tabs is measured as a whole with ``cell_len``, as Rich measures what
-    it renders: a grapheme (👩‍👩‍👧, 🇫🇷, ❤️) counts as Rich counts it, not as the sum of its
-    code points. A tab ends any grapheme, and the spaces it becomes reset Rich's measure, so
-    the pieces add up to ``cell_len`` of the expanded line.
+    Each tab becomes a space, measured with the text before it back to the previous tab
+    (``cell_len``, so a grapheme such as 👩‍👩‍👧, 🇫🇷 or ❤️ counts as Rich counts it, and a
+    trailing zero-width joiner swallows that space as it does in Rich), then as many more
+    spaces as reach the next stop. The pieces so measured add up to ``cell_len`` of the
+    expanded line: what Rich renders.
     """
     pieces = text.split("\t")
     out: list[str] = []
@@ -105,14 +109,14 @@ def _expand_tabs(text: str, spans: list[tuple[int, int]]) -> tuple[str, list[tup
     extra = [0]  # extra[k]: characters the first k tabs added
     col = pos = 0
     for piece in pieces[:-1]:
-        col += _cells(piece)
-        n = _TAB - col % _TAB
-        col += n
-        out += (piece, " " * n)
+        col += _cells(piece + " ")
+        pad = -col % _TAB
+        col += pad
+        out += (piece, " " * (1 + pad))
         pos += len(piece)
         tabs.append(pos)
         pos += 1
-        extra.append(extra[-1] + n - 1)
+        extra.append(extra[-1] + pad)
     out.append(pieces[-1])
 
     def moved(i: int) -> int:
@@ -700,18 +704,23 @@ class LogPane(ScrollView, can_focus=True):
         except TimeoutError:
             self._rx = None
             self._lines.clear()
-            self.call_after_refresh(self.refresh)
-            pattern = rx.pattern if self._search is None else self._search.pattern
+            # Not from here: a message made while the screen renders bubbles no further
+            # than the screen (its sender).
+            self.call_later(self._highlighting_stopped)
+            return []
+
+    def _highlighting_stopped(self) -> None:
+        self.refresh()
+        if self._search is not None:
             self.post_message(
                 self.SearchDone(
                     self,
-                    pattern,
+                    self._search.pattern,
                     self._match_line,
                     "matches are not highlighted: the pattern backtracks too much on these "
                     "lines; simplify it",
                 )
             )
-            return []
 
     def action_first_error(self) -> None:
         """Jump to the first line that looks like a build error and highlight it."""
