@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 if TYPE_CHECKING:
     from matui.engine.build.run import BuildRun
-    from matui.engine.config import Config
+    from matui.engine.config import Config, HostConfig
     from matui.engine.flags import CheckReport
+    from matui.engine.hostgc import GcReport
     from matui.engine.publish import PublishPreview, PublishReport
     from matui.engine.records import RunRecord
 
@@ -114,6 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true", help="print one JSON document")
     runs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
 
+    gc = sub.add_parser(
+        "gc", help="show and free what matui left on the builder hosts (old job directories)"
+    )
+    _config_option(gc)
+    gc.add_argument(
+        "--host",
+        action="append",
+        dest="hosts",
+        metavar="NAME",
+        help="only this host (repeatable; default: every host)",
+    )
+    gc.add_argument(
+        "--dry-run", action="store_true", help="show what would be removed; remove nothing"
+    )
+    gc.add_argument("--json", action="store_true", help="print one JSON document")
+
     init = sub.add_parser("init", help="write a starter config")
     init.add_argument(
         "path",
@@ -177,6 +194,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _cmd_manifest(args)
         if args.command == "runs":
             return _cmd_runs(args)
+        if args.command == "gc":
+            return _cmd_gc(args)
         if args.command == "init":
             return _cmd_init(args)
         if args.command == "host":
@@ -232,7 +251,10 @@ def _size(n: int | None) -> str:
 
 def format_check(report: CheckReport) -> str:
     """The human table: one row a host, then every flag and every host problem."""
-    headers = ("HOST", "ARCH", "NATIVE", "UNAME", "DOCKER", "BUILDX", "EMULATES", "FREE", "STATUS")
+    headers = (
+        *("HOST", "ARCH", "NATIVE", "UNAME", "DOCKER", "BUILDX", "EMULATES", "FREE", "MATUI"),
+        "STATUS",
+    )
     rows: list[tuple[str, ...]] = []
     for p in report.probes:
         status = "ok" if p.usable else ("unreachable" if not p.reachable else "broken")
@@ -248,6 +270,7 @@ def format_check(report: CheckReport) -> str:
                 p.buildx_version or "-",
                 ",".join(p.emulation) or "-",
                 _size(p.free_bytes),
+                _size(p.matui_bytes),
                 status,
             )
         )
@@ -653,3 +676,77 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         )
     print(_table(("RUN", "STARTED", "IMAGE", "JOBS", "INDEX"), rows))
     return EXIT_OK
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if not config.hosts:
+        raise UsageError(f"{config.path}: no [[hosts]] configured, so nothing to clean up")
+    hosts = [config.host(name) for name in dict.fromkeys(args.hosts)] if args.hosts else None
+    report = _run(_gc(config, hosts or list(config.hosts), dry_run=args.dry_run))
+    if args.json:
+        json.dump(report.to_json(), sys.stdout, indent=2)
+        print()
+    else:
+        print(format_gc(report))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+async def _gc(config: Config, hosts: Sequence[HostConfig], *, dry_run: bool) -> GcReport:
+    from matui.engine.hostgc import collect_garbage
+    from matui.engine.ssh import SshPool
+
+    async with SshPool(config.hosts) as pool:
+        return await collect_garbage(pool, hosts, dry_run=dry_run)
+
+
+def format_gc(report: GcReport) -> str:
+    """Per host: each job directory (size, age, state, what happens to it and why), then what
+    was freed (or, in a dry run, would be)."""
+    from matui.engine.hostgc import Action, Result, format_age
+
+    freed = "would free" if report.dry_run else "freed"
+    lines: list[str] = []
+    for host in report.hosts:
+        if lines:
+            lines.append("")
+        head = f"{host.host}: job directories kept {host.retention_days} days after the build"
+        if host.same_as is not None:
+            lines.append(f"{host.host}: same machine, user and ~/.matui as {host.same_as}")
+            continue
+        lines.append(f"{head}, {_size(host.total_before)} in ~/.matui")
+        rows: list[tuple[str, ...]] = []
+        for item in host.items:
+            job, decision = item.decision.job, item.decision
+            if item.result is None or item.result is Result.REMOVED:
+                result = "" if item.result is None else "removed"
+            else:
+                result = f"left: {item.result}"
+            rows.append(
+                (
+                    job.run_id,
+                    job.job_key,
+                    str(job.state),
+                    format_age(decision.age),
+                    _size(job.bytes),
+                    "" if decision.action is Action.KEEP else str(decision.action),
+                    result,
+                    decision.reason,
+                )
+            )
+        if rows:
+            headers = ("RUN", "JOB", "STATE", "AGE", "SIZE", "ACTION", "RESULT", "WHY")
+            lines += ["  " + line for line in _table(headers, rows).splitlines()]
+        elif host.error is None:
+            lines.append("  no job directories")
+        if host.error is not None:
+            lines.append(f"  ERROR {host.error}")
+        amount = host.due_bytes if report.dry_run else host.freed_bytes
+        after = "" if report.dry_run else f", {_size(host.total_after)} left in ~/.matui"
+        if host.error is None or host.items:
+            lines.append(f"  {freed} {_size(amount)}{after}")
+    amount = report.due_bytes if report.dry_run else report.freed_bytes
+    lines += ["", f"{len(report.hosts)} host(s): {freed} {_size(amount)} in all"]
+    if report.dry_run:
+        lines.append("dry run: nothing was removed; run `matui gc` to remove it")
+    return "\n".join(lines)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 # C0, DEL and C1 (U+0080-U+009F: NEL splits lines, CSI starts terminal escapes).
@@ -99,7 +99,7 @@ class RemoteScript:
 
 
 # Markers that split the probe's output into sections; ASCII, unlikely in real output.
-PROBE_SECTIONS = ("uname", "docker", "buildx", "binfmt", "df")
+PROBE_SECTIONS = ("uname", "docker", "buildx", "binfmt", "df", "matui")
 
 
 def probe_script() -> RemoteScript:
@@ -121,6 +121,8 @@ def probe_script() -> RemoteScript:
             '[ -n "$root" ] || root=/var/lib/docker; '
             'df -Pk "$root" 2>/dev/null || df -Pk /'
         ),
+        # What matui itself keeps on the host (job directories), in KiB; 0 when it has none.
+        "matui": 'if [ -d "$HOME/.matui" ]; then du -sk "$HOME/.matui"; else echo 0; fi',
     }
     # The sections run concurrently (each docker CLI start costs ~0.1-0.3 s) and print in order.
     lines = ['d=$(mktemp -d 2>/dev/null) || { d="/tmp/matui-probe.$$"; mkdir -p "$d"; }']
@@ -137,9 +139,13 @@ def probe_script() -> RemoteScript:
 
 # --- builds -----------------------------------------------------------------------------------
 # Every job lives in its own directory on the host, relative to the login user's $HOME:
-#   .matui/runs/<run>/<job>/{context/, job.sh, build.log, pid, exit, metadata.json, cancelled}
+#   .matui/runs/<run>/<job>/{context/, job.sh, build.log, pid, lock, exit, metadata.json, cancelled}
 # The build runs detached (own session and process group, stdin from /dev/null, output appended
 # to build.log) so it survives the SSH connection; the exit code lands atomically in `exit`.
+# The context copy is the build's input only: it is removed when the build ends, before `exit`
+# is written, so a job directory with an exit code never holds one (unless a cancel or a crash
+# cut the job short: `matui gc` removes those). Log and outcome stay for a reattaching matui
+# until the host's retention has passed (:mod:`matui.engine.hostgc`).
 
 RUNS_DIR = ".matui/runs"
 
@@ -183,10 +189,19 @@ def buildx_argv(
 
 
 def upload_script(run_id: str, job_key: str) -> RemoteScript:
-    """Unpack a tar stream from stdin into the job's context directory (created fresh)."""
+    """Unpack a tar stream from stdin into the job's context directory (created fresh).
+
+    The job's lock is held while tar runs, and a previous attempt's exit code goes first: a
+    `matui gc` running meanwhile sees the directory busy, or (between upload and launch) a fresh
+    job without an exit code, never a finished job whose context is left over."""
     path = quote(job_dir(run_id, job_key))
     return RemoteScript(
-        f'cd "$HOME" && mkdir -p {path} && cd {path} && rm -rf context && mkdir context '
+        f'cd "$HOME" && mkdir -p {path} && cd {path} && exec 9>>lock || exit 1\n'
+        "if command -v flock >/dev/null 2>&1; then\n"
+        '  flock -n 9 || { echo "this job is building or being cleaned up; try again" >&2; '
+        "exit 75; }\n"
+        "fi\n"
+        "rm -f exit && rm -rf context && mkdir context "
         "&& exec tar -x -f - -C context --no-same-owner\n"
     )
 
@@ -211,6 +226,7 @@ def launch_script(run_id: str, job_key: str, argv: list[str]) -> RemoteScript:
             "echo $$ > pid.tmp && mv pid.tmp pid",
             f"{join(argv)} >> build.log 2>&1",
             "rc=$?",
+            "rm -rf context",
             'echo "$rc" > exit.tmp && mv exit.tmp exit',
         ]
     )
@@ -288,10 +304,135 @@ kill -TERM -"$pg" 2>/dev/null || exit 0
 i=0
 while kill -0 -"$pg" 2>/dev/null && [ "$i" -lt {steps} ]; do sleep 0.1; i=$((i + 1)); done
 kill -KILL -"$pg" 2>/dev/null
+rm -rf context
 [ -f exit ] || {{ echo 143 > exit.tmp && mv exit.tmp exit; }}
 exit 0
 """,
     )
+
+
+# --- what matui leaves on a host -------------------------------------------------------------
+# `matui gc` lists every job directory with the facts the engine decides on (host clock, so no
+# skew with the operator's), then removes what is due in a second script that re-checks each
+# one under the job's lock: a job that started, or changed, since it was listed is left alone.
+
+#: The files whose newest mtime says when a job was last touched (its directory's own mtime when
+#: it has none of them); the listing and the removal's re-check use the same list.
+GC_JOB_FILES = ("build.log", "pid", "exit", "context", "job.sh", "metadata.json", "lock")
+
+_GC_HELPERS = f"""kib() {{ set -- $(du -sk "$1" 2>/dev/null); echo "${{1:-0}}"; }}
+newest() {{
+  n=$(stat -c %Y {" ".join(GC_JOB_FILES)} 2>/dev/null | sort -n | tail -n 1)
+  [ -n "$n" ] || n=$(stat -c %Y . 2>/dev/null)
+  echo "${{n:-0}}"
+}}
+ended() {{ if [ -f exit ]; then stat -c %Y exit 2>/dev/null || echo 0; else echo -; fi; }}
+"""
+
+
+def gc_list_script() -> RemoteScript:
+    """Everything matui keeps on the host, in sections a few commands print for all jobs at
+    once (a job per command would take seconds on a host with a hundred of them)::
+
+        @@matui:now=EPOCH            the host's clock, which every mtime below is compared to
+        @@matui:storage=ID UID HOME  tells two host entries that reach one home directory apart
+        @@matui:total=KIB            all of ~/.matui
+        @@matui:sizes                `du -k` of each run, job and context directory (KiB, path)
+        @@matui:mtimes               `stat` mtime and path of each job directory and its files
+        @@matui:exits                RUN/JOB/exit:CODE
+        @@matui:running              RUN/JOB of each job without an exit code whose lock is held
+        @@matui:end
+
+    Paths are relative to ``~/.matui/runs``. Nothing here changes anything on the host.
+    """
+    files = " ".join(f"*/*/{name}" for name in GC_JOB_FILES)
+    return RemoteScript(
+        'cd "$HOME" || exit 97\n'
+        + _RUNNING
+        + f"""echo "@@matui:now=$(date +%s)"
+echo "@@matui:storage=$(cat /etc/machine-id 2>/dev/null || hostname) $(id -u) $HOME"
+[ -d .matui ] || {{ echo "@@matui:end"; exit 0; }}
+set -- $(du -sk .matui 2>/dev/null)
+echo "@@matui:total=${{1:-0}}"
+cd .matui/runs 2>/dev/null || {{ echo "@@matui:end"; exit 0; }}
+echo "@@matui:sizes"
+du -k -d 3 . 2>/dev/null
+echo "@@matui:mtimes"
+stat -c '%Y %n' -- */* {files} 2>/dev/null
+echo "@@matui:exits"
+grep -s -H -m 1 '' -- */*/exit
+echo "@@matui:running"
+for j in */*; do
+  [ -d "$j" ] && [ ! -f "$j/exit" ] && (cd "$j" && running) && echo "$j"
+done
+echo "@@matui:end"
+exit 0
+"""
+    )
+
+
+@dataclass(frozen=True)
+class GcTarget:
+    """One thing to remove from a host, with the state it was listed in."""
+
+    run_id: str
+    job_key: str
+    whole_job: bool
+    """The whole job directory; else only its context copy."""
+    ended: int | None
+    """The exit file's mtime when listed; ``None``: it had none."""
+    newest: int
+    """The newest mtime among the job's files when listed."""
+
+
+def gc_remove_script(targets: Sequence[GcTarget]) -> RemoteScript:
+    """Remove each target that is still as listed; one ``@@matui:result INDEX WORD`` line each.
+
+    WORD is ``removed``, ``running`` (its lock is held: never touched), ``changed`` (it ended,
+    restarted or was written to since the listing), ``gone`` or ``failed``. Each target is
+    checked with the job's lock held and moved aside in one rename, so the lock is held for
+    milliseconds; the moved-aside files are deleted at the end (and by the next gc, should this
+    one be cut short). ``@@matui:total`` is what matui keeps on the host afterwards, in KiB.
+    """
+    lines = [
+        'cd "$HOME" || exit 97',
+        _RUNNING + _GC_HELPERS.rstrip("\n"),
+        "t=.matui/.gc-trash.$$",
+        "for old in .matui/.gc-trash.*; do",
+        '  [ -d "$old" ] && ! kill -0 "${old##*.}" 2>/dev/null && rm -rf "$old"',
+        "done",
+        'mkdir -p "$t" || exit 96',
+        """gc_one() {
+  ( cd "$1" 2>/dev/null || { echo "@@matui:result $5 gone"; exit 0; }
+    if [ -f lock ] && command -v flock >/dev/null 2>&1; then
+      exec 9>>lock
+      flock -n 9 || { echo "@@matui:result $5 running"; exit 0; }
+    elif running; then echo "@@matui:result $5 running"; exit 0; fi
+    if [ "$(ended)" != "$3" ] || [ "$(newest)" != "$4" ]; then
+      echo "@@matui:result $5 changed"; exit 0
+    fi
+    if [ "$2" = context ]; then
+      [ -d context ] || { echo "@@matui:result $5 gone"; exit 0; }
+      mv context "$HOME/$t/$5"
+    else
+      cd "$HOME" && mv "$1" "$t/$5"
+    fi && echo "@@matui:result $5 removed" || echo "@@matui:result $5 failed"
+  )
+}""",
+    ]
+    runs: set[str] = set()
+    for index, target in enumerate(targets):
+        path = quote(job_dir(target.run_id, target.job_key))
+        what = "job" if target.whole_job else "context"
+        ended = "-" if target.ended is None else str(int(target.ended))
+        lines.append(f"gc_one {path} {what} {ended} {int(target.newest)} {index}")
+        if target.whole_job:
+            runs.add(target.run_id)
+    lines.append('rm -rf "$t"')
+    # A run directory emptied here goes too; one that still holds a job stays (rmdir refuses).
+    lines += [f"rmdir {quote(f'{RUNS_DIR}/{run}')} 2>/dev/null" for run in sorted(runs)]
+    lines.append('echo "@@matui:total=$(kib .matui)"')
+    return RemoteScript("\n".join(lines) + "\n")
 
 
 def imagetools_create_argv(

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from matui.engine.flags import check_hosts
-from matui.engine.flags import has_errors
+from matui.engine.build.run import BuildRun
+from matui.engine.flags import check_hosts, has_errors
+from matui.engine.hostgc import GcReport, collect_garbage
 from matui.engine.plan import BuildPlan, PassedOver, PlanError, plan_build
 from matui.engine.records import JobRecord, RunRecord, state_dir
 from matui.engine.registry import RegistryClient, RegistryError
-from matui.engine.build.run import BuildRun
 
 if TYPE_CHECKING:
-    from matui.engine.config import Config
+    from matui.engine.config import Config, HostConfig
     from matui.engine.flags import Flag
     from matui.engine.ssh import SshPool
 
@@ -31,11 +32,26 @@ class BuildRefused(PlanError):
         self.passed_over = list(passed_over)
 
 
+#: How long a build start waits for the clean-up of its hosts (it runs while the registry is
+#: read). A longer one (the first on a host full of old context copies) goes on beside the build.
+HOUSEKEEPING_WAIT = 10.0
+_background: set[asyncio.Task[GcReport]] = set()
+
+
 @dataclass(frozen=True)
 class PreparedBuild:
     plan: BuildPlan
     flags: tuple[Flag, ...]
     run: BuildRun
+    housekeeping: asyncio.Task[GcReport] | None = None
+    """Removing the job directories past their retention from the hosts this run uses."""
+
+
+def _start_housekeeping(pool: SshPool, hosts: Sequence[HostConfig]) -> asyncio.Task[GcReport]:
+    task = asyncio.ensure_future(collect_garbage(pool, hosts))
+    _background.add(task)  # the loop keeps only a weak reference to a task
+    task.add_done_callback(_background.discard)
+    return task
 
 
 async def start_build(
@@ -63,6 +79,9 @@ async def start_build(
     report = await check_hosts(pool, config.hosts)
     plan = plan_build(image_config, run_tags, config.hosts, report.probes)
     used = {job.host for job in plan.jobs}
+    # Job directories past their retention go while the registry is read: the SSH connections
+    # are idle meanwhile, so a host allowing one session at a time is not asked for two.
+    housekeeping = _start_housekeeping(pool, [h for h in config.hosts if h.name in used])
     repo = image_config.repository()
     try:
         state = await read_tags(registry, repo, [j.arch_tag for j in plan.jobs] + list(run_tags))
@@ -97,7 +116,8 @@ async def start_build(
             for job in plan.jobs
         ],
     )
+    await asyncio.wait({housekeeping}, timeout=HOUSEKEEPING_WAIT)
     run = BuildRun(plan, config, pool, record, list(report.probes), registry=registry)
     run.flags = list(flags)
     run.start()
-    return PreparedBuild(plan, flags, run)
+    return PreparedBuild(plan, flags, run, housekeeping)

@@ -22,6 +22,8 @@ from matui.engine.config.model import (
     _TARGET_RE,
     _USER_RE,
     DEFAULT_ARCH_TAG,
+    DEFAULT_JOB_RETENTION_DAYS,
+    MAX_JOB_RETENTION_DAYS,
     HostConfig,
     ImageConfig,
     Problem,
@@ -56,6 +58,7 @@ _DEFAULT_KEYS: dict[str, _Key] = {
     "user": _Key(str, 'user = "builder"'),
     "identity": _Key(str, 'identity = "~/.ssh/id_ed25519"'),
     "known_hosts": _Key(str, 'known_hosts = "~/.ssh/known_hosts"'),
+    "job_retention_days": _Key(int, f"job_retention_days = {DEFAULT_JOB_RETENTION_DAYS}"),
 }
 _HOST_KEYS: dict[str, _Key] = {
     "name": _Key(str, 'name = "arm64-1"', required=True),
@@ -67,6 +70,7 @@ _HOST_KEYS: dict[str, _Key] = {
     "known_hosts": _Key(str, 'known_hosts = "~/.ssh/known_hosts"'),
     "jump": _Key(str, 'jump = "bastion"'),
     "allow_emulation": _Key(bool, "allow_emulation = true"),
+    "job_retention_days": _Key(int, f"job_retention_days = {DEFAULT_JOB_RETENTION_DAYS}"),
 }
 _IMAGE_KEYS: dict[str, _Key] = {
     "name": _Key(str, 'name = "registry.example.com/team/app"', required=True),
@@ -87,6 +91,7 @@ class _Defaults:
     user: str | None = None
     identity: Path | None = None
     known_hosts: Path | None = None
+    job_retention_days: int = DEFAULT_JOB_RETENTION_DAYS
 
 
 class _Checker:
@@ -291,7 +296,23 @@ class _Checker:
         known = self.string(table, "known_hosts", "defaults", _DEFAULT_KEYS["known_hosts"], where)
         if known is not None:
             result.known_hosts = self.known_hosts(known, "defaults.known_hosts")
+        days = self.get(
+            table, "job_retention_days", "defaults", _DEFAULT_KEYS["job_retention_days"], where
+        )
+        if isinstance(days, int) and self.retention(days, "defaults.job_retention_days"):
+            result.job_retention_days = days
         return result
+
+    def retention(self, days: int, path: str) -> bool:
+        if 1 <= days <= MAX_JOB_RETENTION_DAYS:
+            return True
+        self.add(
+            path,
+            f"{days} is not a number of days matui can keep finished jobs for; use 1 to "
+            f"{MAX_JOB_RETENTION_DAYS} (at least a day, so a matui that lost a build can still "
+            f"read its log), e.g. job_retention_days = {DEFAULT_JOB_RETENTION_DAYS}",
+        )
+        return False
 
     # -- hosts ---------------------------------------------------------------------------------
 
@@ -443,6 +464,9 @@ class _Checker:
         if isinstance(jump, str) and isinstance(raw_name, str):
             self.jump(f"{prefix}.jump", raw_name, jump, all_names, jumps)
         emulation = take("allow_emulation")
+        retention = take("job_retention_days")
+        if isinstance(retention, int):
+            self.retention(retention, f"{prefix}.job_retention_days")
         if len(self.problems) > count:
             return None
         assert isinstance(name, str) and isinstance(address, str) and canonical is not None
@@ -456,6 +480,9 @@ class _Checker:
             known_hosts=known_hosts,
             jump=jump if isinstance(jump, str) else None,
             allow_emulation=emulation is True,
+            job_retention_days=(
+                retention if isinstance(retention, int) else defaults.job_retention_days
+            ),
         )
 
     def jump(

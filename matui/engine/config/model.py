@@ -47,6 +47,10 @@ _MAX_ADDRESS = 255
 
 _ARCH_PLACEHOLDERS = ("tag", "arch")
 DEFAULT_ARCH_TAG = "{tag}-{arch}"
+#: Days a finished job's log and outcome stay on its host (``job_retention_days``): long enough
+#: for a matui that lost a build over a holiday to reattach and read it.
+DEFAULT_JOB_RETENTION_DAYS = 14
+MAX_JOB_RETENTION_DAYS = 3650
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,6 +119,9 @@ class HostConfig:
     known_hosts: Path | None = None
     jump: str | None = None
     allow_emulation: bool = False
+    job_retention_days: int = DEFAULT_JOB_RETENTION_DAYS
+    """Days a finished job's directory (log, outcome) stays on the host; the context copy goes
+    when the build ends."""
 
     def label(self) -> str:
         """``name (user@address:port)``, for messages."""
