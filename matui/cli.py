@@ -257,7 +257,7 @@ def format_check(report: CheckReport) -> str:
     )
     rows: list[tuple[str, ...]] = []
     for p in report.probes:
-        status = "ok" if p.usable else ("unreachable" if not p.reachable else "broken")
+        status = str(p.state)  # ok, broken, unreachable, auth-failed, host-key-changed, ...
         if p.native_arch and p.native_arch != p.arch:
             status = "MISMATCH"
         rows.append(
@@ -344,10 +344,17 @@ def _cmd_build(args: argparse.Namespace) -> int:
     try:
         return _run(_build(config, args))
     except BuildRefused as exc:
+        for passed in exc.passed_over:
+            print(f"matui: {passed.line()}", file=sys.stderr)
         print(f"matui: {exc}", file=sys.stderr)
         if args.json:
             json.dump(
-                {"run": None, "jobs": [], "flags": [f.to_json() for f in exc.flags]},
+                {
+                    "run": None,
+                    "jobs": [],
+                    "flags": [f.to_json() for f in exc.flags],
+                    "passed_over": [p.to_json() for p in exc.passed_over],
+                },
                 sys.stdout,
                 indent=2,
             )
@@ -413,6 +420,8 @@ async def _follow_run(run: BuildRun, args: argparse.Namespace, *, attached: bool
     arch = {job.key: job.arch for job in plan.jobs}
     for flag in run.flags:
         print(f"matui: {flag.severity} {flag.kind} {flag.subject}: {flag.message}", file=log)
+    for passed in plan.passed_over:  # a host not used is named, with why, before the build
+        print(f"matui: {passed.line()}", file=log)
     print(
         f"matui: {'attached to run' if attached else 'run'} {run.id}: "
         + ", ".join(
@@ -479,6 +488,7 @@ async def _follow_run(run: BuildRun, args: argparse.Namespace, *, attached: bool
                 for s in jobs
             ],
             "flags": [flag.to_json() for flag in run.flags],
+            "passed_over": [p.to_json() for p in plan.passed_over],
         }
         json.dump(doc, sys.stdout, indent=2)
         print()

@@ -22,6 +22,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from matui.ui.hosts_screen import HostsScreen
 from matui.ui.resources import stylesheet
 from matui.ui.screens import HelpScreen, PublishScreen, QuitScreen
 from matui.ui.widgets.arch_pane import ArchPane
@@ -128,6 +129,14 @@ class MatuiApp(App[int]):
         ),
         Binding(
             "c", "check", "Check hosts", show=False, tooltip="Probe the hosts again", id="check"
+        ),
+        Binding(
+            "h",
+            "hosts",
+            "Hosts",
+            show=False,
+            tooltip="Every host in full: its probe and its whole error",
+            id="hosts",
         ),
         Binding("question_mark", "help", "Help", tooltip="Show the keys", id="help"),
         Binding(
@@ -256,12 +265,17 @@ class MatuiApp(App[int]):
         report = await check_hosts(self.pool(), self.config.hosts)
         self.show_probes(report.probes, report.flags)
         if self.run_ is None:
-            self.status_text = "ready: press b to build" if report.ok else "hosts not ready"
+            self.status_text = (
+                "ready: press b to build" if report.ok else "hosts not ready: h shows why"
+            )
             self._update_title()
 
     def show_probes(self, probes: Iterable[HostProbe], flags: Iterable[Flag]) -> None:
         self.probes = list(probes)
-        self.query_one(HostsPanel).show_probes(self.probes)
+        hosts = self.query_one(HostsPanel)
+        hosts.show_probes(self.probes)
+        for panel in self.query(FlagsPanel):
+            panel.show_hosts(self.probes, hosts.passed_over)
         self.set_flags(flags)
 
     def set_flags(self, flags: Iterable[Flag]) -> None:
@@ -333,6 +347,7 @@ class MatuiApp(App[int]):
         self.started = time.monotonic()
         self.ended = None
         await self.show_jobs(prepared.plan.jobs)
+        self.query_one(HostsPanel).mark_passed_over(prepared.plan.passed_over)
         self.show_probes(prepared.run.probes, prepared.run.flags)
         self.status_text = "building"
         self._update_title()
@@ -585,6 +600,10 @@ class MatuiApp(App[int]):
         self._update_title()
 
     # --- help, quit, palette ---------------------------------------------------------------
+
+    def action_hosts(self) -> None:
+        hosts = self.query_one(HostsPanel)
+        self.push_screen(HostsScreen(self.config.hosts, hosts.probes, hosts.passed_over))
 
     def action_help(self) -> None:
         rows = []
