@@ -264,7 +264,8 @@ def decide(
             reason = "no exit code yet: may be about to launch"
         else:
             action = Action.KEEP
-            reason = f"log and outcome kept {format_age(retention - age)} more"
+            left = format_age(retention - age)
+            reason = f"log and outcome kept {retention_days}d after the build ({left} left)"
         decisions.append(Decision(job, action, reason, age))
     return decisions
 

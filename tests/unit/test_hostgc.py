@@ -79,7 +79,7 @@ def one(j: JobDir, retention_days: int = 14) -> Decision:
 def test_a_finished_job_is_kept_for_the_retention_then_removed_whole() -> None:
     young = one(job(ended_ago=13 * DAY))
     assert (young.job.state, young.action) == (JobDirState.FINISHED, Action.KEEP)
-    assert young.reason == "log and outcome kept 1d more"
+    assert young.reason == "log and outcome kept 14d after the build (1d left)"
     old = one(job(ended_ago=14 * DAY, size=5000))
     assert old.action is Action.REMOVE_JOB and old.frees == 5000
     assert old.reason == "ended 14d ago, past the 14-day retention"
