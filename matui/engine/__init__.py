@@ -14,8 +14,9 @@ that nothing here imports Textual, Rich, ``matui.ui`` or ``matui.cli``):
     (``flags.gather``).
 ``plan``
     What will be built where (``BuildPlan``) and what the index will hold (``IndexPlan``).
-``probe`` · ``registry`` · ``logstore``
-    What a host really is; what a registry serves; one job's log lines, searchable.
+``probe`` · ``registry`` · ``logstore`` · ``hostgc``
+    What a host really is; what a registry serves; one job's log lines, searchable; which of
+    the job directories matui left on a host are due to go.
 ``ssh`` · ``config``
     One checked connection per host; the config file as values.
 ``arch`` · ``refs`` · ``shell`` · ``text``
