@@ -265,9 +265,7 @@ class MatuiApp(App[int]):
         report = await check_hosts(self.pool(), self.config.hosts)
         self.show_probes(report.probes, report.flags)
         if self.run_ is None:
-            self.status_text = (
-                "ready: press b to build" if report.ok else "hosts not ready: h shows why"
-            )
+            self.status_text = "ready: press b to build" if report.ok else "hosts not ready"
             self._update_title()
 
     def show_probes(self, probes: Iterable[HostProbe], flags: Iterable[Flag]) -> None:

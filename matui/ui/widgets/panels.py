@@ -154,6 +154,8 @@ class FlagsPanel(Static):
             entries.append((severity, line))
         entries.sort(key=lambda entry: order.get(entry[0], 3))  # stable: hosts first
         self.border_title = f"Flags ({len(entries)})" if entries else "Flags"
+        # A host's whole message may not fit the panel: say where it is shown in full.
+        self.border_subtitle = "h: hosts in full" if self.host_lines else ""
         if not entries:
             self.update(Text("no flags", style="dim"))
             return
