@@ -720,11 +720,13 @@ def format_gc(report: GcReport) -> str:
     for host in report.hosts:
         if lines:
             lines.append("")
-        head = f"{host.host}: job directories kept {host.retention_days} days after the build"
         if host.same_as is not None:
             lines.append(f"{host.host}: same machine, user and ~/.matui as {host.same_as}")
             continue
-        lines.append(f"{head}, {_size(host.total_before)} in ~/.matui")
+        head = f"{host.host}: job directories kept {host.retention_days} days after the build"
+        if host.total_before is not None:
+            head += f", {_size(host.total_before)} in ~/.matui"
+        lines.append(head)
         rows: list[tuple[str, ...]] = []
         for item in host.items:
             job, decision = item.decision.job, item.decision

@@ -259,9 +259,14 @@ def decide(
         elif state is JobDirState.UNFINISHED and job.context_bytes is not None and age >= grace:
             action = Action.REMOVE_CONTEXT
             reason = f"no exit code and nothing written for {format_age(age)}: the build is gone"
+        elif state is JobDirState.UNFINISHED and age < grace:
+            action, reason = Action.KEEP, "no exit code yet: may be about to launch"
         elif state is JobDirState.UNFINISHED:
             action = Action.KEEP
-            reason = "no exit code yet: may be about to launch"
+            reason = (
+                "no exit code and not running (never launched, or died with its host); "
+                f"kept {retention_days}d"
+            )
         else:
             action = Action.KEEP
             left = format_age(retention - age)

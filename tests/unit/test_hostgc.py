@@ -104,7 +104,10 @@ def test_an_unfinished_job_keeps_its_context_while_it_may_be_about_to_launch() -
     assert gone.action is Action.REMOVE_JOB and gone.frees == 400
     assert gone.reason.startswith("last written 15d ago")
     # No context left and no exit code: nothing to do until the retention.
-    assert one(job(ended_ago=None, written_ago=2 * DAY)).action is Action.KEEP
+    quiet = one(job(ended_ago=None, written_ago=2 * DAY))
+    assert quiet.action is Action.KEEP
+    assert quiet.reason.startswith("no exit code and not running (never launched, or died")
+    assert fresh.reason == "no exit code yet: may be about to launch"
 
 
 @given(
