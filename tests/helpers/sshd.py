@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,11 +52,15 @@ class Sshd:
             self.pidfile.unlink(missing_ok=True)
 
 
-def private_sshd(rig: Rig, tmp_path: Path, *, docker_host: str | None = None) -> Sshd:
+def private_sshd(
+    rig: Rig, tmp_path: Path, *, docker_host: str | None = None, options: Sequence[str] = ()
+) -> Sshd:
     """Start an sshd like the rig's amd64 host on a free port, its files under ``tmp_path``;
     the caller stops it. ``known_hosts`` trusts it on its port. Its host key is the amd64
     host's. Its sessions use the amd64 host's docker engine, or the one at ``docker_host``
-    (``unix://...``), e.g. a private engine a test may restart."""
+    (``unix://...``), e.g. a private engine a test may restart. ``options`` are sshd_config
+    lines (``"MaxSessions 1"``, ``"LogLevel DEBUG1"``) replacing the rig's line for the same
+    keyword."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     port = free_port()
     base = (rig.sshd_dir("amd64") / "sshd_config").read_text()
@@ -66,6 +71,8 @@ def private_sshd(rig: Rig, tmp_path: Path, *, docker_host: str | None = None) ->
         # sshd takes the first SetEnv for a name: the rig's line must go, not just follow.
         replaced.append("SetEnv DOCKER_HOST=")
         head.append(f"SetEnv DOCKER_HOST={docker_host}")
+    replaced += [f"{line.split()[0]} " for line in options]
+    head += options
     lines = [line for line in base.splitlines() if not line.startswith(tuple(replaced))]
     config = tmp_path / "sshd_config"
     config.write_text("\n".join([*head, *lines]) + "\n")
