@@ -23,7 +23,7 @@ from matui.engine.flags import Flag, FlagKind, RegistryReader, Severity, postbui
 from matui.engine.plan import BuildJob, BuildPlan
 from matui.engine.records import JobState, RunRecord, RunState
 from matui.engine.registry import RegistryError
-from matui.engine.ssh import HostUnreachable
+from matui.engine.ssh import HostUnreachable, SessionsRefused
 from matui.engine.text import decode_lines, neutralise
 
 if TYPE_CHECKING:
@@ -694,4 +694,9 @@ def _engine_went_away(*texts: str) -> bool:
 def _is_connection_error(exc: BaseException) -> bool:
     import asyncssh
 
-    return isinstance(exc, asyncssh.ConnectionLost | asyncssh.DisconnectError | HostUnreachable)
+    # SessionsRefused: the host kept refusing a new session (MaxSessions) for the pool's whole
+    # wait; the build goes on there, so following it is retried like a lost connection.
+    return isinstance(
+        exc,
+        asyncssh.ConnectionLost | asyncssh.DisconnectError | HostUnreachable | SessionsRefused,
+    )
