@@ -332,7 +332,8 @@ ended() {{ if [ -f exit ]; then stat -c %Y exit 2>/dev/null || echo 0; else echo
 
 def gc_list_script() -> RemoteScript:
     """Everything matui keeps on the host, in sections a few commands print for all jobs at
-    once (a job per command would take seconds on a host with a hundred of them)::
+    once (a job per command would take seconds on a host with a hundred of them; the paths go
+    through ``xargs``, so thousands of them never hit the host's argument limit)::
 
         @@matui:now=EPOCH            the host's clock, which every mtime below is compared to
         @@matui:storage=ID UID HOME  tells two host entries that reach one home directory apart
@@ -345,7 +346,7 @@ def gc_list_script() -> RemoteScript:
 
     Paths are relative to ``~/.matui/runs``. Nothing here changes anything on the host.
     """
-    files = " ".join(f"*/*/{name}" for name in GC_JOB_FILES)
+    files = " ".join(f'"$j/{name}"' for name in GC_JOB_FILES)
     return RemoteScript(
         'cd "$HOME" || exit 97\n'
         + _RUNNING
@@ -358,9 +359,13 @@ cd .matui/runs 2>/dev/null || {{ echo "@@matui:end"; exit 0; }}
 echo "@@matui:sizes"
 du -k -d 3 . 2>/dev/null
 echo "@@matui:mtimes"
-stat -c '%Y %n' -- */* {files} 2>/dev/null
+for j in */*; do
+  case "$j" in *[!A-Za-z0-9_./-]*) continue ;; esac
+  printf '%s\\000' "$j" {files}
+done | xargs -0 -r stat -c '%Y %n' -- 2>/dev/null
 echo "@@matui:exits"
-grep -s -H -m 1 '' -- */*/exit
+for j in */*; do [ -f "$j/exit" ] && printf '%s\\000' "$j/exit"; done \\
+  | xargs -0 -r grep -s -H -m 1 '' --
 echo "@@matui:running"
 for j in */*; do
   [ -d "$j" ] && [ ! -f "$j/exit" ] && (cd "$j" && running) && echo "$j"
