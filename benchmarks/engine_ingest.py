@@ -68,8 +68,7 @@ def make_run(host: Any, state: Path, run_id: str, pool: Any) -> Any:
 
 
 async def through_matui(host: Any, run_id: str, lines: int, pid: int) -> float:
-    from matui.engine.build.progress import ProgressParser
-    from matui.engine.build.run import LinesEvent, _LogSink
+    from matui.engine.build.run import LinesEvent
     from matui.engine.shell import RemoteScript, job_dir
     from matui.engine.ssh import SshPool
 
@@ -79,9 +78,9 @@ async def through_matui(host: Any, run_id: str, lines: int, pid: int) -> float:
             run = make_run(host, Path(tmp), run_id, pool)
             status = run.status[JOB]
             status.pid = pid
-            parser = ProgressParser()
-            sink = _LogSink(run.record.log_path(JOB).open("ab"))
-            follow = asyncio.create_task(run._follow(host, status, parser, sink))
+            log = run._logs[JOB]
+            log.file = log.path.open("ab")
+            follow = asyncio.create_task(run._follow(host, status, log))
             seen = 0
             events = run.events(until_finished=False)
             while seen < lines:
@@ -99,7 +98,7 @@ async def through_matui(host: Any, run_id: str, lines: int, pid: int) -> float:
             path = shlex.quote(job_dir(run_id, JOB))
             await pool.run(host, RemoteScript(f'cd "$HOME" && echo 0 > {path}/exit\n'))
             await follow
-            sink.file.close()
+            log.file.close()
             size = run.record.log_path(JOB).stat().st_size
             await pool.run(host, RemoteScript(f'cd "$HOME" && rm -f {path}/exit\n'))
         if seen != lines or size != lines * 81:

@@ -555,13 +555,3 @@ def find_run(root: Path, run_id: str | None, image: str | None = None) -> RunRec
         what = f" of {image}" if image else ""
         raise LookupError(f"no run{what} recorded yet; start one with `matui build`")
     return runs[0]
-
-
-def local_lines(record: RunRecord, job_key: str) -> list[str]:
-    """The complete lines already received for a job, decoded as the live stream decodes them."""
-    path = record.log_path(job_key)
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    data = data[: data.rfind(b"\n") + 1]
-    return [line.decode("utf-8", "replace").rstrip("\r") for line in data.split(b"\n")[:-1]]

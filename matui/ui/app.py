@@ -355,9 +355,10 @@ class MatuiApp(App[int]):
     @work(exclusive=True, group="build")
     async def _resume(self) -> None:
         """Builds an earlier matui left running on their hosts: follow them again, from the
-        exact byte each pane had reached."""
+        exact byte each pane had reached. The run replays the lines already received as
+        ordinary line events before the live ones."""
         from matui.engine.build.run import BuildRun
-        from matui.engine.records import local_lines, state_dir, unfinished_runs
+        from matui.engine.records import state_dir, unfinished_runs
         from matui.engine.registry import RegistryClient
 
         assert self.image is not None
@@ -376,9 +377,7 @@ class MatuiApp(App[int]):
         await self.show_jobs(run.plan.jobs)
         self.set_flags(run.flags)
         for key, status in run.status.items():
-            pane = self._pane(key)
-            pane.view.add_lines(local_lines(record, key))
-            pane.set_state(str(status.state), status.digest or status.error or "")
+            self._pane(key).set_state(str(status.state), status.digest or status.error or "")
         self.status_text = "reattached"
         self._update_title()
         self.notify(f"run {record.id} was still building: reattached", timeout=8)
@@ -387,7 +386,6 @@ class MatuiApp(App[int]):
             self.handle_event(event)
 
     def handle_event(self, event: Event) -> None:
-        from matui.engine.build.progress import StepState
         from matui.engine.build.run import (
             FlagsEvent,
             LinesEvent,
@@ -400,8 +398,7 @@ class MatuiApp(App[int]):
         if isinstance(event, LinesEvent):
             self._pane(event.job).view.add_lines(event.lines)
         elif isinstance(event, StepChange):
-            if event.step.state is StepState.STARTED:
-                self._pane(event.job).set_step(event.step.name)
+            self._pane(event.job).set_step(event.step)
         elif isinstance(event, StateEvent):
             self._pane(event.job).set_state(str(event.state), event.detail)
             if self.run_ is not None and self.run_.running:

@@ -8,7 +8,15 @@ import asyncio
 from pathlib import Path
 
 from matui.engine.arch import Platform
-from matui.engine.build.run import BuildRun, Event, NoteEvent, StateEvent
+from matui.engine.build.run import (
+    BuildRun,
+    Event,
+    LinesEvent,
+    NoteEvent,
+    RunFinished,
+    StateEvent,
+    StepChange,
+)
 from matui.engine.config import Config, HostConfig, ImageConfig
 from matui.engine.flags import Flag, FlagKind, Severity
 from matui.engine.logstore import LogStore
@@ -23,7 +31,9 @@ DATA = Path(__file__).parent.parent / "data" / "progress"
 REPO = "registry.example/team/app"
 
 
-def make_run(tmp_path: Path, arches: tuple[str, ...] = ("amd64",)) -> BuildRun:
+def make_run(
+    tmp_path: Path, arches: tuple[str, ...] = ("amd64",), max_queued_lines: int = 50_000
+) -> BuildRun:
     """A real BuildRun over hosts it never dials (the tests below drive no SSH)."""
     hosts = tuple(HostConfig(f"{a}-1", a, "192.0.2.10", user="build") for a in arches)
     platforms = tuple(Platform.parse(f"linux/{a}") for a in arches)
@@ -40,7 +50,11 @@ def make_run(tmp_path: Path, arches: tuple[str, ...] = ("amd64",)) -> BuildRun:
         jobs=[JobRecord.for_job(job) for job in jobs],
     )
     return BuildRun(
-        BuildPlan(image, ("1.0",), jobs), Config(None, hosts, (image,)), SshPool(hosts), record
+        BuildPlan(image, ("1.0",), jobs),
+        Config(None, hosts, (image,)),
+        SshPool(hosts),
+        record,
+        max_queued_lines=max_queued_lines,
     )
 
 
@@ -165,3 +179,78 @@ def test_a_resumed_run_makes_an_old_records_text_inert(tmp_path: Path) -> None:
     resumed = BuildRun.resume(record, run.config, run.pool)
     status = resumed.status["amd64"]
     assert unsafe(status.error or "") == [] and unsafe(status.notes[0]) == []
+
+
+# -- the queue: bounded, every line once, in order ------------------------------------------------
+
+
+def recorded_log() -> bytes:
+    """Real buildx output (a 600-line step, parallel steps, escapes), one log after another."""
+    names = ("ok.log", "many_lines.log", "parallel.log", "escapes.log", "many_lines.log")
+    return b"".join((DATA / name).read_bytes() for name in names)
+
+
+def feed(run: BuildRun, data: bytes, size: int) -> None:
+    """``data`` as the follow reads it from the host, ``size`` bytes a read."""
+    status, log = run.status["amd64"], run._logs["amd64"]
+    for at in range(0, len(data), size):
+        run._ingest(status, log, data[at : at + size])
+        assert run.queued_lines <= run.max_queued_lines
+
+
+async def read_until_finished(run: BuildRun, got: list[Event]) -> None:
+    async for event in run.events():
+        got.append(event)
+
+
+def test_a_slow_consumer_gets_every_line_once_in_order_and_the_last_step(tmp_path: Path) -> None:
+    run = make_run(tmp_path, max_queued_lines=100)
+    log = run._logs["amd64"]
+    data = recorded_log()
+
+    async def main() -> list[Event]:
+        got: list[Event] = []
+        events = run.events()
+        with log.path.open("ab") as log.file:
+            for at in range(0, len(data), 4096):
+                feed(run, data[at : at + 4096], 512)
+                got.append(await anext(events))  # one event now and then: it lags behind
+        run._emit(RunFinished())
+        async for event in events:
+            got.append(event)
+        return got
+
+    got = asyncio.run(main())
+    lines = [line for e in got if isinstance(e, LinesEvent) for line in e.lines]
+    assert lines == decode_lines(data.rstrip(b"\n"))
+    firsts = [e.first for e in got if isinstance(e, LinesEvent)]
+    assert firsts == sorted(firsts) and firsts[0] == 0
+    steps = [e.step for e in got if isinstance(e, StepChange)]
+    assert steps and steps[-1] == run.status["amd64"].current_step
+    assert isinstance(got[-1], RunFinished)
+
+
+def test_a_resumed_run_replays_its_stored_lines_then_the_live_ones(tmp_path: Path) -> None:
+    first = make_run(tmp_path)
+    data = (DATA / "many_lines.log").read_bytes()  # one step printing 600 lines
+    cut = len(data) // 2 + 7  # mid-line: the copy ends with part of a line
+    first.record.log_path("amd64").write_bytes(data[:cut])
+    first.record.update_job("amd64", state=JobState.RUNNING, pid=4242)
+    resumed = BuildRun.resume(RunRecord.load(first.record.dir), first.config, first.pool)
+    status, log = resumed.status["amd64"], resumed._logs["amd64"]
+    assert status.offset == cut and status.lines == data[:cut].count(b"\n")
+    # The step the history ends in: as if the run had never been left.
+    assert status.current_step is not None and "RUN" in status.current_step
+
+    async def main() -> list[Event]:
+        resumed._queue_history()
+        with log.path.open("ab") as log.file:
+            feed(resumed, data[cut:], 4096)
+        resumed._emit(RunFinished())
+        got: list[Event] = []
+        await read_until_finished(resumed, got)
+        return got
+
+    got = asyncio.run(main())
+    lines = [line for e in got if isinstance(e, LinesEvent) for line in e.lines]
+    assert lines == decode_lines(data.rstrip(b"\n"))

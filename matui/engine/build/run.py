@@ -1,8 +1,20 @@
 """Run a build plan: one detached remote build per arch, all at once, each followed live.
 
-Data flows one way: SSH bytes -> lines (+ step events from the progress parser) -> one event
-queue that every front end reads with :meth:`BuildRun.events`. Output is read in chunks and handed
-on as one :class:`LinesEvent` per chunk, never one event per line.
+Data flows one way: SSH bytes -> the job's local log copy -> lines, decoded and made inert once
+(:func:`~matui.engine.text.decode_lines`) and fed to the progress parser -> one event queue that
+every front end reads with :meth:`BuildRun.events`. Output is read in chunks and handed on as one
+:class:`LinesEvent` per chunk, never one event per line.
+
+The events own the state a front end shows: a job's current step (:class:`StepChange`, the
+parser's), its state and a one-line detail (:class:`StateEvent`), notes, the run's flags. Every
+string in them is inert already.
+
+Memory stays bounded whatever the consumer does (k9s's log model): at most
+:attr:`BuildRun.max_queued_lines` lines wait in the queue. When the consumer lags, the queue
+holds a cursor instead of more lines ("lines N..M of job J are new", their bytes in the local log
+copy, which has them already); :meth:`BuildRun.events` reads them back through the same decoder
+when the consumer gets there, so it still sees every line once, in order. A resumed run's history
+is such a cursor too: it is replayed as ordinary line events before the live ones.
 """
 
 from __future__ import annotations
@@ -11,14 +23,16 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from matui.engine import shell
 from matui.engine.arch import Platform
 from matui.engine.build.context import stream_context
-from matui.engine.build.progress import ProgressParser, StepEvent, parse_metadata
+from matui.engine.build.progress import ProgressParser, parse_metadata
 from matui.engine.flags import Flag, FlagKind, RegistryReader, Severity, postbuild_flags
 from matui.engine.plan import BuildJob, BuildPlan
 from matui.engine.records import JobState, RunRecord, RunState
@@ -33,31 +47,41 @@ if TYPE_CHECKING:
 
 CHUNK = 64 * 1024
 
+MAX_QUEUED_LINES = 50_000
+"""Lines that may wait in a run's event queue (about 5 MB of build output); past it, the queue
+holds cursors into the local log copies instead."""
+
+MAX_QUEUED_CHARS = 16 << 20
+"""Characters that may wait in the queue, for logs of very long lines."""
+
 
 @dataclass(frozen=True)
 class LinesEvent:
+    """New lines of a job's log, inert, in order; ``first`` is the number (0-based) of the first
+    one in the job's log, so a consumer can tell that nothing is missing or repeated."""
+
     job: str
-    first: int  # number of the first line (0-based) in the job's log
+    first: int
     lines: list[str]
 
 
 @dataclass(frozen=True)
 class StepChange:
+    """The job's current step changed: the progress parser's
+    :attr:`~matui.engine.build.progress.ProgressParser.current_step` (None: none running)."""
+
     job: str
-    step: StepEvent
+    step: str | None
 
 
 @dataclass(frozen=True)
 class StateEvent:
+    """The job's state changed; ``detail`` is one line about it (pid and host, the digest of a
+    success, the failing step, the error), inert."""
+
     job: str
     state: JobState
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class DigestEvent:
-    job: str
-    digest: str
 
 
 @dataclass(frozen=True)
@@ -75,10 +99,10 @@ class FlagsEvent:
 
 @dataclass(frozen=True)
 class RunFinished:
-    run: str
+    """Every job of the run has ended and the post-build checks are done."""
 
 
-Event = LinesEvent | StepChange | StateEvent | DigestEvent | NoteEvent | FlagsEvent | RunFinished
+Event = LinesEvent | StepChange | StateEvent | NoteEvent | FlagsEvent | RunFinished
 
 
 @dataclass
@@ -97,8 +121,6 @@ class JobStatus:
     finished: float | None = None
     notes: list[str] = field(default_factory=list)
     arch_evidence: list[str] = field(default_factory=list)
-    #: Bytes of an incomplete last line already in the local log (when resuming a run).
-    _partial: bytes = b""
 
     @property
     def seconds(self) -> float | None:
@@ -125,11 +147,44 @@ class JobStatus:
 
 
 @dataclass
-class _LogSink:
-    """The local copy of a job's log and the incomplete last line not yet handed on."""
+class _JobLog:
+    """A job's local log copy as the runner writes it, and how far its lines were handed on."""
 
-    file: Any
+    path: Path
+    parser: ProgressParser = field(default_factory=ProgressParser)
     partial: bytes = b""
+    """Bytes of an incomplete last line: in the file already, not handed on yet."""
+    complete: int = 0
+    """Bytes of the file up to the end of the last line handed on."""
+    file: IO[bytes] | None = None
+    """Open for appending while the job is followed."""
+
+    def take(self, chunk: bytes) -> bytes | None:
+        """The complete lines ``chunk`` ends (joined by \\n, without the last one), or None when
+        it ends none; what follows the last line break waits in :attr:`partial`."""
+        data = self.partial + chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self.partial = data
+            return None
+        self.partial = data[cut + 1 :]
+        return data[:cut]
+
+
+@dataclass
+class _Backlog:
+    """Lines ``first .. first + count - 1`` of a job, at bytes ``start .. end`` of its local log
+    copy: queued instead of the lines while the consumer lags, and for a resumed run's history."""
+
+    job: str
+    first: int
+    start: int
+    step_before: str | None
+    """The job's current step before these lines."""
+    count: int = 0
+    end: int = 0
+    step: str | None = None
+    """The job's current step after them."""
 
 
 class _Lost(Exception):
@@ -151,6 +206,8 @@ class BuildRun:
         reconnect_delay: float = 1.0,
         reconnect_cap: float = 15.0,
         registry: RegistryReader | None = None,
+        max_queued_lines: int = MAX_QUEUED_LINES,
+        max_queued_chars: int = MAX_QUEUED_CHARS,
     ) -> None:
         self.plan = plan
         self.config = config
@@ -163,7 +220,14 @@ class BuildRun:
         self.reconnect_cap = reconnect_cap
         self.registry = registry
         self._flags: list[Flag] = []
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.max_queued_lines = max_queued_lines
+        self.max_queued_chars = max_queued_chars
+        self._logs = {key: _JobLog(record.log_path(key)) for key in self.status}
+        self._queue: deque[Event | _Backlog] = deque()
+        self._queued_lines = 0
+        self._queued_chars = 0
+        self._open_backlogs: dict[str, _Backlog] = {}
+        self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
         self._done = asyncio.Event()
@@ -201,8 +265,11 @@ class BuildRun:
         """Pick up a run that an earlier matui left (quit, crash, lost laptop) from its record.
 
         Every job goes on from the exact byte its local log copy ends at: nothing read twice,
-        nothing skipped. Jobs that had not launched are launched (the host lock makes that an
-        attach if they had in fact started). Call :meth:`start_resumed` to begin.
+        nothing skipped. The copy is read once here, through the same decoder and progress
+        parser as live output, so the current step, a failing step and the line count are as if
+        the run had never been left. Jobs that had not launched are launched (the host lock makes
+        that an attach if they had in fact started). Call :meth:`start_resumed` to begin: it
+        replays each job's stored lines as events before the live ones.
         """
 
         image = config.image(record.image)
@@ -225,15 +292,28 @@ class BuildRun:
             status.notes = [neutralise(note) for note in saved.notes]
             status.arch_evidence = list(saved.arch_evidence)
             status.started = time.time() - (saved.seconds or 0.0)
-            log = record.log_path(status.job.key)
-            if log.exists():
-                content = log.read_bytes()
-                status.offset = len(content)
-                status.lines = content.count(b"\n")
-                status._partial = content[content.rfind(b"\n") + 1 :]
+            run._read_stored_log(status)
         return run
 
+    def _read_stored_log(self, status: JobStatus) -> None:
+        log = self._logs[status.job.key]
+        try:
+            with log.path.open("rb") as stored:
+                while chunk := stored.read(CHUNK):
+                    status.offset += len(chunk)
+                    block = log.take(chunk)
+                    if block is not None:
+                        self._decode(status, log, block)
+        except FileNotFoundError:
+            return
+        if status.state.finished and log.partial:
+            # The job's last line, which had no line break when the job ended.
+            self._decode(status, log, log.partial)
+            log.partial = b""
+        log.complete = status.offset - len(log.partial)
+
     def start_resumed(self) -> None:
+        self._queue_history()
         for key, status in self.status.items():
             if status.state.finished:
                 continue
@@ -242,16 +322,47 @@ class BuildRun:
             self._tasks[key] = asyncio.create_task(job, name=f"job-{key}-resumed")
         self._supervisor = asyncio.create_task(self._supervise())
 
+    def _queue_history(self) -> None:
+        """Each job's stored lines, as one cursor: :meth:`events` replays them as ordinary line
+        events (read from the copy as they are consumed) before anything live."""
+        for key, status in self.status.items():
+            if status.lines:
+                log = self._logs[key]
+                self._queue.append(
+                    _Backlog(key, 0, 0, None, status.lines, log.complete, status.current_step)
+                )
+                self._wake.set()
+
     async def events(self, *, until_finished: bool = True) -> AsyncIterator[Event]:
         """Every event of the run, in order, ending with :class:`RunFinished`.
 
         A front end that lets the operator retry an arch reads on with ``until_finished=False``.
+        Lines the queue kept as a cursor (the consumer lagged, or a resumed run's history) are
+        read back from the local log copy here, in batches, as ordinary :class:`LinesEvent`.
+        One consumer per run.
         """
         while True:
-            event = await self._queue.get()
-            yield event
-            if until_finished and isinstance(event, RunFinished):
+            while not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+            item = self._queue.popleft()
+            if isinstance(item, _Backlog):
+                if self._open_backlogs.get(item.job) is item:
+                    del self._open_backlogs[item.job]
+                for event in self._read_backlog(item):
+                    yield event
+                continue
+            if isinstance(item, LinesEvent):
+                self._queued_lines -= len(item.lines)
+                self._queued_chars -= sum(map(len, item.lines))
+            yield item
+            if until_finished and isinstance(item, RunFinished):
                 return
+
+    @property
+    def queued_lines(self) -> int:
+        """Lines held in the event queue (not counting those it holds as cursors)."""
+        return self._queued_lines
 
     async def wait(self) -> dict[str, JobStatus]:
         await self._done.wait()
@@ -276,6 +387,7 @@ class BuildRun:
         status.exit_code = status.digest = status.failing_step = status.error = None
         status.pid = status.finished = None
         status.notes.clear()
+        self._logs[key].parser = ProgressParser()  # the new attempt's log starts afresh
         self.record.update(state=RunState.RUNNING)
         self._done.clear()
         task = asyncio.create_task(self._run_job(key), name=f"job-{key}-retry")
@@ -286,8 +398,8 @@ class BuildRun:
 
     @property
     def queued_events(self) -> int:
-        """Events waiting for :meth:`events` to hand them on."""
-        return self._queue.qsize()
+        """Items waiting for :meth:`events` to hand them on (a cursor counts as one)."""
+        return len(self._queue)
 
     @property
     def running(self) -> bool:
@@ -300,10 +412,84 @@ class BuildRun:
     # --- internals ----------------------------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
-        self._queue.put_nowait(event)
+        # Lines that come after this event must not join a cursor queued before it.
+        job = getattr(event, "job", None)
+        if job is None:
+            self._open_backlogs.clear()
+        else:
+            self._open_backlogs.pop(job, None)
+        self._queue.append(event)
+        self._wake.set()
 
     def _note(self, key: str, text: str) -> None:
         self._emit(NoteEvent(key, neutralise(text)))
+
+    def _queue_lines(
+        self, key: str, first: int, lines: list[str], start: int, end: int, step_before: str | None
+    ) -> None:
+        """Queue new lines (bytes ``start .. end`` of the local copy) and the step they lead to:
+        as an event while the queue has room, else as (part of) a cursor."""
+        step = self.status[key].current_step
+        backlog = self._open_backlogs.get(key)
+        if backlog is None:
+            chars = sum(map(len, lines))
+            if (
+                self._queued_lines + len(lines) <= self.max_queued_lines
+                and self._queued_chars + chars <= self.max_queued_chars
+            ):
+                self._queued_lines += len(lines)
+                self._queued_chars += chars
+                self._emit(LinesEvent(key, first, lines))
+                if step != step_before:
+                    self._emit(StepChange(key, step))
+                return
+            backlog = _Backlog(key, first, start, step_before)
+            self._queue.append(backlog)
+            self._open_backlogs[key] = backlog
+        backlog.count += len(lines)
+        backlog.end = end
+        backlog.step = step
+        self._wake.set()
+
+    def _read_backlog(self, backlog: _Backlog) -> Iterator[Event]:
+        """A cursor's lines, read back from the job's local log copy through the one decoder,
+        in batches of at most :data:`CHUNK` bytes; then the step they led to."""
+        key, first, last = backlog.job, backlog.first, backlog.first + backlog.count
+        problem = "it is shorter than recorded"
+        try:
+            with self._logs[key].path.open("rb") as stored:
+                stored.seek(backlog.start)
+                left = backlog.end - backlog.start
+                carry = b""
+                while left > 0 and first < last:
+                    piece = stored.read(min(CHUNK, left))
+                    if not piece:
+                        break
+                    left -= len(piece)
+                    data = carry + piece
+                    if left > 0:
+                        cut = data.rfind(b"\n")
+                        if cut < 0:
+                            carry = data
+                            continue
+                        block, carry = data[:cut], data[cut + 1 :]
+                    else:
+                        block = data[:-1] if data.endswith(b"\n") else data
+                    lines = decode_lines(block)[: last - first]
+                    yield LinesEvent(key, first, lines)
+                    first += len(lines)
+        except OSError as exc:
+            problem = str(exc)
+        if first < last:
+            yield NoteEvent(
+                key,
+                neutralise(
+                    f"lines {first + 1}-{last} of the log could not be read back from "
+                    f"{self._logs[key].path} ({problem})"
+                ),
+            )
+        if backlog.step != backlog.step_before:
+            yield StepChange(key, backlog.step)
 
     def _set_state(self, status: JobStatus, state: JobState, detail: str = "") -> None:
         """Every state change goes through here: the job's host-derived text (an error carrying
@@ -335,7 +521,7 @@ class BuildRun:
             state=RunState.SUCCEEDED if self.succeeded else RunState.FAILED,
         )
         self._done.set()
-        self._emit(RunFinished(self.id))
+        self._emit(RunFinished())
 
     async def _postbuild_checks(self) -> None:
         """What the registry now holds for each built digest: its config arch, the per-arch tag,
@@ -459,16 +645,15 @@ class BuildRun:
         return int(words[-1])
 
     async def _follow_until_done(self, host: Any, status: JobStatus) -> None:
-        parser = ProgressParser()
-        sink = _LogSink(self.record.log_path(status.job.key).open("ab"), status._partial)
-        status._partial = b""
+        log = self._logs[status.job.key]
+        log.file = log.path.open("ab")
         try:
             attempts = 0
             while True:
                 try:
-                    await self._follow(host, status, parser, sink)
+                    await self._follow(host, status, log)
                     outcome = await self._outcome(host, status)
-                    await self._catch_up(host, status, parser, sink, outcome)
+                    await self._catch_up(host, status, log, outcome)
                 except _Lost as exc:
                     attempts += 1
                     if attempts > self.reconnect_attempts:
@@ -491,12 +676,13 @@ class BuildRun:
                 break
             if str(outcome.get("exit", "")).strip() not in ("", "0"):
                 outcome["engine"] = await self._engine_answers(host)
-            if sink.partial:
-                self._lines(status, parser, sink.partial)
-                sink.partial = b""
-            self._finish(status, parser, outcome)
+            if log.partial:
+                block, log.partial = log.partial, b""
+                self._lines(status, log, block, status.offset)
+            self._finish(status, log.parser, outcome)
         finally:
-            sink.file.close()
+            log.file.close()
+            log.file = None
 
     async def _engine_answers(self, host: Any) -> bool:
         try:
@@ -511,23 +697,20 @@ class BuildRun:
         delay = min(self.reconnect_cap, self.reconnect_delay * 2 ** (attempt - 1))
         return float(delay * random.uniform(0.8, 1.2))
 
-    def _ingest(
-        self, status: JobStatus, parser: ProgressParser, sink: _LogSink, chunk: bytes
-    ) -> None:
-        """One chunk of the host's log: keep its bytes, hand its complete lines on as one batch."""
-        status.offset += len(chunk)
-        sink.file.write(chunk)
-        data = sink.partial + chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            sink.partial = data
-            return
-        sink.partial = data[cut + 1 :]
-        self._lines(status, parser, data[:cut])
+    def _ingest(self, status: JobStatus, log: _JobLog, chunk: bytes) -> None:
+        """One chunk of the host's log: keep its bytes, hand its complete lines on as one batch.
 
-    async def _follow(
-        self, host: Any, status: JobStatus, parser: ProgressParser, sink: _LogSink
-    ) -> None:
+        The bytes are written (and flushed) before the lines are queued: a cursor queued
+        instead of them must find them in the file."""
+        assert log.file is not None
+        log.file.write(chunk)
+        log.file.flush()
+        status.offset += len(chunk)
+        block = log.take(chunk)
+        if block is not None:
+            self._lines(status, log, block, status.offset - len(log.partial))
+
+    async def _follow(self, host: Any, status: JobStatus, log: _JobLog) -> None:
         assert status.pid is not None
         script = shell.follow_script(self.id, status.job.key, status.offset, status.pid)
         try:
@@ -547,7 +730,7 @@ class BuildRun:
                 if not chunk:
                     break
                 assert isinstance(chunk, bytes)
-                self._ingest(status, parser, sink, chunk)
+                self._ingest(status, log, chunk)
             result = await proc.wait()
         except Exception as exc:
             if isinstance(exc, _Lost):
@@ -555,7 +738,6 @@ class BuildRun:
             raise _Lost(str(exc)) from exc
         finally:
             proc.close()
-            sink.file.flush()
         if result.exit_status is None:
             raise _Lost("connection lost while following the log")
 
@@ -563,8 +745,7 @@ class BuildRun:
         self,
         host: Any,
         status: JobStatus,
-        parser: ProgressParser,
-        sink: _LogSink,
+        log: _JobLog,
         outcome: dict[str, Any],
     ) -> None:
         """Read whatever the follow had not delivered, by exact byte range."""
@@ -578,20 +759,23 @@ class BuildRun:
             raise _Lost(str(exc)) from exc
         if result.exit_status is None:
             raise _Lost("connection lost while reading the end of the log")
-        self._ingest(status, parser, sink, result.stdout)
-        sink.file.flush()
+        self._ingest(status, log, result.stdout)
 
-    def _lines(self, status: JobStatus, parser: ProgressParser, block: bytes) -> None:
+    def _decode(self, status: JobStatus, log: _JobLog, block: bytes) -> list[str]:
         """Complete lines (joined by \\n, no final one): decoded and made inert once
-        (:func:`~matui.engine.text.decode_lines`), parsed in one call."""
+        (:func:`~matui.engine.text.decode_lines`), parsed in one call, counted."""
         lines = decode_lines(block)
-        key = status.job.key
-        first = status.lines
         status.lines += len(lines)
-        self._emit(LinesEvent(key, first, lines))
-        for step in parser.feed_lines(lines):
-            self._emit(StepChange(key, step))
-        status.current_step = parser.current_step
+        log.parser.feed_lines(lines)
+        status.current_step = log.parser.current_step
+        return lines
+
+    def _lines(self, status: JobStatus, log: _JobLog, block: bytes, end: int) -> None:
+        """New lines, which end at byte ``end`` of the local copy: decoded, then queued."""
+        first, step_before, start = status.lines, status.current_step, log.complete
+        lines = self._decode(status, log, block)
+        log.complete = end
+        self._queue_lines(status.job.key, first, lines, start, end, step_before)
 
     async def _outcome(self, host: Any, status: JobStatus) -> dict[str, Any]:
         try:
@@ -656,7 +840,6 @@ class BuildRun:
             self._set_state(status, JobState.FAILED, status.error)
             return
         status.digest = meta["digest"]
-        self._emit(DigestEvent(key, status.digest))
         self._set_state(status, JobState.SUCCEEDED, status.digest)
 
 

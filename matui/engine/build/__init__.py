@@ -1,0 +1,43 @@
+"""Builds: start a run (plan, pre-flight, launch), follow it (events), and the pieces a job needs
+on the way (the context tar, .dockerignore, buildx progress parsing).
+
+``start`` plans and launches; ``run`` supervises the jobs of one run and turns host bytes into
+events; ``progress`` reads buildx's plain progress; ``context`` and ``dockerignore`` stream the
+build context.
+"""
+
+from matui.engine.records import JobState
+from matui.engine.build.start import (
+    BuildRefused,
+    PreparedBuild,
+    start_build,
+)
+from matui.engine.build.run import (
+    CHUNK,
+    LinesEvent,
+    StepChange,
+    StateEvent,
+    NoteEvent,
+    FlagsEvent,
+    RunFinished,
+    Event,
+    JobStatus,
+    BuildRun,
+)
+
+__all__ = [
+    "JobState",
+    "BuildRefused",
+    "BuildRun",
+    "CHUNK",
+    "Event",
+    "FlagsEvent",
+    "JobStatus",
+    "LinesEvent",
+    "NoteEvent",
+    "PreparedBuild",
+    "RunFinished",
+    "StateEvent",
+    "StepChange",
+    "start_build",
+]
