@@ -365,3 +365,74 @@ def test_matui_check_follows_proxyjump_from_the_users_ssh_config(
     (entry,) = json.loads(result.stdout)["hosts"]
     assert entry["state"] == "ok" and entry["native_arch"] == "amd64"
     assert f"target 127.0.0.1 port {rig.port_amd64}" in log_since(bastion.log, log_start)
+
+
+# --------------------------------------------------------------------------------------------
+# the pool's answer to a refused session: spare connections, retry, then a clear error
+
+
+def one_session_host(server: Sshd, rig: Rig, name: str = "h") -> HostConfig:
+    return HostConfig(
+        name,
+        "amd64",
+        "127.0.0.1",
+        port=server.port,
+        user=rig.user,
+        identity=rig.key,
+        known_hosts=server.known_hosts,
+    )
+
+
+async def test_a_refused_session_waits_for_a_free_one_on_the_same_connection(
+    rig: Rig, tmp_path: Path, start_sshd: StartSshd
+) -> None:
+    server = start_sshd("one-session", ["MaxSessions 1"])
+    host = one_session_host(server, rig)
+    log_start = server.log.stat().st_size
+    async with SshPool([host], user_ssh_config=None, max_connections=1, session_wait=60) as pool:
+        first = asyncio.create_task(pool.run(host, RemoteScript("sleep 1; echo first")))
+        await wait_in_log(server.log, log_start, r"Starting session: command")
+        second = await pool.run(host, RemoteScript("echo second"))  # refused, then retried
+        assert second.out_text() == "second\n"
+        assert (await first).out_text() == "first\n"
+    text = log_since(server.log, log_start)
+    assert len(re.findall("Accepted publickey", text)) == 1  # one connection
+    # sshd refused the second session while the first ran, and started it only once the
+    # first had closed: it was retried, and waited for the slot.
+    assert "no more sessions" in text
+    events = re.findall(r"(Starting|Close) session", text)
+    assert events[:3] == ["Starting", "Close", "Starting"], text
+
+
+async def test_sessions_refused_for_the_whole_wait_is_a_clear_error_not_unreachable(
+    rig: Rig, tmp_path: Path, start_sshd: StartSshd
+) -> None:
+    server = start_sshd("one-session", ["MaxSessions 1"])
+    host = one_session_host(server, rig)
+    log_start = server.log.stat().st_size
+    async with SshPool([host], user_ssh_config=None, max_connections=1, session_wait=1) as pool:
+        holder = asyncio.create_task(pool.run(host, RemoteScript("exec sleep 30")))
+        await wait_in_log(server.log, log_start, r"Starting session: command")
+        probe = await probe_host(pool, host)
+        holder.cancel()
+    assert probe.state is HostState.SESSIONS_REFUSED and probe.reachable and not probe.usable
+    assert probe.error is not None
+    assert probe.error.startswith(
+        f"host 'h' (127.0.0.1:{server.port}) is reachable but refused to start a command"
+    )
+    assert "MaxSessions" in probe.error and "unreachable" not in probe.error
+
+
+async def test_hosts_on_one_server_get_a_connection_each_when_sessions_run_out(
+    rig: Rig, tmp_path: Path, start_sshd: StartSshd
+) -> None:
+    server = start_sshd("one-session", ["MaxSessions 1"])
+    a, b = one_session_host(server, rig, "a"), one_session_host(server, rig, "b")
+    log_start = server.log.stat().st_size
+    async with SshPool([a, b], user_ssh_config=None) as pool:
+        results = await asyncio.gather(
+            pool.run(a, RemoteScript("sleep 1; echo a")),
+            pool.run(b, RemoteScript("sleep 1; echo b")),
+        )
+    assert [r.out_text() for r in results] == ["a\n", "b\n"]
+    assert len(re.findall("Accepted publickey", log_since(server.log, log_start))) == 2
