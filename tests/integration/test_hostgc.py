@@ -59,9 +59,10 @@ def own_home(rig: Rig, tmp_path: Path) -> Iterator[OwnHome]:
     home = Path(tempfile.mkdtemp(prefix="matui-gc-home-", dir="/tmp"))
     home.chmod(0o755)
     shutil.chown(home, rig.user, rig.user)
-    # sshd takes its first SetEnv line only: HOME rides on the line that replaces the rig's
-    # DOCKER_HOST one (one line may set several variables).
-    server = private_sshd(rig, tmp_path / "sshd", docker_host=f"{rig.docker_host} HOME={home}")
+    # sshd takes its first SetEnv line only: one line, replacing the rig's, sets both.
+    server = private_sshd(
+        rig, tmp_path / "sshd", options=[f"SetEnv DOCKER_HOST={rig.docker_host} HOME={home}"]
+    )
     try:
         yield OwnHome(server, home)
     finally:
