@@ -192,11 +192,11 @@ def _no_host_message(
             missing_handler = True
             detail.append(f"{h.name} has allow_emulation = true but no QEMU handler for {arch}")
     why = f" ({'; '.join(detail)})" if detail else ""
-    fixes = []
     if broken_candidate:
-        fixes.append("fix the host as its message above says")
-    add = f"add one with `matui host add NAME --arch {arch} --ssh USER@HOST`"
-    fixes.append(f"or {add}" if fixes else add)
+        # Its message names the fix (trust a key, add a key, raise MaxSessions): adding a host
+        # or turning emulation on would only hide the problem.
+        return f"{platform}: no reachable {arch} host{why}; fix the host as its message says"
+    fixes = [f"add one with `matui host add NAME --arch {arch} --ssh USER@HOST`"]
     if missing_handler:
         fixes.append(f"or install QEMU binfmt handlers for {arch} (qemu-user-static) on it")
     if not any(h.allow_emulation for h in hosts):
