@@ -127,6 +127,9 @@ class Pattern(Protocol):
 _Search = Callable[[str, int, int], Match | None]
 """``search(text, pos, endpos)``: a pattern's search, perhaps bounded in time."""
 
+_FindIter = Callable[[str, int, int], Iterator[Match]]
+"""``finditer(text, pos, endpos)``: a pattern's finditer, perhaps bounded in time."""
+
 
 class SearchTimeout(Exception):
     """A search ran out of time: the pattern backtracks too much on some line."""
@@ -209,6 +212,24 @@ class _Limit:
 
         return bounded
 
+    def bound_iter(self, rx: Pattern) -> _FindIter:
+        """``rx.finditer`` under this limit: one timeout for the whole iteration (a regex call
+        with a timeout costs a few microseconds more than one without, so scanning many lines
+        with one iterator instead of one search each pays that once)."""
+        finditer = rx.finditer
+
+        def bounded(text: str, pos: int, endpos: int) -> Iterator[Match]:
+            left = self.left()
+            if left is None:
+                yield from finditer(text, pos, endpos)
+                return
+            try:
+                yield from finditer(text, pos, endpos, timeout=left)
+            except TimeoutError:
+                raise self.expired() from None
+
+        return bounded
+
 
 def _scan(
     search: _Search,
@@ -218,20 +239,25 @@ def _scan(
     k1: int,
     limit: int,
     verify: _Search | None = None,
+    finditer: _FindIter | None = None,
 ) -> list[int]:
     """Chunk lines in [k0, k1) where ``search`` (and ``verify``, if given) match, in order, at
     most ``limit`` of them. ``text`` is the chunk's lines joined by "\n"; ``offsets`` their
-    starts (None: the whole chunk, offsets not computed yet; computed only if it matches)."""
+    starts (None: the whole chunk, offsets not computed yet; computed only if it matches).
+
+    With ``finditer`` (the same pattern's), one iterator walks the chunk while matches are
+    sparse, one a line or fewer; once a line shows several, a pattern matching densely costs
+    less with one ``search`` a line, skipping each found line's other matches.
+    """
     found: list[int] = []
     if offsets is None:
         if search(text, 0, len(text)) is None:
             return found
         offsets = _text_offsets(text)
     pos, end = offsets[k0], offsets[k1] - 1
-    while pos <= end:
-        m = search(text, pos, end)
-        if m is None:
-            break
+
+    def accept(m: Match) -> int:
+        """Note ``m``'s line if it matches there; where to search next."""
         k = bisect_right(offsets, m.start(), k0, k1) - 1
         start, line_end = offsets[k], offsets[k + 1] - 1
         # A match running past its line's end (``\s`` on the "\n", ``a\nb``) must be
@@ -240,9 +266,33 @@ def _scan(
             verify is None or verify(text, start, line_end) is not None
         ):
             found.append(k)
-            if len(found) >= limit:
+        return line_end + 1
+
+    while pos <= end and len(found) < limit:
+        if finditer is None:
+            m = search(text, pos, end)
+            if m is None:
                 break
-        pos = line_end + 1
+            pos = accept(m)
+            continue
+        next_line = pos  # matches before this are in a line already taken
+        again = 0
+        for m in finditer(text, pos, end):
+            if m.end() >= next_line > m.start():
+                break  # ran past a taken line's end: the iterator skipped text; resume there
+            if m.start() < next_line:
+                again += 1
+                if again > 2:
+                    finditer = None  # dense: one search a line from here
+                    break
+                continue
+            next_line = accept(m)
+            again = 0
+            if len(found) >= limit or m.end() >= next_line:
+                break  # enough; or the match ran into the next line: resume from it
+        else:
+            break  # no more matches
+        pos = next_line
     return found
 
 
@@ -781,12 +831,38 @@ class LogSnapshot:
         """Indices of every matching line in [start, stop) (slice semantics), in order;
         ``timeout`` and ``cancelled`` as for :meth:`find`."""
         limit = _Limit(timeout, cancelled)
-        search = limit.bound(compile_pattern(pattern, regex, ignore_case))
+        rx = compile_pattern(pattern, regex, ignore_case)
+        search, finditer = limit.bound(rx), limit.bound_iter(rx)
         start, stop, _ = slice(start, stop).indices(self._length)
         d = self.dropped
         out: list[int] = []
         for text, offsets, k0, k1, base in self._scan_segments(start + d, stop + d):
-            out.extend(base - d + k for k in _scan(search, text, offsets, k0, k1, k1))
+            found = _scan(search, text, offsets, k0, k1, k1, finditer=finditer)
+            out.extend(base - d + k for k in found)
+        return out
+
+    def spans(
+        self,
+        pattern: str,
+        *,
+        regex: bool = True,
+        ignore_case: bool = True,
+        start: int = 0,
+        stop: int | None = None,
+        max_chars: int | None = None,
+        timeout: float | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[list[tuple[int, int]]]:
+        """For each line in [start, stop) (slice semantics), the character spans of its
+        non-empty matches, each line searched alone (its first ``max_chars`` characters, if
+        given): what a view highlights. ``timeout`` and ``cancelled`` as for :meth:`find`."""
+        limit = _Limit(timeout, cancelled)
+        finditer = limit.bound_iter(compile_pattern(pattern, regex, ignore_case))
+        start, stop, _ = slice(start, stop).indices(self._length)
+        out: list[list[tuple[int, int]]] = []
+        for i in range(start, stop):
+            text = self.line(i)[:max_chars]
+            out.append([m.span() for m in finditer(text, 0, len(text)) if m.end() > m.start()])
         return out
 
     def _first_error_abs(self, a0: int, a1: int) -> int | None:

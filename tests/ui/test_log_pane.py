@@ -333,9 +333,10 @@ async def test_a_pattern_too_slow_to_highlight_is_left_unhighlighted() -> None:
             if len(app.searches_done()) >= 2:
                 break
             await pilot.pause(0.01)
-        found, gave_up = app.searches_done()[:2]
-        assert (found.line, found.error) == (0, None)
-        assert gave_up.line == 0 and gave_up.error is not None
+        done = app.searches_done()[:2]
+        assert sorted((m.line, m.error is None) for m in done) == [(0, False), (0, True)]
+        gave_up = next(m for m in done if m.error is not None)
+        assert gave_up.error is not None
         assert "not highlighted" in gave_up.error and "simplify it" in gave_up.error
         gaps = [b - a for a, b in itertools.pairwise([started, *ticks])]
         assert max(gaps) < 0.1, f"the UI thread was held {max(gaps) * 1000:.0f} ms"

@@ -73,17 +73,23 @@ def test_a_backtracking_search_stops_at_its_limit() -> None:
 
 
 def test_cancelled_stops_a_search_between_regex_calls() -> None:
-    store = trapped(3 * CHUNK_LINES)
+    store = trapped(3 * CHUNK_LINES)  # three chunks: at least one regex call each
     calls = 0
 
     def cancelled() -> bool:
         nonlocal calls
         calls += 1
-        return calls > 3
+        return calls > 1
 
-    with pytest.raises(SearchCancelled):
-        store.find_all("ok", cancelled=cancelled)
-    assert calls == 4
+    for search in (
+        lambda: store.find_all("ok", cancelled=cancelled),
+        lambda: store.search("absent", cancelled=cancelled),
+        lambda: store.search("absent", backwards=True, cancelled=cancelled),
+    ):
+        calls = 0
+        with pytest.raises(SearchCancelled):
+            search()
+        assert calls == 2
     traps = len(range(50, 3 * CHUNK_LINES, 100))
     assert len(store.find_all("ok", cancelled=lambda: False)) == 3 * CHUNK_LINES - traps
 

@@ -15,13 +15,14 @@ crop) comes from :func:`line_cells`, which measures as Rich renders (``rich.cell
 the tab-expanded text), so emoji sequences, flags and variation selectors land where Rich puts
 them. The engine measures nothing: it must not import Rich.
 
-Search never runs on the UI thread: ``/``, ``n``, ``N`` and the match count search a
-:class:`~matui.engine.logstore.LogSnapshot` in a thread worker, the newest superseding the one
-before, and each stops after :data:`SEARCH_SECONDS` with a message (:class:`LogPane.SearchDone`)
-and no highlights left behind. The engine matches with the ``regex`` package, which releases the
-GIL while matching; the thread would not help with ``re``, which holds it for a whole call.
-Highlighting the visible matches is the one piece of pattern matching on the UI thread, bounded
-by :data:`HIGHLIGHT_SECONDS` a repaint.
+A typed pattern is never matched on the UI thread: ``/``, ``n``, ``N``, the match count and
+the highlights of visible matches search a :class:`~matui.engine.logstore.LogSnapshot` in thread
+workers, the newest superseding the one before. A search stops after :data:`SEARCH_SECONDS` with
+a message (:class:`LogPane.SearchDone`) and no highlights left behind. The engine matches with
+the ``regex`` package, which releases the GIL while matching; the thread would not help with
+``re``, which holds it for a whole call. A jump brings the highlights of the rows around its
+match with it; rows scrolled into view later are drawn plain until their worker (a few
+milliseconds) hands their matches over.
 """
 
 from __future__ import annotations
@@ -47,9 +48,7 @@ from matui.engine.logstore import (
     CHUNK_LINES,
     Hit,
     LogStore,
-    Pattern,
     SearchTimeout,
-    compile_pattern,
 )
 
 __all__ = [
@@ -82,11 +81,9 @@ backtracks too much to be worth waiting for."""
 _COUNT_SLICE = 16 * CHUNK_LINES
 """Lines one match-count worker counts (~65 k: a tenth of a second for a simple pattern)."""
 
-HIGHLIGHT_SECONDS = 0.025
-"""What one repaint may spend finding the matches to highlight on the visible rows (on the UI
-thread). A pattern that needs more is left unhighlighted, with a message. The ``regex``
-package counts its timeout in process CPU time, so on a busy machine the wall time can run to
-two or three times this: still well under the 100 ms the UI may be held."""
+HIGHLIGHT_SECONDS = 0.5
+"""Finding the matches on a screenful of rows (in a worker) may take this long; a pattern that
+needs more is left unhighlighted, with a message."""
 
 
 def _cells(text: str) -> int:
@@ -144,9 +141,19 @@ class _Found(NamedTuple):
     """A search worker's result."""
 
     key: _SearchKey
-    rx: Pattern
     hit: Hit | None
-    dropped: int  # the snapshot's: maps hit.line to the store's index now
+    dropped: int  # the snapshot's: maps its line indices to the store's now
+    spans_from: int  # the first line of ``spans``
+    spans: list[list[tuple[int, int]]] | None  # matches of the rows around the hit; None: too slow
+
+
+class _Spans(NamedTuple):
+    """A highlight worker's result."""
+
+    key: _SearchKey
+    dropped: int
+    start: int
+    spans: list[list[tuple[int, int]]]
 
 
 class _Frame(NamedTuple):
@@ -163,6 +170,7 @@ class _StyledLine(NamedTuple):
     runs: list[tuple[str, Style]]
     ascii: bool
     cells: int
+    final: bool = True  # False: drawn before its matches were worked out (not cached)
 
 
 class LogPane(ScrollView, can_focus=True):
@@ -260,8 +268,13 @@ class LogPane(ScrollView, can_focus=True):
         self._measure(self.store)
         # Search state: the search shown, the one running in a worker, the count.
         self._search: _SearchKey | None = None
-        self._rx: Pattern | None = None  # highlights; None when none or too slow
         self._match_line: int | None = None
+        # Highlights: the matches of lines (store indices) worked out so far for the search,
+        # lines drawn without theirs yet, and whether the pattern is quick enough to try.
+        self._spans: dict[int, list[tuple[int, int]]] = {}
+        self._want: set[int] = set()
+        self._highlighting = False
+        self._highlight_worker: Worker[_Spans] | None = None
         self._pending: _SearchKey | None = None
         self._search_worker: Worker[_Found] | None = None
         self._count_worker: Worker[list[int]] | None = None
@@ -275,7 +288,6 @@ class LogPane(ScrollView, can_focus=True):
         self._lines: LRUCache[int, _StyledLine] = LRUCache(512)
         self._part_styles: dict[str, Style] = {}
         self._frame: _Frame | None = None
-        self._highlight_deadline: float | None = None
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -352,6 +364,8 @@ class LogPane(ScrollView, can_focus=True):
 
         self._match_line = shift(self._match_line)
         self._highlight_line = shift(self._highlight_line)
+        self._spans.clear()  # by index: worked out again as rows are drawn
+        self._want.clear()
         self._lines.clear()
         if not self.follow:
             self._scroll_quietly(y=max(0, self.scroll_offset.y - count))
@@ -388,7 +402,13 @@ class LogPane(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         if self.follow:
-            self.call_after_refresh(self._scroll_to_end)
+            self.call_after_refresh(self._follow_end)
+
+    def _follow_end(self) -> None:
+        # Asked for while following; a search result may have stopped following since (the
+        # search box closing resizes the pane before its search worker answers).
+        if self.follow:
+            self._scroll_to_end()
 
     @property
     def _page(self) -> int:
@@ -472,8 +492,12 @@ class LogPane(ScrollView, can_focus=True):
 
     @property
     def searching(self) -> bool:
-        """A search (``/``, ``n``, ``N``) or a match count is running in a worker."""
-        return self._search_worker is not None or self._count_worker is not None
+        """A search (``/``, ``n``, ``N``), a match count or a highlight worker is running."""
+        return (
+            self._search_worker is not None
+            or self._count_worker is not None
+            or self._highlight_worker is not None
+        )
 
     def search(
         self,
@@ -503,11 +527,14 @@ class LogPane(ScrollView, can_focus=True):
         self._forget_search()
 
     def _forget_search(self) -> None:
-        if self._count_worker is not None:
-            self._count_worker.cancel()
-            self._count_worker = None
+        for worker in (self._count_worker, self._highlight_worker):
+            if worker is not None:
+                worker.cancel()
+        self._count_worker = self._highlight_worker = None
         self._search = None
-        self._rx = None
+        self._highlighting = False
+        self._spans.clear()
+        self._want.clear()
         self._match_line = None
         self._count_key = None
         self._lines.clear()
@@ -532,9 +559,11 @@ class LogPane(ScrollView, can_focus=True):
         else:
             start = bottom if backwards else top
         snapshot = self.store.snapshot()
+        rows = max(1, self.scrollable_content_region.height)
 
         def find() -> _Found:
             worker = get_current_worker()
+            started = time.monotonic()
             hit = snapshot.find(
                 key.pattern,
                 regex=key.regex,
@@ -544,8 +573,25 @@ class LogPane(ScrollView, can_focus=True):
                 timeout=SEARCH_SECONDS,
                 cancelled=lambda: worker.is_cancelled,
             )
-            rx = compile_pattern(key.pattern, key.regex, key.ignore_case)  # cached by find
-            return _Found(key, rx, hit, snapshot.dropped)
+            if hit is None:
+                return _Found(key, None, snapshot.dropped, 0, [])
+            # The rows the jump can bring into view, highlighted before they are drawn.
+            first = max(0, hit.line - rows)
+            left = SEARCH_SECONDS - (time.monotonic() - started)
+            try:
+                spans: list[list[tuple[int, int]]] | None = snapshot.spans(
+                    key.pattern,
+                    regex=key.regex,
+                    ignore_case=key.ignore_case,
+                    start=first,
+                    stop=hit.line + rows,
+                    max_chars=_RENDER_CHARS,
+                    timeout=max(0.01, min(HIGHLIGHT_SECONDS, left - 0.1)),
+                    cancelled=lambda: worker.is_cancelled,
+                )
+            except SearchTimeout:
+                spans = None
+            return _Found(key, hit, snapshot.dropped, first, spans)
 
         self._pending = key
         worker = self._search_worker = self.run_worker(
@@ -569,7 +615,15 @@ class LogPane(ScrollView, can_focus=True):
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
-        if worker is self._search_worker:
+        if worker is self._highlight_worker:
+            if event.state == WorkerState.SUCCESS:
+                self._highlight_worker = None
+                self._highlighted(worker.result)
+            elif event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+                self._highlight_worker = None
+                if event.state == WorkerState.ERROR:
+                    self._highlighting_stopped()
+        elif worker is self._search_worker:
             if event.state == WorkerState.SUCCESS:
                 self._search_worker = None
                 self._found(worker.result)
@@ -591,15 +645,27 @@ class LogPane(ScrollView, can_focus=True):
         self._pending = None
         if found.key != self._search:
             self._count_key = None
+            if self._highlight_worker is not None:
+                self._highlight_worker.cancel()
+                self._highlight_worker = None
+            self._spans.clear()
+            self._highlighting = True
         self._search = found.key
-        self._rx = found.rx
+        self._want.clear()
+        # Old lines may have been dropped while the worker searched.
+        shift = found.dropped - self.store.dropped
         line = None
         if found.hit is not None:
-            # Old lines may have been dropped while the worker searched.
-            line = found.hit.line + found.dropped - self.store.dropped
+            line = found.hit.line + shift
             if line < 0:
                 line = None
         self._match_line = line
+        if found.spans is None:
+            self._highlighting_stopped()
+        elif self._highlighting:
+            for i, spans in enumerate(found.spans, found.spans_from + shift):
+                if i >= 0:
+                    self._spans[i] = spans
         self._lines.clear()
         if line is not None and found.hit is not None:
             prefix = self.store.line(line)[: min(found.hit.start, _RENDER_CHARS)]
@@ -690,26 +756,58 @@ class LogPane(ScrollView, can_focus=True):
         self._counted = self._counting_to
         self._count_slice()
 
-    def _match_spans(self, text: str) -> list[tuple[int, int]]:
-        """Where the current search matches ``text``, within the repaint's time budget."""
-        rx = self._rx
-        if rx is None:
-            return []
-        deadline = self._highlight_deadline or time.monotonic() + HIGHLIGHT_SECONDS
-        try:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            return [m.span() for m in rx.finditer(text, timeout=left) if m.end() > m.start()]
-        except TimeoutError:
-            self._rx = None
-            self._lines.clear()
-            # Not from here: a message made while the screen renders bubbles no further
-            # than the screen (its sender).
-            self.call_later(self._highlighting_stopped)
-            return []
+    def _highlight_wanted(self) -> None:
+        """Work out, in a worker, the matches of rows drawn without theirs."""
+        key = self._search
+        if self._highlight_worker is not None or not self._want or key is None:
+            return
+        top = self.scroll_offset.y
+        bottom = min(top + self.scrollable_content_region.height, len(self.store))
+        wanted = [i for i in self._want if top <= i < bottom and i not in self._spans]
+        self._want.clear()
+        if not wanted or not self._highlighting:
+            return
+        start, stop = min(wanted), max(wanted) + 1
+        snapshot = self.store.snapshot()
+
+        def find_spans() -> _Spans:
+            worker = get_current_worker()
+            spans = snapshot.spans(
+                key.pattern,
+                regex=key.regex,
+                ignore_case=key.ignore_case,
+                start=start,
+                stop=stop,
+                max_chars=_RENDER_CHARS,
+                timeout=HIGHLIGHT_SECONDS,
+                cancelled=lambda: worker.is_cancelled,
+            )
+            return _Spans(key, snapshot.dropped, start, spans)
+
+        self._highlight_worker = self.run_worker(
+            find_spans,
+            name="log-highlight",
+            group="log-highlight",
+            exclusive=True,
+            thread=True,
+            exit_on_error=False,
+        )
+
+    def _highlighted(self, found: _Spans | None) -> None:
+        current = found is not None and found.key == self._search and self._highlighting
+        if found is not None and current and found.dropped == self.store.dropped:
+            for i, spans in enumerate(found.spans, found.start):
+                self._spans[i] = spans
+                self._lines.discard(i)
+            self.refresh()
+        self._highlight_wanted()  # rows drawn while the worker ran
 
     def _highlighting_stopped(self) -> None:
+        """The pattern is too slow to highlight with: draw rows plain, and say so."""
+        self._highlighting = False
+        self._spans.clear()
+        self._want.clear()
+        self._lines.clear()
         self.refresh()
         if self._search is not None:
             self.post_message(
@@ -751,12 +849,10 @@ class LogPane(ScrollView, can_focus=True):
         # Work out the frame once for all rows: rich_style walks every ancestor and each
         # refresh() clears its cache, so asking per row costs more than rendering the row.
         self._frame = self._current_frame()
-        self._highlight_deadline = time.monotonic() + HIGHLIGHT_SECONDS
         try:
             return super().render_lines(crop)
         finally:
             self._frame = None
-            self._highlight_deadline = None
 
     def _current_frame(self) -> _Frame:
         region = self.scrollable_content_region
@@ -779,7 +875,8 @@ class LogPane(ScrollView, can_focus=True):
         line = self._lines.get(index)
         if line is None:
             line = self._styled_line(index, base)
-            self._lines[index] = line
+            if line.final:
+                self._lines[index] = line
         x0 = frame.scroll_x
         x1 = x0 + width
         if not line.ascii:
@@ -809,13 +906,23 @@ class LogPane(ScrollView, can_focus=True):
         line_style = base
         if index == self._highlight_line:
             line_style = base + self._component("log-pane--highlight")
-        spans = self._match_spans(text)
+        spans: list[tuple[int, int]] = []
+        final = True
+        if self._search is not None and self._highlighting:
+            known = self._spans.get(index)
+            if known is None:
+                final = False
+                if not self._want:
+                    self.call_later(self._highlight_wanted)
+                self._want.add(index)
+            else:
+                spans = known
         if "\t" in text:
             text, spans = _expand_tabs(text, spans)
         ascii = text.isascii()  # neutralised and tab-expanded: one cell per character
         cells = _cells(text)  # = line_cells of the line (tabs expanded just above)
         if not spans:
-            return _StyledLine([(text, line_style)] if text else [], ascii, cells)
+            return _StyledLine([(text, line_style)] if text else [], ascii, cells, final)
         name = "log-pane--current-match" if index == self._match_line else "log-pane--match"
         match_style = line_style + self._component(name)
         runs: list[tuple[str, Style]] = []
