@@ -9,6 +9,14 @@ data pile up: at most ``queue depth x chunk size`` bytes are in flight, however 
 The archive is deterministic for a given tree: entries in sorted order, uid/gid 0, no user or
 group names, whole-second mtimes. Symlinks are sent as links and never followed (one pointing
 outside the context is still just a link); sockets, FIFOs and devices are skipped.
+
+While it streams, each file's bytes are hashed as tarfile reads them (no second read of the
+tree), giving the *source* a job was built from: a manifest of what every path held
+(:class:`SourceManifest`) and one digest over it. The source counts what a build can see —
+paths, contents, the executable bit, symlink targets — and not mtimes or owners, so touching a
+file leaves it alone while a one-byte edit to the Dockerfile changes it and names the file. The
+Dockerfile is always inside the context (:func:`_resolve_dockerfile` refuses one outside), so
+the context's source covers it.
 """
 
 from __future__ import annotations
@@ -26,19 +34,51 @@ from pathlib import Path
 
 from matui.engine.build.dockerignore import IGNORE_FILE, DockerIgnore
 
-__all__ = ["ContextStats", "stream_context"]
+__all__ = ["ContextStats", "SourceManifest", "source_entry", "stream_context"]
 
 QUEUE_DEPTH = 8
 _PUT_POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
+class SourceManifest:
+    """What a context held, path by path: the source a build saw.
+
+    ``files`` maps each context-relative path sent to its entry (:func:`source_entry`):
+    ``sha256:<hex>`` for a regular file (`` +x`` when executable), ``symlink:<target>`` for a
+    link. Directories are implied by their contents. ``digest`` is one sha256 over the sorted
+    entries: two contexts with the same digest built the same thing.
+    """
+
+    files: dict[str, str]
+    digest: str
+
+    @classmethod
+    def of(cls, files: dict[str, str]) -> SourceManifest:
+        h = hashlib.sha256()
+        for path in sorted(files):
+            h.update(path.encode("utf-8", "surrogateescape"))
+            h.update(b"\0")
+            h.update(files[path].encode("utf-8", "surrogateescape"))
+            h.update(b"\n")
+        return cls(dict(sorted(files.items())), "sha256:" + h.hexdigest())
+
+
+def source_entry(content_sha256: str, mode: int) -> str:
+    """A regular file's manifest entry: its content digest, and ``+x`` when any execute bit is
+    set (COPY keeps modes, so a chmod changes what the image holds)."""
+    return f"sha256:{content_sha256}" + (" +x" if mode & 0o111 else "")
+
+
+@dataclass(frozen=True)
 class ContextStats:
-    """What was sent: regular files (hard links included), tar stream length and its sha256."""
+    """What was sent: regular files (hard links included), tar stream length, and the source
+    manifest of the files sent (the stream itself is not hashed: its bytes depend on mtimes,
+    the source does not, and one hash per byte is what the stream can afford)."""
 
     files: int
     bytes: int
-    sha256: str
+    source: SourceManifest
 
 
 class _Aborted(Exception):
@@ -49,7 +89,7 @@ class _QueueSink:
     """The file object tarfile writes to, on the worker thread.
 
     Cuts the stream into ``chunk_size`` pieces and puts each on the event loop's queue, blocking
-    while the queue is full (back-pressure). Hashes and counts what it hands over.
+    while the queue is full (back-pressure). Counts what it hands over.
     """
 
     def __init__(
@@ -64,7 +104,6 @@ class _QueueSink:
         self._chunk_size = chunk_size
         self._abort = abort
         self._buf = bytearray()
-        self.sha256 = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes, /) -> int:
@@ -97,7 +136,6 @@ class _QueueSink:
             self._send(chunk)
 
     def _send(self, chunk: bytes) -> None:
-        self.sha256.update(chunk)
         self.size += len(chunk)
         self._put(chunk)
 
@@ -165,8 +203,29 @@ def _base_info(rel: str, st: os.stat_result) -> tarfile.TarInfo:
     return info
 
 
-def _write_tar(root: Path, ignore: DockerIgnore, include: list[str], sink: _QueueSink) -> int:
-    """Write the whole tar to ``sink``; return the number of files. Runs on a worker thread."""
+class _HashingReader:
+    """The file object tarfile copies a member from: hashes each block as tarfile reads it, so
+    the source manifest costs no second read of the file."""
+
+    def __init__(self, raw: io.BufferedReader) -> None:
+        self._raw = raw
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._raw.read(size)
+        self.sha256.update(data)
+        return data
+
+
+def _write_tar(
+    root: Path,
+    ignore: DockerIgnore,
+    include: list[str],
+    sink: _QueueSink,
+    manifest: dict[str, str],
+) -> int:
+    """Write the whole tar to ``sink`` and each path's entry to ``manifest``; return the number
+    of files. Runs on a worker thread."""
     files = 0
     seen: dict[tuple[int, int], str] = {}  # (dev, inode) of multiply linked files sent
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
@@ -181,14 +240,21 @@ def _write_tar(root: Path, ignore: DockerIgnore, include: list[str], sink: _Queu
                 info.type = tarfile.SYMTYPE
                 info.linkname = os.readlink(path)
                 tar.addfile(info)
+                manifest[rel] = f"symlink:{info.linkname}"
             elif stat.S_ISREG(st.st_mode):
-                files += _add_file(tar, rel, path, seen)
+                files += _add_file(tar, rel, path, seen, manifest)
             # sockets, FIFOs, devices: not part of a build context
     sink.finish()  # after tar.close() wrote the end-of-archive blocks
     return files
 
 
-def _add_file(tar: tarfile.TarFile, rel: str, path: Path, seen: dict[tuple[int, int], str]) -> int:
+def _add_file(
+    tar: tarfile.TarFile,
+    rel: str,
+    path: Path,
+    seen: dict[tuple[int, int], str],
+    manifest: dict[str, str],
+) -> int:
     # O_NOFOLLOW | O_NONBLOCK: if the entry was swapped for a symlink or FIFO since the walk
     # saw it, fail or skip rather than follow it or hang.
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -203,12 +269,15 @@ def _add_file(tar: tarfile.TarFile, rel: str, path: Path, seen: dict[tuple[int, 
             info.type = tarfile.LNKTYPE
             info.linkname = seen[key]
             tar.addfile(info)
+            manifest[rel] = manifest[seen[key]]  # the same bytes as the file it links to
             return 1
         if st.st_nlink > 1:
             seen[key] = rel
         info.type = tarfile.REGTYPE
         info.size = st.st_size
-        tar.addfile(info, fileobj)
+        reader = _HashingReader(fileobj)
+        tar.addfile(info, reader)
+        manifest[rel] = source_entry(reader.sha256.hexdigest(), st.st_mode)
         return 1
 
 
@@ -236,12 +305,17 @@ async def stream_context(
     sink = _QueueSink(loop, queue, chunk_size, abort)
 
     def produce() -> ContextStats:
+        manifest: dict[str, str] = {}
         try:
-            files = _write_tar(root, ignore, include, sink)
+            files = _write_tar(root, ignore, include, sink, manifest)
         finally:
             if not abort.is_set():
                 sink.close_stream()
-        return ContextStats(files=files, bytes=sink.size, sha256=sink.sha256.hexdigest())
+        return ContextStats(
+            files=files,
+            bytes=sink.size,
+            source=SourceManifest.of(manifest),
+        )
 
     producer = asyncio.ensure_future(asyncio.to_thread(produce))
     done = False
