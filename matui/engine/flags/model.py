@@ -26,6 +26,7 @@ class FlagKind(StrEnum):
     TAG_OVERWRITE = "tag-overwrite"
     ARCH_MISMATCH = "arch-mismatch"
     MISSING_IMAGE = "missing-image"  # a built per-arch image is gone from the registry
+    SOURCE_MISMATCH = "source-mismatch"  # arches of one index built from different sources
 
 
 @dataclass(frozen=True)
