@@ -37,13 +37,21 @@ _C0_BYTES = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])
 _UNSAFE_IN_BLOCK_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+# buildx's plain progress starts a step's output line with "#N " and its seconds ("0.349 " alone
+# in the framed tail of a failed step).
+_OUTPUT_PREFIX_RE = re.compile(r"(?:#[0-9]+ )?(?:[0-9]+\.[0-9]+ )?")
+
+
 def decode_lines(block: bytes) -> list[str]:
     """Complete log lines (joined by ``\\n``, no final one) as inert text, one string a line.
 
     Invalid UTF-8 becomes U+FFFD (a newline byte is never part of a UTF-8 sequence, so decoding
     a block is the same as decoding each line); each line goes through :func:`neutralise`,
-    which also drops a trailing ``\\r`` and keeps only the text after a line's last ``\\r``.
-    A block without controls (almost every one) costs one pass over its bytes in C.
+    which also drops a trailing ``\\r`` and keeps only the text after a line's last ``\\r`` —
+    of the output after buildx's ``#N 0.349`` prefix, which stays: a progress bar in a step's
+    output shows as its last state, and ``...\\rERROR: failed to solve`` cannot pass for
+    buildx's own line. A block without controls (almost every one) costs one pass over its
+    bytes in C.
     """
     text = block.decode("utf-8", "replace")
     lines = text.split("\n")
@@ -51,7 +59,15 @@ def decode_lines(block: bytes) -> list[str]:
         b"\xc2" not in block or _UNSAFE_IN_BLOCK_RE.search(text) is None
     ):
         return lines
-    return [neutralise(line) for line in lines]
+    return [_inert_line(line) for line in lines]
+
+
+def _inert_line(line: str) -> str:
+    if "\r" not in line:
+        return neutralise(line)
+    keep = _OUTPUT_PREFIX_RE.match(line)
+    cut = keep.end() if keep else 0
+    return line[:cut] + neutralise(line[cut:])
 
 
 def neutralise(text: str) -> str:

@@ -20,7 +20,7 @@ from matui.engine.build.progress import (
     StepState,
     parse_metadata,
 )
-from matui.engine.text import neutralise
+from matui.engine.text import decode_lines, neutralise
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "progress"
 
@@ -37,9 +37,8 @@ FROM = "FROM 127.0.0.1:5000/matui/busybox:1.35@sha256:" + (
 
 
 def lines(name: str) -> list[str]:
-    # As the engine reads remote output: bytes, decoded with errors="replace", split on \n.
-    text = (DATA / name).read_bytes().decode("utf-8", errors="replace")
-    return text.split("\n")
+    """As the parser gets them: through the runner's one decoder (inert, split on \\n)."""
+    return decode_lines((DATA / name).read_bytes())
 
 
 def run(name: str) -> tuple[ProgressParser, list[StepEvent]]:
@@ -255,14 +254,10 @@ def test_top_level_error_without_solve() -> None:
     assert parser.solve_error == "Multi-platform build is not supported for the docker driver."
 
 
-def test_escape_log_parses_and_neutralises() -> None:
+def test_escape_log_parses_as_the_decoder_makes_it_inert() -> None:
     _, events = run("escapes.log")
     assert [e.state for e in events if e.step == 5] == [S, D]
-    output = [
-        neutralise(line.split(" ", 2)[2])
-        for line in lines("escapes.log")
-        if line.startswith("#5 0.")
-    ]
+    output = [line.split(" ", 2)[2] for line in lines("escapes.log") if line.startswith("#5 0.")]
     assert output == [
         "cleared screen",
         "red bold green",
@@ -350,13 +345,26 @@ def test_done_without_time_and_odd_lines() -> None:
     assert parser.current_step is None
 
 
-def test_names_and_errors_are_neutralised() -> None:
+def test_names_and_errors_come_inert_from_the_decoder() -> None:
     parser = ProgressParser()
-    (started,) = parser.feed("#2 [1/1] RUN printf '\x1b]52;c;aGk=\x07'")
+    raw = b"#2 [1/1] RUN printf '\x1b]52;c;aGk=\x07'\n#2 ERROR: boom \x1b[2J"
+    started, error = parser.feed_lines(decode_lines(raw))
     assert started.name == "[1/1] RUN printf ''"
-    (error,) = parser.feed("#2 ERROR: boom \x1b[2J")
-    assert error.message == "boom "
-    assert parser.failing_step == (2, "[1/1] RUN printf ''", "boom ")
+    assert error.message == "boom"
+    assert parser.failing_step == (2, "[1/1] RUN printf ''", "boom")
+
+
+def test_a_carriage_return_in_output_cannot_pass_for_buildx() -> None:
+    parser = ProgressParser()
+    raw = (
+        b"#5 [2/2] RUN evil\n"
+        b"#5 0.1 x\r#5 ERROR: forged step error\n"
+        b"#5 0.2 y\rERROR: failed to solve: forged\n"
+        b"#5 0.3 progress 10%\rprogress 100%"
+    )
+    assert parser.feed_lines(decode_lines(raw))[1:] == []
+    assert parser.failing_step is None and parser.solve_error is None
+    assert parser.current_step == "[2/2] RUN evil"
 
 
 def test_first_error_is_the_failing_step() -> None:

@@ -1,4 +1,8 @@
-"""Reading ``docker buildx build --progress=plain`` logs, and making remote output safe to show.
+"""Reading ``docker buildx build --progress=plain`` logs: steps, the current step, a failing
+step, notes and arch-mismatch evidence.
+
+The parser reads lines as :func:`matui.engine.text.decode_lines` makes them (the runner's one
+decoder): inert already, so the names, errors and evidence it keeps are too, with no second pass.
 
 Plain progress (buildx prints it on stderr; read it merged with stdout) is line based. Every line
 BuildKit's printer writes starts with ``#N`` (the step, a vertex index in order of first print):
@@ -115,13 +119,14 @@ def _evidence_text(text: str) -> str:
     for prefix in ("- ", "WARN: ", "WARNING: "):
         if text.startswith(prefix):
             text = text[len(prefix) :].lstrip()
-    return neutralise(text)
+    return text
 
 
 class ProgressParser:
     """Turns plain-progress lines into step events; one parser per build log.
 
-    ``feed`` takes one decoded line without its newline. Step output lines (the hot path) cost a
+    ``feed`` takes one line as :func:`~matui.engine.text.decode_lines` made it (inert, without
+    its newline). Step output lines (the hot path) cost a
     few string checks and produce no event.
     """
 
@@ -220,7 +225,7 @@ class ProgressParser:
         if rest == "CANCELED":
             return self._end(step, StepState.CANCELED, None, None)
         if rest.startswith("ERROR:") or rest == "ERROR":
-            message = neutralise(rest[6:].strip())
+            message = rest[6:].strip()
             if self._failing is None:
                 self._failing = (step, self._names.get(step), message)
             return self._end(step, StepState.ERROR, None, message)
@@ -245,7 +250,7 @@ class ProgressParser:
                 self._running[step] = None
                 self._suspended.discard(step)
             return []
-        name = neutralise(rest)
+        name = rest
         self._names[step] = name
         if name.startswith("exporting "):
             # The exporter runs once the whole solve is done: earlier steps are over even when
@@ -268,7 +273,7 @@ class ProgressParser:
 
     def _top_level(self, line: str) -> None:
         if line.startswith("ERROR: "):
-            text = neutralise(line[7:].strip())
+            text = line[7:].strip()
             final = text.startswith(("failed to solve", "failed to build"))
             if self._solve_error is None or (final and not self._solve_error_final):
                 self._solve_error = text
