@@ -1,7 +1,10 @@
 """Run records under the user's state dir: what was planned, where it ran, what came out.
 
 Layout: ``$XDG_STATE_HOME/matui/runs/<run id>/run.json`` plus one ``<arch>.log`` per job holding
-the job's output bytes exactly as the host wrote them.
+the job's output bytes exactly as the host wrote them, and one ``<arch>.source.json`` per job
+holding the source manifest (path → content digest) of the context it was last built from:
+beside the record, not in it, because a big context's manifest would make every save of
+``run.json`` slow; the record keeps only the source's digest and when it was sent.
 
 The record is typed (:class:`RunRecord`, :class:`JobRecord`, :class:`PublishRecord`) and this
 module is the one place that reads and writes ``run.json``. Each document carries
@@ -28,7 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from matui.engine.arch import ArchError, Platform
-from matui.engine.flags import BuiltImage, Flag
+from matui.engine.flags import BuiltImage, Flag, Severity
+from matui.engine.flags.sources import (
+    MIXED_SOURCES_OVERRIDE,
+    JobSource,
+    override_mixed_sources,
+    source_mismatch_flags,
+)
 from matui.engine.plan import BuildJob
 from matui.engine.probe import HostProbe
 
@@ -127,6 +136,11 @@ class JobRecord:
     arch_tag_before: str | None = None
     context_files: int | None = None
     context_bytes: int | None = None
+    #: Digest of the source (context + Dockerfile) the job was last built from; None: unknown
+    #: (an older matui, or not sent yet). The files are in the run's ``<key>.source.json``.
+    source: str | None = None
+    #: When that source was sent (epoch seconds).
+    source_at: float | None = None
 
     @classmethod
     def for_job(cls, job: BuildJob, **values: Any) -> JobRecord:
@@ -212,8 +226,48 @@ class TagResult:
 
 
 @dataclass
+class Override:
+    """An error flag the operator explicitly chose to publish past, and what it covered.
+
+    ``name`` is the override asked for (``allow-mixed-sources``); ``sources`` each arch's source
+    digest it was given for (a later rebuild from yet another source is not covered); ``user``
+    who asked (the local login name); ``flags`` the messages it overrode.
+    """
+
+    name: str
+    at: float
+    user: str
+    sources: dict[str, str] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.at))
+        return f"--{self.name} by {self.user} at {when}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "at": self.at,
+            "user": self.user,
+            "sources": dict(self.sources),
+            "flags": list(self.flags),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Override:
+        return cls(
+            name=str(data.get("name") or ""),
+            at=float(data.get("at") or 0.0),
+            user=str(data.get("user") or ""),
+            sources={str(k): str(v) for k, v in (data.get("sources") or {}).items()},
+            flags=[str(f) for f in data.get("flags") or ()],
+        )
+
+
+@dataclass
 class PublishRecord:
-    """One publish attempt: the index planned, where it was made, the flags, each tag's fate."""
+    """One publish attempt: the index planned, where it was made, the flags, each tag's fate,
+    and any error flag the operator explicitly overrode."""
 
     at: float
     via: str  # "local" or the builder host that ran `imagetools create`
@@ -222,6 +276,7 @@ class PublishRecord:
     flags: list[Flag] = field(default_factory=list)
     #: Why the attempt stopped or fell short, in one line (None: every tag serves the index).
     error: str | None = None
+    overrides: list[Override] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -231,6 +286,7 @@ class PublishRecord:
             "results": [r.to_json() for r in self.results],
             "flags": [f.to_json() for f in self.flags],
             "error": self.error,
+            "overrides": [o.to_json() for o in self.overrides],
         }
 
     @classmethod
@@ -242,6 +298,7 @@ class PublishRecord:
             results=[TagResult.from_json(r) for r in data.get("results") or ()],
             flags=[Flag.from_json(f) for f in data.get("flags") or ()],
             error=data.get("error"),
+            overrides=[Override.from_json(o) for o in data.get("overrides") or ()],
         )
 
 
@@ -430,6 +487,81 @@ class RunRecord:
 
         self._merge(change)
 
+    # -- sources ------------------------------------------------------------------------------
+
+    def source_path(self, job_key: str) -> Path:
+        return self.dir / f"{job_key}.source.json"
+
+    def save_source(
+        self, key: str, digest: str, files: Mapping[str, str], at: float, **values: Any
+    ) -> None:
+        """Keep the source manifest a job was just built from (beside the record, atomically)
+        and its digest and time in the job's record, with further job fields ``values``."""
+        text = json.dumps({"digest": digest, "at": at, "files": dict(files)}, sort_keys=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.source.", dir=self.dir)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
+            os.replace(tmp, self.source_path(key))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self.update_job(key, source=digest, source_at=at, **values)
+
+    def source_files(self, key: str) -> dict[str, str] | None:
+        """The manifest a job's recorded source holds (None: not saved, damaged, or another
+        source than the one the record names)."""
+        job = self.job(key)
+        try:
+            data = json.loads(self.source_path(key).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("digest") != job.source:
+            return None
+        files = data.get("files")
+        if not isinstance(files, dict):
+            return None
+        return {str(k): str(v) for k, v in files.items()}
+
+    def job_sources(self) -> list[JobSource]:
+        """The source of each succeeded job (the arches an index would join); the manifests
+        are read only when the digests differ (then the files are named)."""
+        jobs = [j for j in self.jobs if j.state is JobState.SUCCEEDED]
+        mixed = len({j.source for j in jobs if j.source}) > 1
+        return [
+            JobSource(
+                j.arch,
+                j.source,
+                j.source_at,
+                self.source_files(j.key) if mixed and j.source else None,
+            )
+            for j in jobs
+        ]
+
+    def current_sources(self) -> dict[str, str]:
+        return {j.arch: j.source for j in self.jobs if j.source}
+
+    def source_flags(self) -> list[Flag]:
+        """Source-mismatch flags of the arches built; WARNINGs (saying overridden) when a
+        publish already overrode exactly these sources."""
+        flags = source_mismatch_flags(self.job_sources())
+        if flags and self.mixed_sources_override() is not None:
+            return override_mixed_sources(flags)
+        return flags
+
+    def mixed_sources_override(self) -> Override | None:
+        """The latest recorded ``allow-mixed-sources`` override covering the current sources."""
+        now = self.current_sources()
+        for attempt in reversed(self.publishes):
+            for override in attempt.overrides:
+                if override.name == MIXED_SOURCES_OVERRIDE and override.sources == now:
+                    return override
+        return None
+
+    def overrides(self) -> list[Override]:
+        return [o for attempt in self.publishes for o in attempt.overrides]
+
     def built_images(self) -> list[BuiltImage]:
         """The succeeded jobs with a digest, for the post-build checks."""
         built = []
@@ -494,6 +626,7 @@ class RunRecord:
         if missing := [j.arch for j in self.jobs if not j.digest]:
             return Verdict(VerdictKind.FAILED, f"{', '.join(missing)} recorded no digest")
         errors = [f for f in self.flags if f.severity == "error"]
+        errors += [f for f in self.source_flags() if f.severity is Severity.ERROR]
         if errors:
             first = errors[0]
             more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""

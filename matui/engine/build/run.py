@@ -621,7 +621,15 @@ class BuildRun:
             err = result.stderr
             text = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err or "")
             raise RuntimeError(f"context upload to {host.name} failed: {text.strip()[-500:]}")
-        self.record.update_job(key, context_files=stats.files, context_bytes=stats.bytes)
+        # What this attempt builds from: a retry after an edit sends, and records, another.
+        self.record.save_source(
+            key,
+            stats.source.digest,
+            stats.source.files,
+            time.time(),
+            context_files=stats.files,
+            context_bytes=stats.bytes,
+        )
 
     async def _launch(self, host: Any, job: BuildJob) -> int:
         """Start the job's build (or attach to it when the host says it is already running)."""
