@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import os
 import re
 import shutil
@@ -40,8 +41,10 @@ from matui.engine.flags import (
     premanifest_flags,
     read_tags,
 )
+from matui.engine.flags.model import FlagKind
+from matui.engine.flags.sources import MIXED_SOURCES_OVERRIDE, override_mixed_sources
 from matui.engine.plan import IndexPlan, IndexSource
-from matui.engine.records import JobState, PublishRecord, TagOutcome, TagResult
+from matui.engine.records import JobState, Override, PublishRecord, TagOutcome, TagResult
 from matui.engine.refs import RefError, check_digest, check_tag, parse_repository
 from matui.engine.registry import RegistryError
 from matui.engine.ssh import SshError
@@ -301,9 +304,12 @@ async def check_index(
     config: Config | None = None,
     host: str | None = None,
     state: dict[str, Manifest | None] | None = None,
+    allow_mixed_sources: bool = False,
 ) -> list[Flag]:
     """Every check due right before `imagetools create`, with the facts gathered in one place:
-    the planned and retired platforms, and the buildx version of wherever the merge runs."""
+    the planned and retired platforms, the buildx version of wherever the merge runs, and the
+    source each arch was built from (mixed sources are an ERROR unless ``allow_mixed_sources``,
+    the operator's explicit override, makes them a WARNING)."""
     planned = [Platform.parse(p) for p in record.platforms]
     retired: tuple[Platform, ...] = ()
     if config is not None:
@@ -313,7 +319,7 @@ async def check_index(
         buildx = local_buildx_version()
     else:
         buildx = next((p.buildx_version for p in record.hosts if p.name == host), None)
-    return await premanifest_flags(
+    flags = await premanifest_flags(
         plan,
         registry,
         confirmed,
@@ -323,6 +329,8 @@ async def check_index(
         merge_host=host,
         state=state,
     )
+    sources = record.source_flags()
+    return flags + (override_mixed_sources(sources) if allow_mixed_sources else sources)
 
 
 async def create_index(
@@ -493,6 +501,19 @@ class PublishPreview:
     tags: tuple[TagPreview, ...]
     flags: tuple[Flag, ...]
     blocked: str | None
+    #: The operator explicitly allowed arches built from different sources (recorded).
+    allow_mixed_sources: bool = False
+
+    @property
+    def blocked_by_sources(self) -> bool:
+        """Blocked only by arches built from different sources: the explicit override
+        (``allow_mixed_sources``) would let it go ahead."""
+        errors = [f for f in self.flags if f.severity is Severity.ERROR]
+        return (
+            self.blocked is not None
+            and bool(errors)
+            and all(f.kind is FlagKind.SOURCE_MISMATCH for f in errors)
+        )
 
     @property
     def to_push(self) -> list[str]:
@@ -527,6 +548,7 @@ class PublishPreview:
             "diff": {t.tag: [c.to_json() for c in t.changes] for t in self.tags},
             "flags": [f.to_json() for f in self.flags],
             "blocked": self.blocked,
+            "allow_mixed_sources": self.allow_mixed_sources,
         }
 
 
@@ -536,10 +558,13 @@ async def preview_publish(
     registry: RegistryClient,
     config: Config | None,
     tags: Sequence[str] | None = None,
+    allow_mixed_sources: bool = False,
 ) -> PublishPreview:
     """What publishing ``record`` to ``tags`` (default: the run's) would do. Never raises for
     an expected failure: a registry that cannot be read, a login missing, an arch not built, an
-    error flag or a per-arch image gone from the registry all end in ``blocked``."""
+    error flag, arches built from different sources (unless ``allow_mixed_sources``: the
+    operator's explicit override, recorded by :func:`publish`) or a per-arch image gone from
+    the registry all end in ``blocked``."""
 
     def blocked(
         reason: str,
@@ -579,7 +604,14 @@ async def preview_publish(
         state = await read_tags(registry, plan.repository, plan.tags)
         diffs = await index_diffs(plan, registry, state=state)
         fresh = await check_index(
-            record, plan, registry, None, config=config, host=host, state=state
+            record,
+            plan,
+            registry,
+            None,
+            config=config,
+            host=host,
+            state=state,
+            allow_mixed_sources=allow_mixed_sources,
         )
     except (RegistryError, OSError) as exc:
         return blocked(
@@ -606,7 +638,13 @@ async def preview_publish(
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         reason = f"not publishing: {errors[0]}{more}; nothing was pushed"
     return PublishPreview(
-        record, plan, host, previews, tuple(flags), one_line(reason) if reason else None
+        record,
+        plan,
+        host,
+        previews,
+        tuple(flags),
+        one_line(reason) if reason else None,
+        allow_mixed_sources=allow_mixed_sources,
     )
 
 
@@ -621,6 +659,8 @@ class PublishReport:
     error: str | None = None
     #: Why the attempt could not be saved in the run record (one line), if it could not.
     record_error: str | None = None
+    #: Error flags the operator explicitly overrode for this attempt (recorded with it).
+    overrides: list[Override] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -651,7 +691,11 @@ class PublishReport:
                 return f"already published: {refs} already {verb} this index {self.digest}"
             kept = [r.tag for r in self.results if r.outcome is TagOutcome.UNCHANGED]
             also = f" ({', '.join(kept)} already did)" if kept else ""
-            return f"published and verified: {refs} {verb} index {self.digest}{also}"
+            over = "".join(
+                f"; arches from different sources, allowed: {o.line()} (recorded)"
+                for o in self.overrides
+            )
+            return f"published and verified: {refs} {verb} index {self.digest}{also}{over}"
         failed = [
             f"{r.tag} {r.outcome}" + (f": {r.error}" if r.error else "")
             for r in self.results
@@ -685,6 +729,7 @@ class PublishReport:
             "results": [r.to_json() for r in self.results],
             "error": self.error,
             "record_error": self.record_error,
+            "overrides": [o.to_json() for o in self.overrides],
             "line": self.line(),
         }
 
@@ -717,6 +762,7 @@ async def publish(
             config=config,
             host=preview.host,
             state=state,
+            allow_mixed_sources=preview.allow_mixed_sources,
         )
     except (RegistryError, OSError) as exc:
         report.flags = list(preview.flags)
@@ -769,9 +815,31 @@ async def _judge_failed(
     return after_failed_push(plan, result.tag, result.before, now, error)
 
 
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in the environment nor the password database
+        return "unknown"
+
+
 def _record(report: PublishReport) -> PublishReport:
     preview = report.preview
     assert preview.plan is not None
+    overridden = [
+        f.message
+        for f in report.flags
+        if f.kind is FlagKind.SOURCE_MISMATCH and f.severity is not Severity.ERROR
+    ]
+    if preview.allow_mixed_sources and overridden:
+        report.overrides.append(
+            Override(
+                MIXED_SOURCES_OVERRIDE,
+                time.time(),
+                _user(),
+                preview.record.current_sources(),
+                overridden,
+            )
+        )
     try:
         preview.record.add_publish(
             PublishRecord(
@@ -781,6 +849,7 @@ def _record(report: PublishReport) -> PublishReport:
                 list(report.results),
                 list(report.flags),
                 error=None if report.ok else report.line(),
+                overrides=list(report.overrides),
             )
         )
     except (OSError, ValueError) as exc:
