@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="show the index that would be pushed; push nothing"
     )
     manifest.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    manifest.add_argument(
+        "--allow-mixed-sources",
+        action="store_true",
+        help="publish even though arches were built from different sources (recorded in the run)",
+    )
     manifest.add_argument("--json", action="store_true", help="print one JSON document")
 
     runs = sub.add_parser("runs", help="list recorded runs, newest first")
@@ -579,7 +584,13 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
 
     out = sys.stderr if args.json else sys.stdout
     registry = RegistryClient()
-    preview = await preview_publish(record, registry=registry, config=config, tags=args.tags)
+    preview = await preview_publish(
+        record,
+        registry=registry,
+        config=config,
+        tags=args.tags,
+        allow_mixed_sources=args.allow_mixed_sources,
+    )
     for line in format_preview(preview):
         print(line, file=out)
     doc: dict[str, object] = {
@@ -675,6 +686,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
             index = f"partly: {len(verified)}/{len(r.tags)} tags"
         else:
             index = ""
+        if r.overrides():  # an explicit override is part of what the index is
+            index = (index + " " if index else "") + "(mixed sources allowed)"
         rows.append(
             (
                 r.id,
