@@ -560,6 +560,7 @@ class LogPane(ScrollView, can_focus=True):
             start = bottom if backwards else top
         snapshot = self.store.snapshot()
         rows = max(1, self.scrollable_content_region.height)
+        highlight = self._highlighting or key != self._search
 
         def find() -> _Found:
             worker = get_current_worker()
@@ -573,8 +574,8 @@ class LogPane(ScrollView, can_focus=True):
                 timeout=SEARCH_SECONDS,
                 cancelled=lambda: worker.is_cancelled,
             )
-            if hit is None:
-                return _Found(key, None, snapshot.dropped, 0, [])
+            if hit is None or not highlight:
+                return _Found(key, hit, snapshot.dropped, 0, [])
             # The rows the jump can bring into view, highlighted before they are drawn.
             first = max(0, hit.line - rows)
             left = SEARCH_SECONDS - (time.monotonic() - started)
@@ -661,7 +662,8 @@ class LogPane(ScrollView, can_focus=True):
                 line = None
         self._match_line = line
         if found.spans is None:
-            self._highlighting_stopped()
+            if self._highlighting:
+                self._highlighting_stopped()
         elif self._highlighting:
             for i, spans in enumerate(found.spans, found.spans_from + shift):
                 if i >= 0:
