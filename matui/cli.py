@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 if TYPE_CHECKING:
+    from matui.engine.build import ImageLocked
     from matui.engine.build.run import BuildRun
     from matui.engine.config import Config, HostConfig
     from matui.engine.flags import CheckReport
     from matui.engine.hostgc import GcReport
     from matui.engine.publish import PublishPreview, PublishReport
     from matui.engine.records import RunRecord
+    from matui.engine.ssh import SshPool
 
 _T = TypeVar("_T")
 
@@ -83,7 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     _config_option(check)
     check.add_argument("--json", action="store_true", help="print one JSON document")
 
-    build = sub.add_parser("build", help="build every arch natively on its host, all at once")
+    build = sub.add_parser(
+        "build",
+        help="build every arch natively on its host, all at once",
+        description=(
+            "Build every arch natively on its host, all at once. One build of an image per arch "
+            "runs on a host at a time, whoever starts it: when another run holds the image's "
+            "lock for an arch, a run recorded on this machine is followed read-only (the same "
+            "logs; Ctrl-C detaches and it goes on), and another operator's is refused, naming "
+            "who holds it (user, machine, run, since when). Ctrl-C asks the hosts to stop the "
+            "builds: a job ends cancelled only when its host stopped it, succeeded (with its "
+            "digest) when it had finished first, lost when the cancel could not be delivered."
+        ),
+    )
     _config_option(build)
     _image_options(build, tags_default="the image's tags")
     build.add_argument(
@@ -342,7 +356,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from matui.engine.build import BuildRefused
+    from matui.engine.build import BuildRefused, ImageLocked
     from matui.engine.plan import PlanError
 
     config = _load(args)
@@ -365,18 +379,80 @@ def _cmd_build(args: argparse.Namespace) -> int:
             )
             print()
         return EXIT_FAILED
+    except ImageLocked as exc:
+        print(f"matui: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except PlanError as exc:
         print(f"matui: cannot plan the build:\n{exc}", file=sys.stderr)
         return EXIT_FAILED
 
 
+#: Set to cap the SSH connections matui opens per host (default 8; a host refusing a new
+#: session on one gets another). Documented in the README; tests use 1 to starve a cancel.
+MAX_CONNECTIONS_ENV = "MATUI_SSH_MAX_CONNECTIONS"
+
+
+def _max_connections() -> int:
+    import os
+
+    text = os.environ.get(MAX_CONNECTIONS_ENV, "").strip()
+    if not text:
+        return 8
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"{MAX_CONNECTIONS_ENV}={text!r}: set a whole number of 1 or more")
+    return int(text)
+
+
 async def _build(config: Config, args: argparse.Namespace) -> int:
-    from matui.engine.build import start_build
+    from matui.engine.build import ImageLocked, start_build
     from matui.engine.ssh import SshPool
 
-    async with SshPool(config.hosts) as pool:
-        prepared = await start_build(config, pool, image=args.image, tags=args.tags)
+    async with SshPool(config.hosts, max_connections=_max_connections()) as pool:
+        try:
+            prepared = await start_build(config, pool, image=args.image, tags=args.tags)
+        except ImageLocked as exc:
+            run = _holder_run_read_only(config, pool, exc)
+            if run is None:
+                raise
+            holder = exc.holders[0][1]
+            print(
+                f"matui: {_held_arches(exc)} is already being built by {holder.line()}; "
+                "attaching to it read-only (Ctrl-C detaches, the build goes on)",
+                file=sys.stderr,
+            )
+            run.start_resumed()
+            return await _follow_run(run, args, attached=True, read_only=True)
         return await _follow_run(prepared.run, args)
+
+
+def _held_arches(exc: ImageLocked) -> str:
+    return ", ".join(sorted({f"{job.platform}" for job, _ in exc.holders}))
+
+
+def _holder_run_read_only(config: Config, pool: SshPool, exc: ImageLocked) -> BuildRun | None:
+    """The run holding the image's locks, when it is one run recorded on this machine: followed
+    from a private copy of its record (its logs so far, its jobs), so this matui shows the same
+    logs and the outcome without writing a byte into the holder's record. None otherwise (the
+    holder is another operator's, or several runs hold the arches): the build is refused."""
+    import shutil
+    import tempfile
+
+    from matui.engine.build.run import BuildRun
+    from matui.engine.records import RunRecord, find_run, state_dir
+    from matui.engine.registry import RegistryClient
+
+    runs = {holder.run_id for _, holder in exc.holders}
+    if len(runs) != 1:
+        return None
+    try:
+        record = find_run(state_dir(), runs.pop())
+    except LookupError:
+        return None
+    if {job.key for job, _ in exc.holders} - {job.key for job in record.jobs}:
+        return None
+    copy = Path(tempfile.mkdtemp(prefix="matui-attach-")) / "runs" / record.id
+    shutil.copytree(record.dir, copy, ignore=shutil.ignore_patterns(".lock", ".*.tmp"))
+    return BuildRun.resume(RunRecord.load(copy), config, pool, registry=RegistryClient())
 
 
 def _cmd_attach(args: argparse.Namespace) -> int:
@@ -408,10 +484,14 @@ async def _attach(config: Config, record: RunRecord, args: argparse.Namespace) -
         return await _follow_run(run, args, attached=True)
 
 
-async def _follow_run(run: BuildRun, args: argparse.Namespace, *, attached: bool = False) -> int:
+async def _follow_run(
+    run: BuildRun, args: argparse.Namespace, *, attached: bool = False, read_only: bool = False
+) -> int:
     """Stream a run's events as prefixed lines, then print the summary (or the JSON document).
 
-    Ctrl-C stops the remote builds (by process group) and records the run as cancelled.
+    Ctrl-C asks the hosts to stop the remote builds (by process group); each job then ends as
+    its host says (``cancelled`` only when the host stopped it). ``read_only`` (following
+    another matui's run): Ctrl-C detaches and the builds go on.
     """
     import asyncio
     import signal
@@ -438,9 +518,17 @@ async def _follow_run(run: BuildRun, args: argparse.Namespace, *, attached: bool
     loop = asyncio.get_running_loop()
     cancelling: list[asyncio.Task[None]] = []
 
+    following = asyncio.current_task()
+    detached: list[bool] = []
+
     def interrupt() -> None:
+        if read_only:
+            if not detached and following is not None:
+                detached.append(True)
+                following.cancel()
+            return
         if not cancelling:
-            print("matui: cancelling: stopping the remote builds…", file=sys.stderr)
+            print("matui: cancelling: asking the hosts to stop the builds…", file=sys.stderr)
             cancelling.append(loop.create_task(run.cancel()))
 
     loop.add_signal_handler(signal.SIGINT, interrupt)
@@ -459,14 +547,33 @@ async def _follow_run(run: BuildRun, args: argparse.Namespace, *, attached: bool
                         f"matui: {flag.severity} {flag.kind} {flag.subject}: {flag.message}\n"
                     )
             log.flush()
+    except asyncio.CancelledError:
+        if not detached:
+            raise
+        print(
+            f"matui: detached from run {run.id}; its builds go on (`matui attach {run.id}`)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     finally:
         loop.remove_signal_handler(signal.SIGINT)
     for task in cancelling:
         await task
     if cancelling:
-        from matui.engine.records import RunState
+        from matui.engine.records import JobState, RunState
 
-        run.record.update(state=RunState.CANCELLED)
+        # The hosts' answers decide: a run is cancelled only if a host stopped a build.
+        for status in run.status.values():
+            if status.state is not JobState.CANCELLED:
+                print(
+                    f"matui: the cancel did not stop {status.job.arch} on {status.job.host}: "
+                    f"it ended {status.state}"
+                    + (f" ({status.digest})" if status.digest else "")
+                    + (f": {status.error}" if status.error else ""),
+                    file=sys.stderr,
+                )
+        if any(s.state is JobState.CANCELLED for s in run.status.values()):
+            run.record.update(state=RunState.CANCELLED)
     statuses = await run.wait()
     jobs = [statuses[job.key] for job in plan.jobs]
     if args.json:

@@ -215,33 +215,158 @@ _RUNNING = """running() {
 """
 
 
-def launch_script(run_id: str, job_key: str, argv: list[str]) -> RemoteScript:
+def launch_script(
+    run_id: str, job_key: str, argv: list[str], *, image_lock: ImageLock | None = None
+) -> RemoteScript:
     """Start the build detached; prints ``started PID``, or ``attached PID`` when this job is
-    already building (a second launch never starts a second build)."""
+    already building (a second launch never starts a second build).
+
+    With ``image_lock``, the build also holds the host's lock for its image and arch (see
+    :class:`ImageLock`); when another job holds it, nothing starts: the script prints
+    ``@@matui:image-busy`` and the holder file, and exits :data:`IMAGE_BUSY`. The job writes
+    the host's clock at its start (``started``) and with its exit code (``ended``)."""
     job = "\n".join(
         [
             # Held for the whole build, by this shell and everything it starts.
             "exec 9>>lock",
             "if command -v flock >/dev/null 2>&1; then flock -n 9 || exit 75; fi",
+            *(image_lock.job_lines() if image_lock is not None else []),
+            "date +%s.%N > started 2>/dev/null",
             "echo $$ > pid.tmp && mv pid.tmp pid",
             f"{join(argv)} >> build.log 2>&1",
             "rc=$?",
             "rm -rf context",
+            "date +%s.%N > ended 2>/dev/null",
             'echo "$rc" > exit.tmp && mv exit.tmp exit',
         ]
     )
     body = f"""{_RUNNING}
 if running; then echo "attached $(cat pid)"; exit 0; fi
-rm -f exit pid metadata.json cancelled
+rm -f exit pid metadata.json cancelled image-busy started ended
 : >> build.log
 printf '%s\\n' {shlex.quote(job)} > job.sh
 (exec setsid sh ./job.sh) </dev/null >/dev/null 2>&1 &
 i=0
-while [ ! -s pid ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+while [ ! -s pid ] && [ ! -f image-busy ] && [ "$i" -lt 100 ]; do
+  sleep 0.05; i=$((i + 1))
+done
+if [ -f image-busy ]; then echo "@@matui:image-busy"; cat image-busy; exit {IMAGE_BUSY}; fi
 [ -s pid ] || {{ echo "build did not start" >&2; exit 98; }}
 echo "started $(cat pid)"
 """
     return _in_job_dir(run_id, job_key, body)
+
+
+# --- one build of an image per arch per host --------------------------------------------------
+# A job's own lock covers its directory only; two matui processes (or operators) building the
+# same image would each start a build per arch and push the same per-arch tags. So each job
+# also holds ~/.matui/locks/<repo>-<hash>-<arch>.lock (flock, for the whole build, like its own
+# lock) and writes who holds it beside it: <name>.holder, ``key=value`` lines.
+
+LOCKS_DIR = ".matui/locks"
+IMAGE_BUSY = 76
+"""The launch script's exit code when the image's lock for this arch is held by another job."""
+
+
+def image_lock_name(repository: str, arch: str) -> str:
+    """A plain file name for (repository, arch): readable, and distinct for distinct pairs."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{repository}\0{arch}".encode()).hexdigest()[:10]
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", repository).strip("._-")[-80:] or "image"
+    return check_name(f"{readable}-{digest}-{re.sub(r'[^A-Za-z0-9]+', '-', arch)}", "lock name")
+
+
+@dataclass(frozen=True)
+class ImageLock:
+    """The image lock a job holds, and what its holder file says about the job."""
+
+    name: str
+    user: str
+    local_host: str
+    run_id: str
+    job_key: str
+
+    def job_lines(self) -> list[str]:
+        path = f'"$HOME"/{LOCKS_DIR}/{self.name}'
+        holder = "\n".join(
+            [
+                f"user={check_value(self.user, 'user')}",
+                f"host={check_value(self.local_host, 'local host')}",
+                f"run={check_name(self.run_id, 'run id')}",
+                f"job={check_name(self.job_key, 'job')}",
+            ]
+        )
+        return [
+            f'mkdir -p "$HOME"/{LOCKS_DIR} && exec 8>>{path}.lock || exit 1',
+            "if command -v flock >/dev/null 2>&1; then flock -n 8 || { "
+            f"cat {path}.holder > image-busy.tmp 2>/dev/null; mv image-busy.tmp image-busy; "
+            f"exit {IMAGE_BUSY}; }}; fi",
+            f"{{ printf '%s\\n' {shlex.quote(holder)}; "
+            f'echo "since=$(date -u +%Y-%m-%dT%H:%M:%SZ)"; }} > {path}.holder.$$ '
+            f"&& mv {path}.holder.$$ {path}.holder",
+        ]
+
+
+@dataclass(frozen=True)
+class ImageHolder:
+    """Who holds an image's lock for an arch on a host (its holder file, as the host has it)."""
+
+    lock: str
+    user: str = "?"
+    local_host: str = "?"
+    run_id: str = "?"
+    job_key: str = "?"
+    since: str = "?"
+
+    @classmethod
+    def parse(cls, lock: str, text: str) -> ImageHolder:
+        values: dict[str, str] = {}
+        for line in text.splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name in ("user", "host", "run", "job", "since"):
+                values[name] = value.strip()[:200]
+        return cls(
+            lock,
+            values.get("user", "?"),
+            values.get("host", "?"),
+            values.get("run", "?"),
+            values.get("job", "?"),
+            values.get("since", "?"),
+        )
+
+    def line(self) -> str:
+        return f"run {self.run_id} of {self.user}@{self.local_host} holds it since {self.since}"
+
+
+def image_lock_status_script(names: Sequence[str]) -> RemoteScript:
+    """For each held lock among ``names``: ``@@matui:held=NAME``, its holder file, then
+    ``@@matui:end``. A host without flock reports nothing (it has no image locks either)."""
+    lines = ['cd "$HOME" || exit 97', "command -v flock >/dev/null 2>&1 || exit 0"]
+    for name in names:
+        path = quote(f"{LOCKS_DIR}/{check_name(name, 'lock name')}")
+        lines.append(
+            f"if [ -f {path}.lock ] && ! flock -n {path}.lock true; then "
+            f'echo "@@matui:held={name}"; cat {path}.holder 2>/dev/null; echo; '
+            'echo "@@matui:end"; fi'
+        )
+    lines.append("exit 0")
+    return RemoteScript("\n".join(lines) + "\n")
+
+
+def parse_image_holders(text: str) -> list[ImageHolder]:
+    holders: list[ImageHolder] = []
+    name: str | None = None
+    body: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("@@matui:held="):
+            name, body = line[len("@@matui:held=") :].strip(), []
+        elif line == "@@matui:end" and name is not None:
+            holders.append(ImageHolder.parse(name, "\n".join(body)))
+            name = None
+        elif name is not None:
+            body.append(line)
+    return holders
 
 
 def follow_script(run_id: str, job_key: str, offset: int, pid: int) -> RemoteScript:
@@ -284,6 +409,8 @@ echo "@@matui:exit=$(cat exit 2>/dev/null)"
 if [ ! -f exit ] && running; then echo "@@matui:running=1"; fi
 [ -f cancelled ] && echo "@@matui:cancelled=1"
 echo "@@matui:size=$(wc -c < build.log)"
+echo "@@matui:started=$(cat started 2>/dev/null)"
+echo "@@matui:ended=$(cat ended 2>/dev/null)"
 echo "@@matui:metadata"
 cat metadata.json 2>/dev/null
 """,
@@ -291,24 +418,65 @@ cat metadata.json 2>/dev/null
 
 
 def cancel_script(run_id: str, job_key: str, grace: float = 5.0) -> RemoteScript:
-    """Stop the build's whole process group: TERM, then KILL after ``grace`` seconds."""
+    """Stop the build's whole process group: TERM, then KILL after ``grace`` seconds.
+
+    A cancel is a request; the host answers what became of it in one line, which
+    :func:`parse_cancel_answer` reads:
+
+    ``@@matui:cancel=stopped EXIT``   the group was running and is gone now (EXIT: its exit code)
+    ``@@matui:cancel=finished EXIT``  the build had ended before the cancel arrived (nothing sent)
+    ``@@matui:cancel=not-started``    the job never launched on this host
+    ``@@matui:cancel=still-running``  the group survived KILL (it is not ours to end)
+
+    The ``cancelled`` marker is written only when a signal really went to a running group, so a
+    job that finished first is never taken for a cancelled one.
+    """
     steps = max(1, int(grace * 10))
     return _in_job_dir(
         run_id,
         job_key,
         f"""
-[ -f pid ] || exit 0
+[ -f pid ] || {{ echo "@@matui:cancel=not-started"; exit 0; }}
 pg=$(cat pid)
+if [ -f exit ]; then echo "@@matui:cancel=finished $(cat exit)"; exit 0; fi
+if ! kill -0 -"$pg" 2>/dev/null; then
+  i=0
+  while [ ! -f exit ] && [ "$i" -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
+  echo "@@matui:cancel=finished $(cat exit 2>/dev/null)"
+  exit 0
+fi
 echo cancelled > cancelled
-kill -TERM -"$pg" 2>/dev/null || exit 0
+kill -TERM -"$pg" 2>/dev/null
 i=0
 while kill -0 -"$pg" 2>/dev/null && [ "$i" -lt {steps} ]; do sleep 0.1; i=$((i + 1)); done
 kill -KILL -"$pg" 2>/dev/null
+i=0
+while kill -0 -"$pg" 2>/dev/null && [ "$i" -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
+if kill -0 -"$pg" 2>/dev/null; then echo "@@matui:cancel=still-running"; exit 0; fi
 rm -rf context
-[ -f exit ] || {{ echo 143 > exit.tmp && mv exit.tmp exit; }}
+[ -f exit ] || {{ date +%s.%N > ended 2>/dev/null; echo 143 > exit.tmp && mv exit.tmp exit; }}
+echo "@@matui:cancel=stopped $(cat exit)"
 exit 0
 """,
     )
+
+
+@dataclass(frozen=True)
+class CancelAnswer:
+    """What the host said a cancel did (see :func:`cancel_script`)."""
+
+    word: str
+    """``stopped``, ``finished``, ``not-started``, ``still-running`` or ``unknown``."""
+    exit_code: int | None = None
+
+
+def parse_cancel_answer(text: str) -> CancelAnswer:
+    for line in text.splitlines():
+        if line.startswith("@@matui:cancel="):
+            word, _, rest = line[len("@@matui:cancel=") :].strip().partition(" ")
+            code = rest.strip()
+            return CancelAnswer(word, int(code) if code.lstrip("-").isdigit() else None)
+    return CancelAnswer("unknown")
 
 
 # --- what matui leaves on a host -------------------------------------------------------------

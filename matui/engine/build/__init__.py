@@ -6,32 +6,34 @@ events; ``progress`` reads buildx's plain progress; ``context`` and ``dockerigno
 build context.
 """
 
-from matui.engine.records import JobState
+from matui.engine.build.run import (
+    CHUNK,
+    BuildRun,
+    Event,
+    FlagsEvent,
+    JobStatus,
+    LinesEvent,
+    NoteEvent,
+    RunFinished,
+    StateEvent,
+    StepChange,
+)
 from matui.engine.build.start import (
     BuildRefused,
+    ImageLocked,
     PreparedBuild,
     start_build,
 )
-from matui.engine.build.run import (
-    CHUNK,
-    LinesEvent,
-    StepChange,
-    StateEvent,
-    NoteEvent,
-    FlagsEvent,
-    RunFinished,
-    Event,
-    JobStatus,
-    BuildRun,
-)
+from matui.engine.records import JobState
 
 __all__ = [
-    "JobState",
+    "CHUNK",
     "BuildRefused",
     "BuildRun",
-    "CHUNK",
     "Event",
     "FlagsEvent",
+    "ImageLocked",
+    "JobState",
     "JobStatus",
     "LinesEvent",
     "NoteEvent",

@@ -20,8 +20,10 @@ is such a cursor too: it is replayed as ordinary line events before the live one
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
 import random
+import re
+import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -33,7 +35,14 @@ from matui.engine import shell
 from matui.engine.arch import Platform
 from matui.engine.build.context import stream_context
 from matui.engine.build.progress import ProgressParser, parse_metadata
-from matui.engine.flags import Flag, FlagKind, RegistryReader, Severity, postbuild_flags
+from matui.engine.flags import (
+    Flag,
+    FlagKind,
+    RegistryReader,
+    Severity,
+    cancelled_push_flags,
+    postbuild_flags,
+)
 from matui.engine.plan import BuildJob, BuildPlan
 from matui.engine.records import JobState, RunRecord, RunState
 from matui.engine.registry import RegistryError
@@ -53,6 +62,9 @@ holds cursors into the local log copies instead."""
 
 MAX_QUEUED_CHARS = 16 << 20
 """Characters that may wait in the queue, for logs of very long lines."""
+
+TAIL_LINES = 40
+"""Last lines of a job's log kept at hand, for the error of a buildx that dies unexplained."""
 
 
 @dataclass(frozen=True)
@@ -121,9 +133,14 @@ class JobStatus:
     finished: float | None = None
     notes: list[str] = field(default_factory=list)
     arch_evidence: list[str] = field(default_factory=list)
+    host_seconds: float | None = None
+    """The build's wall time by the host's own clock (its ``started`` and ``ended`` stamps),
+    once it has ended: true whatever matui did meanwhile (quit, reattached, lost the link)."""
 
     @property
     def seconds(self) -> float | None:
+        if self.host_seconds is not None:
+            return self.host_seconds
         if self.started is None:
             return None
         return (self.finished or time.time()) - self.started
@@ -158,6 +175,8 @@ class _JobLog:
     """Bytes of the file up to the end of the last line handed on."""
     file: IO[bytes] | None = None
     """Open for appending while the job is followed."""
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    """The last lines handed on: what buildx said last, when it dies without a step error."""
 
     def take(self, chunk: bytes) -> bytes | None:
         """The complete lines ``chunk`` ends (joined by \\n, without the last one), or None when
@@ -189,6 +208,11 @@ class _Backlog:
 
 class _Lost(Exception):
     """The connection went away; what the host did is unknown until we get back to it."""
+
+
+class ImageBusy(RuntimeError):
+    """Another job (another matui, another operator) holds this image's lock for this arch on
+    the host: a second build would push the same per-arch tag. The message names the holder."""
 
 
 class BuildRun:
@@ -230,6 +254,8 @@ class BuildRun:
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
+        """Jobs the operator asked to cancel (a request: the host says what became of it)."""
+        self._cancel_answers: dict[str, shell.CancelAnswer] = {}
         self._done = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
 
@@ -369,7 +395,14 @@ class BuildRun:
         return self.status
 
     async def cancel(self, key: str | None = None) -> None:
-        """Stop one job (or all) on its host, by process group; the outcome is `cancelled`."""
+        """Ask the host to stop one job (or all), by process group.
+
+        A cancel is a request; the job's outcome is what its host says. It ends ``cancelled``
+        only when the host stopped the build (its cancel answer and exit file say so); a build
+        that had finished first ends ``succeeded`` with its digest and a note that the cancel
+        came too late; a cancel that cannot be delivered is retried within the reconnect budget,
+        then the job ends ``lost`` (it may still be running on its host). Returns once the
+        request was answered or given up."""
         keys = [key] if key else list(self.status)
         await asyncio.gather(*(self._cancel_one(k) for k in keys))
 
@@ -383,6 +416,8 @@ class BuildRun:
         if not status.state.finished:
             raise RuntimeError(f"{status.job.arch} is still {status.state}; cancel it first")
         self._cancelled.discard(key)
+        self._cancel_answers.pop(key, None)
+        status.host_seconds = None
         status.state = JobState.QUEUED
         status.exit_code = status.digest = status.failing_step = status.error = None
         status.pid = status.finished = None
@@ -529,10 +564,19 @@ class BuildRun:
         if self.registry is None:
             return
 
+        cancelled = [
+            (job.arch_tag, job.arch_tag_before or None)
+            for job in self.record.jobs
+            if job.key in self._cancelled and self.status[job.key].state is not JobState.SUCCEEDED
+        ]
         try:
             found = await postbuild_flags(
                 self.plan.image.repository(), self.record.built_images(), self.registry
             )
+            if cancelled:
+                found += await cancelled_push_flags(
+                    self.plan.image.repository(), cancelled, self.registry
+                )
         except RegistryError as exc:
             found = [
                 Flag(
@@ -560,11 +604,60 @@ class BuildRun:
         self._cancelled.add(key)
         host = self.config.host(status.job.host)
         task = self._tasks.get(key)
-        if status.pid is not None or status.state is JobState.RUNNING:
-            with contextlib.suppress(Exception):
-                await self.pool.run(host, shell.cancel_script(self.id, key))
-        if task is not None and status.pid is None:
-            task.cancel()  # not launched yet: nothing runs on the host
+        if status.pid is None and status.state is not JobState.RUNNING:
+            if task is not None:
+                task.cancel()  # not launched yet: nothing runs on the host
+            return
+        attempts = 0
+        while not status.state.finished:
+            try:
+                result = await self.pool.run(host, shell.cancel_script(self.id, key))
+                if result.exit_status is None:
+                    raise _Lost("the connection went away while the cancel ran")
+            except Exception as exc:
+                attempts += 1
+                problem = str(exc) or type(exc).__name__
+                if attempts > self.reconnect_attempts:
+                    self._cancel_undelivered(status, host.name, problem, attempts - 1)
+                    return
+                if attempts == 1:
+                    self._note(key, f"the cancel did not reach {host.name} ({problem}); retrying")
+                await asyncio.sleep(self._backoff(attempts))
+                continue
+            answer = shell.parse_cancel_answer(result.out_text())
+            self._cancel_answers[key] = answer
+            if answer.word == "finished":
+                self._note(
+                    key,
+                    f"the cancel came too late: the build had already ended on {host.name} "
+                    f"(exit {answer.exit_code})",
+                )
+            elif answer.word == "still-running":
+                self._note(
+                    key,
+                    f"the cancel reached {host.name} but the build's processes survived SIGKILL; "
+                    "it is still running there",
+                )
+            elif answer.word == "unknown":
+                self._note(
+                    key,
+                    f"{host.name} did not say whether the build stopped "
+                    f"(exit {result.exit_status}: {result.err_text().strip()[-300:]})",
+                )
+            return
+
+    def _cancel_undelivered(self, status: JobStatus, host: str, problem: str, tries: int) -> None:
+        """The cancel never got to the host: the job's state is unknown, never `cancelled`."""
+        if status.state.finished:
+            return
+        status.error = (
+            f"the cancel could not be delivered to {host} ({tries} retries: {problem}); the "
+            f"build may still be running on {host} — `matui attach {self.id}` follows it"
+        )
+        self._set_state(status, JobState.LOST, status.error)
+        task = self._tasks.get(status.job.key)
+        if task is not None:
+            task.cancel()  # stop following; the record says lost, for a later attach
 
     async def _run_job(self, key: str) -> None:
         status = self.status[key]
@@ -642,7 +735,25 @@ class BuildRun:
             labels=dict(image.labels),
             target=image.target,
         )
-        result = await self.pool.run(host, shell.launch_script(self.id, job.key, argv))
+        lock = shell.ImageLock(
+            shell.image_lock_name(self.plan.repository, str(job.platform)),
+            _local_user(),
+            socket.gethostname(),
+            self.id,
+            job.key,
+        )
+        result = await self.pool.run(
+            host, shell.launch_script(self.id, job.key, argv, image_lock=lock)
+        )
+        if result.exit_status == shell.IMAGE_BUSY:
+            text = result.out_text()
+            held = text.partition("@@matui:image-busy\n")[2]
+            holder = shell.ImageHolder.parse(lock.name, held)
+            raise ImageBusy(
+                f"{self.plan.repository} {job.platform} is being built on {host.name} by "
+                f"{holder.line()}; not starting a second build — `matui attach "
+                f"{holder.run_id}` on {holder.local_host} follows it"
+            )
         if not result.ok:
             raise RuntimeError(
                 f"could not start the build on {host.name}: {result.err_text().strip()[-500:]}"
@@ -774,6 +885,7 @@ class BuildRun:
         (:func:`~matui.engine.text.decode_lines`), parsed in one call, counted."""
         lines = decode_lines(block)
         status.lines += len(lines)
+        log.tail.extend(lines[-TAIL_LINES:])
         log.parser.feed_lines(lines)
         status.current_step = log.parser.current_step
         return lines
@@ -811,10 +923,13 @@ class BuildRun:
         exit_text = str(outcome.get("exit", "")).strip()
         if exit_text.lstrip("-").isdigit():
             status.exit_code = int(exit_text)
-        # The cancel marker is written before the kill, so it is there even when the killed
-        # build never got to write its exit code.
-        if outcome.get("cancelled") or key in self._cancelled:
-            self._set_state(status, JobState.CANCELLED, "cancelled")
+        status.host_seconds = _host_seconds(outcome)
+        host = status.job.host
+        # The host's word decides, not the request: the cancel marker is written only when a
+        # signal went to a running build, and an exit code of 0 means it finished (and pushed).
+        cancelled = bool(outcome.get("cancelled")) and status.exit_code != 0
+        if cancelled:
+            self._set_state(status, JobState.CANCELLED, f"cancelled on {host}")
             return
         if status.exit_code is None:
             status.error = "the build's process is gone and left no exit code"
@@ -827,7 +942,9 @@ class BuildRun:
                 status.failing_step = f"#{step} {name or ''}".strip()
                 status.error = message
             else:
-                status.error = parser.solve_error or f"buildx exited with {status.exit_code}"
+                status.error = parser.solve_error or buildx_death_error(
+                    status.exit_code, self._logs[key].tail
+                )
             if _engine_went_away(status.error or "", parser.solve_error or ""):
                 now = "it answers again now" if outcome.get("engine") else "it is not answering now"
                 status.error = (
@@ -848,7 +965,17 @@ class BuildRun:
             self._set_state(status, JobState.FAILED, status.error)
             return
         status.digest = meta["digest"]
-        self._set_state(status, JobState.SUCCEEDED, status.digest)
+        detail = status.digest
+        if key in self._cancelled:
+            late = (
+                f"the cancel came too late: the build had finished on {host} and pushed "
+                f"{status.job.ref} as {status.digest}"
+            )
+            if late not in status.notes:
+                status.notes.append(late)
+                self._note(key, late)
+            detail = f"{status.digest} (the cancel came too late: it had finished)"
+        self._set_state(status, JobState.SUCCEEDED, detail)
 
 
 # What buildx and the engine print when the engine dies under a build (Docker 20.10 .. 28).
@@ -862,6 +989,47 @@ _ENGINE_GONE = (
     "failed to receive status",
     "is the docker daemon running",
 )
+
+
+#: Lines of buildx's own last output quoted in the error of a build that died without one.
+DEATH_LINES = 5
+
+
+def buildx_death_error(exit_code: int | None, tail: Iterable[str]) -> str:
+    """The error of a buildx that exited non-zero without a failing step or an ``ERROR:``
+    verdict (it died: a broken status stream, a crash): its exit code and what it said last.
+
+    buildx's own messages are the lines that are not step output (``#N ...``); when it printed
+    none, the last lines of all are quoted."""
+    lines = [line.strip() for line in tail if line.strip()]
+    own = [line for line in lines if not _STEP_LINE.match(line)]
+    quoted = (own or lines)[-DEATH_LINES:]
+    head = f"buildx exited with {exit_code}"
+    if not quoted:
+        return f"{head} and printed nothing"
+    return f"{head}; its last output: " + " | ".join(line[:300] for line in quoted)
+
+
+_STEP_LINE = re.compile(r"#\d+ ")
+
+
+def _host_seconds(outcome: dict[str, Any]) -> float | None:
+    """The build's wall time from the host's own ``started`` and ``ended`` stamps."""
+    try:
+        started = float(str(outcome.get("started", "")).strip())
+        ended = float(str(outcome.get("ended", "")).strip())
+    except ValueError:
+        return None
+    return ended - started if ended >= started else None
+
+
+def _local_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (a container without /etc/passwd entry)
+        return f"uid{os.getuid()}"
 
 
 def _inert(text: str | None) -> str | None:

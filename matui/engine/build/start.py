@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from matui.engine import shell
 from matui.engine.build.run import BuildRun
 from matui.engine.flags import check_hosts, has_errors
 from matui.engine.hostgc import GcReport, collect_garbage
-from matui.engine.plan import BuildPlan, PassedOver, PlanError, plan_build
+from matui.engine.plan import BuildJob, BuildPlan, PassedOver, PlanError, plan_build
 from matui.engine.records import JobRecord, RunRecord, state_dir
 from matui.engine.registry import RegistryClient, RegistryError
 
@@ -30,6 +31,48 @@ class BuildRefused(PlanError):
         super().__init__(message)
         self.flags = list(flags)
         self.passed_over = list(passed_over)
+
+
+class ImageLocked(PlanError):
+    """Another run (this operator's or another's, from any machine) is building this image for
+    one or more of the planned arches: each host holds one build of an image per arch at a
+    time. ``holders`` are ``(job, holder)`` pairs, the holder as the host's lock file says."""
+
+    def __init__(self, holders: Sequence[tuple[BuildJob, shell.ImageHolder]]) -> None:
+        self.holders = list(holders)
+        runs = sorted({holder.run_id for _, holder in self.holders})
+        lines = [f"  {job.platform} on {job.host}: {holder.line()}" for job, holder in self.holders]
+        super().__init__(
+            "this image is already being built:\n"
+            + "\n".join(lines)
+            + "\nnot starting a second build of it (both would push the same per-arch tags); "
+            + "follow it with "
+            + " / ".join(f"`matui attach {run}`" for run in runs)
+            + " where it was started, or build again once it has ended"
+        )
+
+
+async def image_holders(
+    pool: SshPool, config: Config, plan: BuildPlan
+) -> list[tuple[BuildJob, shell.ImageHolder]]:
+    """Which planned jobs' image locks are held on their hosts right now, and by whom."""
+    names = {
+        job.key: shell.image_lock_name(plan.repository, str(job.platform)) for job in plan.jobs
+    }
+
+    async def one(host: str) -> list[tuple[BuildJob, shell.ImageHolder]]:
+        jobs = [job for job in plan.jobs if job.host == host]
+        try:
+            result = await pool.run(
+                config.host(host), shell.image_lock_status_script([names[j.key] for j in jobs])
+            )
+        except Exception:  # unreadable now: the launch re-checks under the lock itself
+            return []
+        held = {h.lock: h for h in shell.parse_image_holders(result.out_text())}
+        return [(job, held[names[job.key]]) for job in jobs if names[job.key] in held]
+
+    results = await asyncio.gather(*(one(host) for host in sorted({j.host for j in plan.jobs})))
+    return [pair for pairs in results for pair in pairs]
 
 
 #: How long a build start waits for the clean-up of its hosts (it runs while the registry is
@@ -67,7 +110,8 @@ async def start_build(
     every job at once. The plan names each host it passed over and why
     (:attr:`~matui.engine.plan.BuildPlan.passed_over`): front ends show it before the build.
 
-    Raises :class:`~matui.engine.plan.PlanError` when a platform has no host, and its subclass
+    Raises :class:`~matui.engine.plan.PlanError` when a platform has no host,
+    :class:`ImageLocked` when another run is building this image for a planned arch, and
     :class:`~matui.engine.plan.BuildRefused` (carrying the flags) when a check says the build
     must not start, e.g. a per-arch push would land on a tag that holds a multi-arch index.
     """
@@ -79,6 +123,10 @@ async def start_build(
     report = await check_hosts(pool, config.hosts)
     plan = plan_build(image_config, run_tags, config.hosts, report.probes)
     used = {job.host for job in plan.jobs}
+    # One build of an image per arch at a time: a held lock refuses the whole run before
+    # anything is uploaded (the launch checks again under the lock, for two starts at once).
+    if held := await image_holders(pool, config, plan):
+        raise ImageLocked(held)
     # Job directories past their retention go while the registry is read: the SSH connections
     # are idle meanwhile, so a host allowing one session at a time is not asked for two.
     housekeeping = _start_housekeeping(pool, [h for h in config.hosts if h.name in used])

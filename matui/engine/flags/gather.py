@@ -28,6 +28,7 @@ from matui.engine.flags.tag_overwrite import (
     cross_repo_flags,
     duplicate_push_flags,
     missing_source_flags,
+    pushed_after_cancel_flags,
     release_platform_flags,
     release_tag_flags,
     tag_moved_flags,
@@ -153,6 +154,23 @@ async def postbuild_flags(
         return flags
 
     results = await asyncio.gather(*(one(image) for image in built))
+    return [flag for flags in results for flag in flags]
+
+
+async def cancelled_push_flags(
+    repository: Repository | str,
+    cancelled: Sequence[tuple[str, str | None]],
+    registry: RegistryReader,
+) -> list[Flag]:
+    """After a run: each cancelled job's per-arch tag (``(arch_tag, before)`` pairs) that moved
+    anyway (:func:`~matui.engine.flags.tag_overwrite.pushed_after_cancel_flags`)."""
+    repo = repository if isinstance(repository, Repository) else parse_repository(repository)
+
+    async def one(arch_tag: str, before: str | None) -> list[Flag]:
+        now = await registry.head_digest(repo, arch_tag)
+        return pushed_after_cancel_flags(arch_tag, repo.tag(arch_tag), before, now)
+
+    results = await asyncio.gather(*(one(tag, before) for tag, before in cancelled))
     return [flag for flags in results for flag in flags]
 
 

@@ -214,6 +214,30 @@ def arch_tag_moved_flags(
     return flags
 
 
+def pushed_after_cancel_flags(
+    arch_tag: str, ref: str, before: str | None, now: str | None
+) -> list[Flag]:
+    """A job the operator cancelled whose per-arch tag moved anyway (ERROR).
+
+    A cancel is a request: the build may have pushed before the host stopped it (or the cancel
+    never got there). ``before`` is what the tag served when the run started, ``now`` what it
+    serves after the run; a different ``now`` is an image the operator believes was not built.
+    """
+    if now is None or now == before:
+        return []
+    return [
+        Flag(
+            FlagKind.TAG_OVERWRITE,
+            Severity.ERROR,
+            arch_tag,
+            f"{ref} was pushed although its build was cancelled: it now holds {now} "
+            f"(before the run: {_short(before) if before else 'nothing'}); the cancel came after "
+            "the push — check that image before anything uses the tag",
+            {"ref": ref, "before": before, "now": now, "cancelled": True},
+        )
+    ]
+
+
 def duplicate_push_flags(plan: BuildPlan) -> list[Flag]:
     """Two pushes of one plan would land on the same tag (per-arch jobs and the index)."""
     pushers: dict[str, list[str]] = {}
