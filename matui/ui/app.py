@@ -577,8 +577,16 @@ class MatuiApp(App[int]):
         async def push(confirmed: PublishPreview) -> PublishReport:
             return await publish(confirmed, registry=registry, config=self.config, pool=self.pool())
 
+        async def allow_mixed() -> PublishPreview:
+            assert self.run_ is not None
+            return await preview_publish(
+                self.run_.record, registry=registry, config=self.config, allow_mixed_sources=True
+            )
+
         await self.push_screen_wait(
-            PublishScreen(preview, push=push, on_report=self._take_publish_report)
+            PublishScreen(
+                preview, push=push, on_report=self._take_publish_report, allow_mixed=allow_mixed
+            )
         )
 
     def _take_publish_report(self, report: PublishReport) -> None:

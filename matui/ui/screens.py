@@ -24,13 +24,17 @@ class PublishScreen(ModalScreen["PublishReport | None"]):
     out. Then the per-tag report.
 
     When publishing is blocked (an arch not built, an error flag open, the registry not
-    readable) it says why and offers nothing to confirm. The screen knows nothing of the app:
-    ``push`` runs the publish, ``on_report`` hands the report back as soon as it is in.
+    readable) it says why and offers nothing to confirm — except when the only errors are arches
+    built from different sources: then ``A`` (a deliberate capital) asks for the preview again
+    with the explicit override (``allow_mixed``), which the publish records in the run. The
+    screen knows nothing of the app: ``push`` runs the publish, ``on_report`` hands the report
+    back as soon as it is in.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "confirm", "Push", id="publish.confirm"),
         Binding("escape", "dismiss_screen", "Back", id="publish.back"),
+        Binding("A", "allow_mixed", "Allow mixed sources", id="publish.allow_mixed", show=False),
     ]
 
     def __init__(
@@ -39,15 +43,29 @@ class PublishScreen(ModalScreen["PublishReport | None"]):
         *,
         push: Callable[[PublishPreview], Awaitable[PublishReport]] | None,
         on_report: Callable[[PublishReport], None] | None = None,
+        allow_mixed: Callable[[], Awaitable[PublishPreview]] | None = None,
     ) -> None:
         super().__init__(classes="dialog-screen")
+        self.on_report = on_report
+        self.report: PublishReport | None = None
+        self.allow_mixed = allow_mixed
+        self._push = push
+        self._show(preview)
+
+    def _show(self, preview: PublishPreview) -> None:
         self.preview = preview
         self.summary = render_preview(preview)
         self.blocked = preview.blocked
-        self.push = None if preview.blocked else push
-        self.on_report = on_report
-        self.report: PublishReport | None = None
-        self.state = "blocked" if preview.blocked or push is None else "confirm"
+        self.push = None if preview.blocked else self._push
+        self.state = "blocked" if preview.blocked or self._push is None else "confirm"
+
+    @property
+    def can_allow_mixed(self) -> bool:
+        return (
+            self.state == "blocked"
+            and self.allow_mixed is not None
+            and self.preview.blocked_by_sources
+        )
 
     def compose(self) -> ComposeResult:
         with Vertical(id="publish", classes="dialog"):
@@ -64,8 +82,14 @@ class PublishScreen(ModalScreen["PublishReport | None"]):
         if self.state == "blocked":
             text = Text("NOT READY TO PUBLISH\n", style="bold red")
             text.append(self.blocked or "nothing to publish")
+            if self.can_allow_mixed:
+                text.append("\n\n")
+                text.append("A", style="bold reverse")
+                text.append(" publish anyway from these different sources (recorded in the run)")
             text.append("\n\nesc: back", style="dim")
             return text
+        if self.state == "checking":
+            return Text("checking again with mixed sources allowed…", style="bold")
         if self.state == "pushing":
             return Text("pushing the index and verifying what the registry serves…", style="bold")
         if self.state == "done":
@@ -77,7 +101,29 @@ class PublishScreen(ModalScreen["PublishReport | None"]):
                 ("esc", "bold"),
                 " back",
             )
-        return Text.assemble(("enter", "bold reverse"), " push   ", ("esc", "bold"), " back")
+        allowed = (
+            ("mixed sources allowed: recorded in the run\n", "bold yellow")
+            if self.preview.allow_mixed_sources
+            else ""
+        )
+        return Text.assemble(
+            allowed, ("enter", "bold reverse"), " push   ", ("esc", "bold"), " back"
+        )
+
+    def action_allow_mixed(self) -> None:
+        if not self.can_allow_mixed:
+            return
+        self.state = "checking"
+        self.query_one("#publish-prompt", Static).update(self._prompt())
+        self._run_allow_mixed()
+
+    @work(exclusive=True, group="push")
+    async def _run_allow_mixed(self) -> None:
+        assert self.allow_mixed is not None
+        self._show(await self.allow_mixed())
+        self.query_one("#publish").set_class(self.state == "blocked", "-blocked")
+        self.query_one("#publish-summary", Static).update(self.summary)
+        self.query_one("#publish-prompt", Static).update(self._prompt())
 
     def action_confirm(self) -> None:
         if self.state != "confirm" or self.push is None:
@@ -98,7 +144,7 @@ class PublishScreen(ModalScreen["PublishReport | None"]):
         self.query_one("#publish-prompt", Static).update(self._prompt())
 
     def action_dismiss_screen(self) -> None:
-        if self.state != "pushing":
+        if self.state not in ("pushing", "checking"):
             self.dismiss(self.report)
 
 
