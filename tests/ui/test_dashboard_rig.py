@@ -20,6 +20,7 @@ import pytest
 from textual.pilot import Pilot
 
 from matui.engine.config import load_config
+from matui.engine.records import RunRecord
 from matui.ui.app import MatuiApp
 from matui.ui.screens import PublishScreen, QuitScreen
 from matui.ui.widgets.panels import HostsPanel
@@ -236,10 +237,12 @@ async def test_failed_arch_blocks_publish_then_r_retries_it_and_the_index_keeps_
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, PublishScreen), "screen closed")
 
-        # Fix the cause, retry the focused arch only.
+        # Fix the cause, retry the focused arch only. arm64 is now built from another source
+        # than amd64 (the verdict file changed): the run is blocked, naming the file.
         (tmp_path / "ctx" / "verdict").write_text("ok\n")
         await pilot.press("r")
-        await until_status(pilot, app, BUILT, "the retry")
+        await until_status(pilot, app, "blocked: source-mismatch arm64", "the retry")
+        assert "verdict (changed) differs between amd64" in app.status_text
         assert states(app) == {"amd64": "succeeded", "arm64": "succeeded"}
         assert app.run_ is not None and app.run_.id == run_id  # the same run
         built = digests(app)
@@ -249,12 +252,27 @@ async def test_failed_arch_blocks_publish_then_r_retries_it_and_the_index_keeps_
         assert any("boom: arm64 says no" in line for line in lines)
         assert "arm64 · succeeded · emu-1" in screen_text(app)
 
+        # Publishing is blocked by the mixed sources; A is the deliberate override, recorded.
         await pilot.press("m")
         screen = await publish_screen(pilot, app)
-        assert screen.state == "confirm"
+        await settle(pilot)
+        assert screen.state == "blocked" and screen.can_allow_mixed
+        text = " ".join(screen_text(app).split())
+        assert "open source-mismatch error on arm64" in text and "verdict (changed)" in text
+        assert "A publish anyway from these different sources" in text
+        await press_handled(pilot, screen, "enter", "confirm")
+        assert screen.state == "blocked"
+        await pilot.press("A")
+        await wait_for(pilot, lambda: screen.state == "confirm", "the preview with the override")
+        await settle(pilot)
+        assert "mixed sources allowed: recorded in the run" in " ".join(screen_text(app).split())
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.state == "done", "the push", timeout=PUSH)
         assert served(f"{repo}:1.0")[1] == built
+        assert app.run_ is not None
+        [override] = RunRecord.load(app.run_.record.dir).publishes[-1].overrides
+        assert override.name == "allow-mixed-sources"
+        assert set(override.sources) == {"amd64", "arm64"}
 
 
 EVIDENCE_DOCKERFILE = """\
