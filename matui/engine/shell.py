@@ -158,16 +158,91 @@ def _in_job_dir(run_id: str, job_key: str, body: str) -> RemoteScript:
     return RemoteScript(f'cd "$HOME" && cd {quote(job_dir(run_id, job_key))} || exit 97\n{body}')
 
 
+# --- a job's private inputs -----------------------------------------------------------------
+# Build-arg values and BuildKit secrets never go on a command line (every user of the host can
+# read those in ps) nor into job.sh: they travel on the stdin of their own SSH session
+# (:func:`secrets_script`) into the job's ``secrets/`` directory (0700, files 0600), job.sh
+# hands the build-arg values to buildx through its environment (``--build-arg NAME`` without a
+# value makes buildx read it there) and each secret as ``--secret id=ID,src=FILE``, and the
+# directory goes when the build ends, whatever the ending (job.sh, a cancel, a reattach's
+# outcome, `matui gc`).
+
+SECRETS_DIR = "secrets"
+BUILD_ARGS_FILE = f"{SECRETS_DIR}/build-args.sh"
+"""``export NAME='value'`` lines, sourced in the subshell that execs buildx only."""
+REDACT_FILE = f"{SECRETS_DIR}/redact.sed"
+"""A sed script replacing secret values in the build's output before it reaches build.log
+(BuildKit shows a RUN step's command with its build args expanded)."""
+SECRETS_BUSY = 75
+""":func:`secrets_script` exit code when the job is building: its inputs are left as they are."""
+
+
+def secret_file(secret_id: str) -> str:
+    """Where a BuildKit secret's value waits for the build, relative to the job directory."""
+    return f"{SECRETS_DIR}/secret.{check_name(secret_id, 'secret id')}"
+
+
+def secrets_script(run_id: str, job_key: str) -> RemoteScript:
+    """Receive the job's private inputs, a tar on stdin, into a fresh ``secrets/`` directory
+    (0700, files 0600). Under the job's lock: a job that is building keeps its own
+    (exit :data:`SECRETS_BUSY`)."""
+    return _in_job_dir(
+        run_id,
+        job_key,
+        f"""umask 077
+exec 9>>lock || exit 1
+if command -v flock >/dev/null 2>&1; then
+  flock -n 9 || {{ echo "this job is building; its private inputs stay" >&2; exit {SECRETS_BUSY}; }}
+fi
+rm -rf {SECRETS_DIR} {SECRETS_DIR}.new && mkdir -m 700 {SECRETS_DIR}.new || exit 1
+if tar -x -f - -C {SECRETS_DIR}.new --no-same-owner --no-same-permissions; then
+  mv {SECRETS_DIR}.new {SECRETS_DIR}
+else
+  rm -rf {SECRETS_DIR}.new; exit 1
+fi
+""",
+    )
+
+
+def drop_secrets_script(run_id: str, job_key: str) -> RemoteScript:
+    """Remove the job's private inputs unless its build is running (a launch that failed)."""
+    return _in_job_dir(run_id, job_key, f"{_RUNNING}running || rm -rf {SECRETS_DIR}\n")
+
+
+def _build_lines(argv: list[str]) -> list[str]:
+    """job.sh's build: buildx with the build-arg values in its environment (sourced in its own
+    subshell, so nothing else sees them), its output through the redaction when there is one."""
+    return [
+        f"build() ( [ ! -f {BUILD_ARGS_FILE} ] || . ./{BUILD_ARGS_FILE}; exec {join(argv)} )",
+        f"if [ -f {REDACT_FILE} ]; then",
+        "  if command -v stdbuf >/dev/null 2>&1; then",
+        f"    redact() {{ LC_ALL=C stdbuf -oL sed -f {REDACT_FILE}; }}",
+        "  else",
+        f"    redact() {{ LC_ALL=C sed -u -f {REDACT_FILE}; }}",
+        "  fi",
+        f'  {{ build 2>&1; echo "$?" > {SECRETS_DIR}/rc; }} | redact >> build.log 2>&1',
+        f'  rc=$(cat {SECRETS_DIR}/rc 2>/dev/null); (exit "${{rc:-1}}")',
+        "else",
+        "  build >> build.log 2>&1",
+        "fi",
+    ]
+
+
 def buildx_argv(
     *,
     platform: str,
     ref: str,
     dockerfile: str,
-    build_args: dict[str, str],
+    build_args: Iterable[str],
     labels: dict[str, str],
     target: str | None,
+    secrets: Iterable[str] = (),
 ) -> list[str]:
-    """The one place that decides a build's flags. Paths are relative to the job directory."""
+    """The one place that decides a build's flags. Paths are relative to the job directory.
+
+    ``build_args`` are names only: each becomes ``--build-arg=NAME``, whose value buildx reads
+    from its environment (job.sh puts it there from :data:`BUILD_ARGS_FILE`). ``secrets`` are
+    BuildKit secret ids, each read from :func:`secret_file`. No value is ever on this argv."""
     argv = [
         "docker",
         "buildx",
@@ -180,7 +255,8 @@ def buildx_argv(
         f"--tag={ref}",
         f"--file=context/{dockerfile}",
     ]
-    argv += [f"--build-arg={name}={value}" for name, value in sorted(build_args.items())]
+    argv += [f"--build-arg={name}" for name in sorted(build_args)]
+    argv += [f"--secret=id={name},src={secret_file(name)}" for name in sorted(secrets)]
     argv += [f"--label={name}={value}" for name, value in sorted(labels.items())]
     if target:
         argv.append(f"--target={target}")
@@ -233,14 +309,16 @@ def launch_script(
             *(image_lock.job_lines() if image_lock is not None else []),
             "date +%s.%N > started 2>/dev/null",
             "echo $$ > pid.tmp && mv pid.tmp pid",
-            f"{join(argv)} >> build.log 2>&1",
+            *_build_lines(argv),
             "rc=$?",
-            "rm -rf context",
+            f"rm -rf context {SECRETS_DIR}",
             "date +%s.%N > ended 2>/dev/null",
             'echo "$rc" > exit.tmp && mv exit.tmp exit',
         ]
     )
+    # Everything the job writes (job.sh, its log, outcome) is for its own user only.
     body = f"""{_RUNNING}
+umask 077
 if running; then echo "attached $(cat pid)"; exit 0; fi
 rm -f exit pid metadata.json cancelled image-busy started ended
 : >> build.log
@@ -407,6 +485,9 @@ def outcome_script(run_id: str, job_key: str) -> RemoteScript:
         + """
 echo "@@matui:exit=$(cat exit 2>/dev/null)"
 if [ ! -f exit ] && running; then echo "@@matui:running=1"; fi
+# A build that started after its private inputs came and runs no more (ended, or killed before
+# job.sh could remove them): they go now.
+if [ -d secrets ] && [ pid -nt secrets ] && ! running; then rm -rf secrets; fi
 [ -f cancelled ] && echo "@@matui:cancelled=1"
 echo "@@matui:size=$(wc -c < build.log)"
 echo "@@matui:started=$(cat started 2>/dev/null)"
@@ -453,7 +534,7 @@ kill -KILL -"$pg" 2>/dev/null
 i=0
 while kill -0 -"$pg" 2>/dev/null && [ "$i" -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
 if kill -0 -"$pg" 2>/dev/null; then echo "@@matui:cancel=still-running"; exit 0; fi
-rm -rf context
+rm -rf context {SECRETS_DIR}
 [ -f exit ] || {{ date +%s.%N > ended 2>/dev/null; echo 143 > exit.tmp && mv exit.tmp exit; }}
 echo "@@matui:cancel=stopped $(cat exit)"
 exit 0
@@ -585,6 +666,7 @@ def gc_remove_script(targets: Sequence[GcTarget]) -> RemoteScript:
       echo "@@matui:result $5 changed"; exit 0
     fi
     if [ "$2" = context ]; then
+      rm -rf secrets
       [ -d context ] || { echo "@@matui:result $5 gone"; exit 0; }
       mv context "$HOME/$t/$5"
     else

@@ -49,14 +49,14 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopba
 # ---- helpers ------------------------------------------------------------------------------
 
 
-def docker(rig: Rig, *args: str, cwd: Path | None = None) -> str:
+def docker(rig: Rig, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(
         ["docker", *args],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=cwd,
-        env={**os.environ, "DOCKER_HOST": rig.docker_host},
+        env={**os.environ, "DOCKER_HOST": rig.docker_host, **(env or {})},
     )
     assert result.returncode == 0, f"docker {' '.join(args)}:\n{result.stderr[-3000:]}"
     return result.stdout
@@ -73,7 +73,8 @@ def build_push(
     return the registry's manifest digest (buildx metadata ``containerimage.digest``).
 
     The command line is the runner's own (:func:`matui.engine.shell.buildx_argv`), run in a job
-    directory laid out as on a builder host (``context/``, ``metadata.json``)."""
+    directory laid out as on a builder host (``context/``, ``metadata.json``); the build args'
+    values in buildx's environment, as job.sh puts them there."""
     job = tmp_path / f"job-{secrets.token_hex(4)}"
     (job / "context").mkdir(parents=True)
     (job / "context" / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\n")
@@ -86,7 +87,7 @@ def build_push(
         target=None,
     )
     assert argv[0] == "docker"
-    docker(rig, *argv[1:], cwd=job)
+    docker(rig, *argv[1:], cwd=job, env={"BASE": rig.base_image})
     digest = json.loads((job / "metadata.json").read_text())["containerimage.digest"]
     assert isinstance(digest, str)
     return digest

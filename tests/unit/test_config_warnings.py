@@ -94,14 +94,16 @@ def test_ordinary_names(name: str) -> None:
 def test_warning_names_the_key_path_and_the_fix(context: Path) -> None:
     config = parse(context, image({"VERSION": "1.0", "NPM_TOKEN": "abc", "DB_PASSWORD": "x"}))
     assert config.warnings == (
-        "images[0].build_args.NPM_TOKEN: looks like a secret; build args end up in the image "
-        "history and on the builder's command line — pass it with a BuildKit secret "
-        "(--secret id=NPM_TOKEN,env=NPM_TOKEN, read with RUN --mount=type=secret,id=NPM_TOKEN) "
-        "instead",
-        "images[0].build_args.DB_PASSWORD: looks like a secret; build args end up in the image "
-        "history and on the builder's command line — pass it with a BuildKit secret "
-        "(--secret id=DB_PASSWORD,env=DB_PASSWORD, read with RUN --mount=type=secret,"
-        "id=DB_PASSWORD) instead",
+        "images[0].build_args.NPM_TOKEN: looks like a secret; a build arg's value is kept in "
+        "the image's history (docker history shows it) — declare it under secrets instead: "
+        'secrets = { NPM_TOKEN = "env:NPM_TOKEN" }, and read it in the Dockerfile with '
+        "RUN --mount=type=secret,id=NPM_TOKEN (the value is in /run/secrets/NPM_TOKEN for "
+        "that step only)",
+        "images[0].build_args.DB_PASSWORD: looks like a secret; a build arg's value is kept in "
+        "the image's history (docker history shows it) — declare it under secrets instead: "
+        'secrets = { DB_PASSWORD = "env:DB_PASSWORD" }, and read it in the Dockerfile with '
+        "RUN --mount=type=secret,id=DB_PASSWORD (the value is in /run/secrets/DB_PASSWORD for "
+        "that step only)",
     )
 
 

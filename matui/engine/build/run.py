@@ -35,6 +35,7 @@ from matui.engine import shell
 from matui.engine.arch import Platform
 from matui.engine.build.context import stream_context
 from matui.engine.build.progress import ProgressParser, parse_metadata
+from matui.engine.build.secrets import private_inputs, read_secrets
 from matui.engine.flags import (
     Flag,
     FlagKind,
@@ -258,6 +259,10 @@ class BuildRun:
         self._cancel_answers: dict[str, shell.CancelAnswer] = {}
         self._done = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
+        self.secrets: dict[str, bytes] | None = None
+        """The image's BuildKit secrets, read on this machine at the first launch (or by
+        :func:`~matui.engine.build.start.start_build` before anything starts); kept in memory
+        only, sent to each job's host over SSH."""
 
     @property
     def id(self) -> str:
@@ -731,8 +736,37 @@ class BuildRun:
             platform=str(job.platform),
             ref=job.ref,
             dockerfile=image.dockerfile,
-            build_args=dict(image.build_args),
+            build_args=list(image.build_args),
             labels=dict(image.labels),
+    async def _send_private_inputs(self, host: Any, job: BuildJob) -> None:
+        """Build-arg values and secrets go to the job's ``secrets/`` directory on the host over
+        the SSH channel (stdin), never on a command line; a job already building keeps its own."""
+        image = self.plan.image
+        if self.secrets is None:
+            self.secrets = read_secrets(self.config, image)
+        inputs = private_inputs(image, self.secrets)
+        if not inputs:
+            return
+        result = await self.pool.run(
+            host, shell.secrets_script(self.id, job.key), input=inputs.payload()
+        )
+        if result.exit_status == shell.SECRETS_BUSY:
+            return  # building already: the launch attaches to it
+        if not result.ok:
+            raise RuntimeError(
+                f"could not send the build args and secrets to {host.name}: "
+                f"{result.err_text().strip()[-500:] or f'exit {result.exit_status}'}"
+            )
+
+    async def _drop_private_inputs(self, host: Any, job: BuildJob) -> None:
+        """A launch that started nothing leaves no build args or secrets behind."""
+        from contextlib import suppress
+
+        if self.plan.image.build_args or self.plan.image.secrets:
+            # Unreachable now: `matui gc` removes them with the context copy.
+            with suppress(Exception):
+                await self.pool.run(host, shell.drop_secrets_script(self.id, job.key), timeout=30)
+
             target=image.target,
         )
         lock = shell.ImageLock(
@@ -743,7 +777,9 @@ class BuildRun:
             job.key,
         )
         result = await self.pool.run(
+            secrets=list(image.secrets),
             host, shell.launch_script(self.id, job.key, argv, image_lock=lock)
+        await self._send_private_inputs(host, job)
         )
         if result.exit_status == shell.IMAGE_BUSY:
             text = result.out_text()
@@ -755,6 +791,7 @@ class BuildRun:
                 f"{holder.run_id}` on {holder.local_host} follows it"
             )
         if not result.ok:
+            await self._drop_private_inputs(host, job)
             raise RuntimeError(
                 f"could not start the build on {host.name}: {result.err_text().strip()[-500:]}"
             )
@@ -764,6 +801,7 @@ class BuildRun:
         return int(words[-1])
 
     async def _follow_until_done(self, host: Any, status: JobStatus) -> None:
+            await self._drop_private_inputs(host, job)
         log = self._logs[status.job.key]
         log.file = log.path.open("ab")
         try:

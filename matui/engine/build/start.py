@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from matui.engine import shell
 from matui.engine.build.run import BuildRun
+from matui.engine.build.secrets import read_secrets
 from matui.engine.flags import check_hosts, has_errors
 from matui.engine.hostgc import GcReport, collect_garbage
 from matui.engine.plan import BuildJob, BuildPlan, PassedOver, PlanError, plan_build
@@ -118,6 +119,8 @@ async def start_build(
     from matui.engine.flags import preflight_flags, read_tags
 
     image_config = config.image(image)
+    # A secret that cannot be read stops the build before anything is probed or started.
+    secret_values = read_secrets(config, image_config)
     run_tags = tuple(tags) if tags else tuple(image_config.tags)
     registry = registry or RegistryClient()
     report = await check_hosts(pool, config.hosts)
@@ -166,6 +169,7 @@ async def start_build(
     )
     await asyncio.wait({housekeeping}, timeout=HOUSEKEEPING_WAIT)
     run = BuildRun(plan, config, pool, record, list(report.probes), registry=registry)
+    run.secrets = secret_values
     run.flags = list(flags)
     run.start()
     return PreparedBuild(plan, flags, run, housekeeping)

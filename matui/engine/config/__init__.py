@@ -46,10 +46,12 @@ from matui.engine.config.model import (
     HostConfig,
     ImageConfig,
     Problem,
+    SecretSource,
     SshTarget,
     format_ssh_target,
     looks_like_secret,
     parse_ssh_target,
+    reserved_build_arg,
 )
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "HostConfig",
     "ImageConfig",
     "Problem",
+    "SecretSource",
     "SshTarget",
     "add_host",
     "default_config_path",
@@ -72,5 +75,6 @@ __all__ = [
     "looks_like_secret",
     "parse_config",
     "parse_ssh_target",
+    "reserved_build_arg",
     "write_starter_config",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -16,17 +16,21 @@ from matui.engine.config.model import (
     _ADDRESS_RE,
     _ARCH_PLACEHOLDERS,
     _BUILD_ARG_RE,
+    _ENV_NAME_RE,
     _HOST_NAME_RE,
     _LABEL_KEY_RE,
     _MAX_ADDRESS,
+    _SECRET_ID_RE,
     _TARGET_RE,
     _USER_RE,
     DEFAULT_ARCH_TAG,
     DEFAULT_JOB_RETENTION_DAYS,
     MAX_JOB_RETENTION_DAYS,
+    SECRET_KINDS,
     HostConfig,
     ImageConfig,
     Problem,
+    SecretSource,
     _control_problem,
     _did_you_mean,
     _got,
@@ -35,12 +39,21 @@ from matui.engine.config.model import (
     _q,
     _reword,
     _show,
+    _type_name,
     looks_like_secret,
     parse_ssh_target,
+    reserved_build_arg,
 )
 from matui.engine.refs import RefError, check_tag, parse_repository
 
 # Checking
+
+
+def _hidden_control_problem(value: str) -> str:
+    """:func:`_control_problem` without the value, for a value that may be secret."""
+    codes = sorted({f"0x{ord(ch):02x}" for ch in value if ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0})
+    what = f"control characters ({', '.join(codes)})" if codes else "undecodable text"
+    return f"the value (not shown: it may be secret) contains {what}; remove them"
 
 
 class _Key(NamedTuple):
@@ -83,6 +96,7 @@ _IMAGE_KEYS: dict[str, _Key] = {
     "target": _Key(str, 'target = "runtime"'),
     "labels": _Key(dict, 'labels = { "org.opencontainers.image.source" = "https://..." }'),
     "retired_platforms": _Key(list, 'retired_platforms = ["linux/arm/v6"]'),
+    "secrets": _Key(dict, 'secrets = { NPM_TOKEN = "env:NPM_TOKEN" }'),
 }
 
 
@@ -184,7 +198,10 @@ class _Checker:
         where: str,
         key_re: re.Pattern[str],
         key_rule: str,
+        hide: Callable[[str], bool] | None = None,
     ) -> dict[str, str]:
+        """The ``name = "string"`` pairs of a table. A value whose name ``hide`` says may be
+        secret is never quoted back in a problem."""
         value = self.get(table, key, prefix, spec, where)
         result: dict[str, str] = {}
         if not isinstance(value, dict):
@@ -207,12 +224,13 @@ class _Checker:
                     f'quote names that hold dots: {_q(".".join(dotted))} = "..."',
                 )
             elif not isinstance(item, str):
-                self.add(
-                    path,
-                    f"expected a string, got {_got(item)}; "
-                    f'quote it: {name} = "{_show(item).strip(chr(34))}"',
-                )
+                secret = hide is not None and hide(name)
+                got = _type_name(item) if secret else _got(item)
+                shown = "..." if secret else _show(item).strip(chr(34))
+                self.add(path, f'expected a string, got {got}; quote it: {name} = "{shown}"')
             elif bad := _control_problem(item):
+                if hide is not None and hide(name):
+                    bad = _hidden_control_problem(item)
                 self.add(path, bad)
             else:
                 result[name] = item
@@ -670,15 +688,28 @@ class _Checker:
             where,
             _BUILD_ARG_RE,
             "build argument names are letters, digits and _, not starting with a digit",
+            hide=looks_like_secret,
         )
-        for arg in build_args:
-            if looks_like_secret(arg):
-                self.warnings.append(
-                    f"{_key_path(_key_path(prefix, 'build_args'), arg)}: looks like a secret; "
-                    "build args end up in the image history and on the builder's command line — "
-                    f"pass it with a BuildKit secret (--secret id={arg},env={arg}, read with "
-                    f"RUN --mount=type=secret,id={arg}) instead"
+        for arg in list(build_args):
+            arg_path = _key_path(_key_path(prefix, "build_args"), arg)
+            if reserved_build_arg(arg):
+                del build_args[arg]
+                self.add(
+                    arg_path,
+                    f"{_q(arg)} cannot be a build argument: matui hands build-arg values to "
+                    "buildx through its environment (never its command line), where the "
+                    f"builder's shell, docker or buildx read {arg} themselves; rename the ARG "
+                    "in the Dockerfile and here",
                 )
+            elif looks_like_secret(arg):
+                self.warnings.append(
+                    f"{arg_path}: looks like a secret; a build arg's value is kept in the "
+                    "image's history (docker history shows it) — declare it under secrets "
+                    f'instead: secrets = {{ {arg} = "env:{arg}" }}, and read it in the '
+                    f"Dockerfile with RUN --mount=type=secret,id={arg} (the value is in "
+                    f"/run/secrets/{arg} for that step only)"
+                )
+        secrets = self.secrets(entry, prefix, spec("secrets"), where)
         labels = self.string_table(
             entry,
             "labels",
@@ -719,7 +750,52 @@ class _Checker:
             target=target,
             labels=MappingProxyType(labels),
             retired_platforms=tuple(retired),
+            secrets=MappingProxyType(secrets),
         )
+
+    def secrets(
+        self, entry: Mapping[str, object], prefix: str, spec: _Key, where: str
+    ) -> dict[str, SecretSource]:
+        """``secrets = { ID = "env:VARIABLE" | "file:PATH" }``: the sources only; the values are
+        read when a build starts (:mod:`matui.engine.build.secrets`)."""
+        raw = self.string_table(
+            entry,
+            "secrets",
+            prefix,
+            spec,
+            where,
+            _SECRET_ID_RE,
+            "secret ids are 1-128 of letters, digits and _ . - (not starting with . or -), "
+            "the id= of RUN --mount=type=secret",
+        )
+        result: dict[str, SecretSource] = {}
+        base = _key_path(prefix, "secrets")
+        for name, text in raw.items():
+            path = _key_path(base, name)
+            kind, colon, rest = text.partition(":")
+            variable = re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
+            variable = f"_{variable}" if variable[0].isdigit() else variable
+            example = f'{_key_path("", name)} = "env:{variable}" or "file:~/.secrets/{name}"'
+            if not colon or kind not in SECRET_KINDS:
+                self.add(
+                    path,
+                    f"{_q(text)} is not a secret source; write env:VARIABLE (an environment "
+                    "variable of matui's) or file:PATH (a file on this machine), e.g. " + example,
+                )
+            elif kind == "env":
+                if _ENV_NAME_RE.fullmatch(rest):
+                    result[name] = SecretSource("env", variable=rest)
+                else:
+                    self.add(
+                        path,
+                        f"{_q(rest)} is not an environment variable name; use letters, digits "
+                        f"and _ (not starting with a digit) after env:, e.g. {example}",
+                    )
+            elif not rest:
+                self.add(path, f"file: needs the path of a file after it, e.g. {example}")
+            elif resolved := self.resolve(rest, path):
+                result[name] = SecretSource("file", path=resolved)
+        return result
 
     def dockerfile(self, path: str, dockerfile: str, context: Path | None) -> None:
         relative = Path(dockerfile)

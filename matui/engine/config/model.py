@@ -28,6 +28,27 @@ _USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?", re.ASCII)
 # with "-" so it can't be taken for an ssh option.
 _ADDRESS_RE = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:%-]*", re.ASCII)
 _BUILD_ARG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+# A BuildKit secret id: it is a word of `--secret id=...` and `--mount=type=secret,id=...` (so no
+# comma, = or quote) and a file name on the builder (so no slash, never starting with . or -).
+_SECRET_ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+#: Secret sources: ``env:VARIABLE`` (matui's environment) or ``file:PATH`` (a file), both read on
+#: the operator's machine when a build starts.
+SECRET_KINDS = ("env", "file")
+#: Build-arg values reach buildx through its environment (never its command line), so a build
+#: arg may not be named like a variable the builder's shell, the docker CLI or buildx read
+#: there: it would change how the build runs, not just what it builds.
+RESERVED_BUILD_ARGS = frozenset(
+    [
+        *("PATH", "HOME", "TMPDIR"),
+        *("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH"),
+        *("DOCKER_TLS", "DOCKER_TLS_VERIFY", "DOCKER_API_VERSION", "DOCKER_DEFAULT_PLATFORM"),
+        *("DOCKER_BUILDKIT", "DOCKER_CONTENT_TRUST", "DOCKER_CONTENT_TRUST_SERVER"),
+        *("DOCKER_CLI_EXPERIMENTAL", "DOCKER_CUSTOM_HEADERS"),
+    ]
+)
+#: ... and every name starting with one of these (buildx's own settings, the dynamic linker's).
+RESERVED_BUILD_ARG_PREFIXES = ("BUILDX_", "LD_")
 _LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*", re.ASCII)
 _TARGET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
@@ -133,6 +154,27 @@ def _empty_mapping() -> Mapping[str, str]:
 
 
 @dataclass(frozen=True)
+class SecretSource:
+    """Where a BuildKit secret's value is read on the operator's machine when a build starts:
+    an environment variable of matui's, or a file. Only the source is configured; the value
+    itself is never part of the config."""
+
+    kind: str
+    """``env`` or ``file``."""
+    variable: str | None = None
+    """The environment variable (``env``)."""
+    path: Path | None = None
+    """The file, resolved against the config file's directory (``file``)."""
+
+    def __str__(self) -> str:
+        return f"env:{self.variable}" if self.kind == "env" else f"file:{self.path}"
+
+
+def _empty_secrets() -> Mapping[str, SecretSource]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
 class ImageConfig:
     """An image to build for several platforms and push as a multi-arch index."""
 
@@ -146,6 +188,9 @@ class ImageConfig:
     target: str | None = None
     labels: Mapping[str, str] = field(default_factory=_empty_mapping)
     retired_platforms: tuple[Platform, ...] = ()
+    secrets: Mapping[str, SecretSource] = field(default_factory=_empty_secrets)
+    """BuildKit secrets by id (``--secret id=ID``, read in the Dockerfile with
+    ``RUN --mount=type=secret,id=ID``): their sources, never their values."""
 
     def repository(self) -> Repository:
         return parse_repository(self.name)
@@ -317,6 +362,12 @@ def looks_like_secret(name: str) -> bool:
         if word == "key" and index and words[index - 1] in _SECRET_KEY_QUALIFIERS:
             return True
     return False
+
+
+def reserved_build_arg(name: str) -> bool:
+    """Whether a build arg of this name would clash with a variable the builder's shell, the
+    docker CLI or buildx read from their environment (where matui hands build-arg values)."""
+    return name in RESERVED_BUILD_ARGS or name.startswith(RESERVED_BUILD_ARG_PREFIXES)
 
 
 def parse_ssh_target(text: str) -> SshTarget:
