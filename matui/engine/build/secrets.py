@@ -17,7 +17,9 @@ secret with ``***`` before it reaches the host's build.log, and so matui's own c
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 import shlex
 import tarfile
 from collections.abc import Iterable, Mapping
@@ -41,6 +43,7 @@ MAX_REDACTIONS = 64
 """Patterns in the redaction, most specific first; each costs sed time on every log line."""
 
 _UNSAFE = frozenset(bytes([*range(0x20), 0x7F]))
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
 
 
 class SecretUnavailable(PlanError):
@@ -69,7 +72,7 @@ def read_secrets(config: Config | None, image: ImageConfig) -> dict[str, bytes]:
     values: dict[str, bytes] = {}
     problems: list[str] = []
     for name, source in sorted(image.secrets.items()):
-        key = f"{where}.secrets.{name}"
+        key = f"{where}.secrets.{_key(name)}"
         value, problem = _read_one(source)
         if problem is not None:
             problems.append(f"{key}: {problem}")
@@ -84,12 +87,17 @@ def read_secrets(config: Config | None, image: ImageConfig) -> dict[str, bytes]:
     for name, text in sorted(image.build_args.items()):
         if set(text.encode()) & _UNSAFE:
             problems.append(
-                f"{where}.build_args.{name}: the value (not shown: it may be secret) holds "
+                f"{where}.build_args.{_key(name)}: the value (not shown: it may be secret) holds "
                 "control characters; remove them"
             )
     if problems:
         raise SecretUnavailable(problems)
     return values
+
+
+def _key(name: str) -> str:
+    """A key as the config checker writes it in a key path: quoted unless it is a bare key."""
+    return name if _BARE_KEY.fullmatch(name) else json.dumps(name)
 
 
 def _read_one(source: SecretSource) -> tuple[bytes | None, str | None]:
