@@ -487,7 +487,8 @@ async def _attach(config: Config, record: RunRecord, args: argparse.Namespace) -
 async def _follow_run(
     run: BuildRun, args: argparse.Namespace, *, attached: bool = False, read_only: bool = False
 ) -> int:
-    """Stream a run's events as prefixed lines, then print the summary (or the JSON document).
+    """Stream a run's events as prefixed lines, then print the summary (or the JSON document)
+    and end with the engine's verdict on the run (exit 0 only when it can be published).
 
     Ctrl-C asks the hosts to stop the remote builds (by process group); each job then ends as
     its host says (``cancelled`` only when the host stopped it). ``read_only`` (following
@@ -497,7 +498,7 @@ async def _follow_run(
     import signal
 
     from matui.engine.build.run import FlagsEvent, LinesEvent, NoteEvent, StateEvent
-    from matui.engine.flags import has_errors
+    from matui.engine.records import VerdictKind
 
     # Every string in the events is inert already (the engine neutralised it): print as is.
     log = sys.stderr if args.json else sys.stdout
@@ -576,29 +577,15 @@ async def _follow_run(
             run.record.update(state=RunState.CANCELLED)
     statuses = await run.wait()
     jobs = [statuses[job.key] for job in plan.jobs]
+    verdict = run.verdict()
     if args.json:
         doc = {
             "run": run.id,
             "image": plan.repository,
             "tag": plan.tags[0],
             "tags": list(plan.tags),
-            "jobs": [
-                {
-                    "arch": s.job.arch,
-                    "platform": str(s.job.platform),
-                    "host": s.job.host,
-                    "state": str(s.state),
-                    "digest": s.digest,
-                    "ref": s.job.ref,
-                    "seconds": None if s.seconds is None else round(s.seconds, 2),
-                    "emulated": s.job.emulated,
-                    "exit_code": s.exit_code,
-                    "failing_step": s.failing_step,
-                    "error": s.error,
-                    "notes": s.notes,
-                }
-                for s in jobs
-            ],
+            "verdict": {"kind": str(verdict.kind), "reason": verdict.reason},
+            "jobs": [s.to_json() for s in jobs],
             "flags": [flag.to_json() for flag in run.flags],
             "passed_over": [p.to_json() for p in plan.passed_over],
         }
@@ -621,14 +608,10 @@ async def _follow_run(
                 ],
             )
         )
-        if not run.succeeded:
-            verdict = "not every arch succeeded"
-        elif has_errors(run.flags):
-            verdict = "built, but an error flag is open: the index will not be pushed"
-        else:
-            verdict = "all arches built; push the index with `matui manifest`"
-        print(f"run {run.id}: {verdict}")
-    return EXIT_OK if run.succeeded and not has_errors(run.flags) else EXIT_FAILED
+        hint = "; push the index with `matui manifest`" if verdict.can_publish else ""
+        print(f"run {run.id}: {verdict.line()}{hint}")
+    ok = verdict.can_publish or verdict.kind is VerdictKind.PUBLISHED
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:

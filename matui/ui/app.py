@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from rich.text import Text
 from textual import events, on, work
@@ -19,6 +20,7 @@ from textual.await_complete import AwaitComplete
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -27,7 +29,7 @@ from matui.ui.resources import stylesheet
 from matui.ui.screens import HelpScreen, PublishScreen, QuitScreen
 from matui.ui.widgets.arch_pane import ArchPane
 from matui.ui.widgets.log_pane import LogPane
-from matui.ui.widgets.panels import FlagsPanel, HostsPanel
+from matui.ui.widgets.panels import FlagsPanel, HostsPanel, message_line
 
 if TYPE_CHECKING:
     from matui.engine.build.run import BuildRun, Event
@@ -39,6 +41,23 @@ if TYPE_CHECKING:
     from matui.engine.ssh import SshPool
 
 NARROW = 110  # columns below which the side panel moves to a strip on top
+
+MESSAGES = 50
+"""Toasts kept for the flags panel's messages (a toast goes away; its reason must not)."""
+
+# The title's status is coloured by what it is, never by its words: a run's verdict by its
+# kind (RunRecord.verdict), the dashboard's own states by a tone.
+_VERDICT_STYLE = {
+    "running": "bold yellow",
+    "built": "bold green",
+    "published": "bold green",
+    "partly published": "bold yellow",
+    "blocked": "bold red",
+    "failed": "bold red",
+    "lost": "bold red",
+    "cancelled": "yellow",
+}
+_TONE_STYLE = {"good": "bold green", "bad": "bold red", "busy": "bold yellow"}
 
 
 class MatuiApp(App[int]):
@@ -168,8 +187,17 @@ class MatuiApp(App[int]):
         self.run_: BuildRun | None = None
         self.jobs: list[BuildJob] = []
         self.probes: list[HostProbe] = []
-        self.flags: list[Flag] = []
-        self.status_text = "idle"
+        self.run_flags: list[Flag] = []
+        """The run's flags (or a refused build's): only a run changes them."""
+        self.host_flags: list[Flag] = []
+        """The hosts' flags from the last probe."""
+        self.messages: deque[Text] = deque(maxlen=MESSAGES)
+        self._idle_status: tuple[str, Literal["good", "bad", "busy"]] = ("idle", "busy")
+        self.refusal: str | None = None
+        """Why the last build did not start (refused by a check, or no plan); until the next b."""
+        self.activity: str | None = None
+        """What the dashboard is doing meanwhile (probing the hosts), shown after the status."""
+        self._planning = False
         self.published: str | None = None
         self.started: float | None = None
         self.ended: float | None = None
@@ -220,10 +248,48 @@ class MatuiApp(App[int]):
             columns = count if count <= 2 else 2
         panes.styles.grid_size_columns = columns
 
+    @property
+    def status_text(self) -> str:
+        """The title's status: the run's verdict once there is a run (the engine's
+        ``RunRecord.verdict``), a refused build's reason, else the dashboard's own state
+        (idle, probing hosts, ready or not)."""
+        return self._status()[0]
+
+    @status_text.setter
+    def status_text(self, text: str) -> None:
+        # With a run, its verdict is the status: another word is shown beside it, not instead
+        # (and none when the word is the verdict's own, e.g. "published").
+        if self.run_ is None and self.refusal is None:
+            self._idle_status = (text, "busy")
+        elif self.run_ is not None and text == self.run_.verdict().kind:
+            self.activity = None
+        else:
+            self.activity = text
+
+    def set_status(self, text: str, tone: Literal["good", "bad", "busy"] = "busy") -> None:
+        """The status when there is no run: ``tone`` is good, bad or busy (its colour)."""
+        self._idle_status = (text, tone)
+        self._update_title()
+
+    def _status(self) -> tuple[str, str]:
+        """(status, style) for the title."""
+        if self._planning:  # b was pressed: what the title is about is the run to come
+            return "planning", _TONE_STYLE["busy"]
+        if self.refusal is not None:
+            return self.refusal, _TONE_STYLE["bad"]
+        if self.run_ is not None:
+            verdict = self.run_.verdict()
+            return verdict.line(), _VERDICT_STYLE.get(verdict.kind, "bold yellow")
+        text, tone = self._idle_status
+        return text, _TONE_STYLE.get(tone, "bold yellow")
+
     def _update_title(self) -> None:
         # Most important first: a narrow terminal cuts the end of the line.
         parts = [Text("matui", style="bold")]
-        parts.append(Text(self.status_text, style=_status_style(self.status_text)))
+        status, style = self._status()
+        parts.append(Text(status, style=style))
+        if self.activity and (self.run_ is not None or self.refusal is not None):
+            parts.append(Text(self.activity, style="yellow"))
         if self.started is not None:
             end = self.ended if self.ended is not None else time.monotonic()
             elapsed = int(end - self.started)
@@ -263,23 +329,46 @@ class MatuiApp(App[int]):
         from matui.engine.flags import check_hosts
 
         report = await check_hosts(self.pool(), self.config.hosts)
+        # The hosts' panel and flags only: a run's flags and verdict are the run's.
         self.show_probes(report.probes, report.flags)
-        if self.run_ is None:
-            self.status_text = "ready: press b to build" if report.ok else "hosts not ready"
-            self._update_title()
+        self.activity = None
+        if report.ok:
+            self._idle_status = ("ready: press b to build", "good")
+        else:
+            self._idle_status = ("hosts not ready", "bad")
+        self._update_title()
 
     def show_probes(self, probes: Iterable[HostProbe], flags: Iterable[Flag]) -> None:
+        """A probe's answers and its flags (the hosts' group of the flags panel)."""
         self.probes = list(probes)
+        self.host_flags = list(flags)
         hosts = self.query_one(HostsPanel)
         hosts.show_probes(self.probes)
         for panel in self.query(FlagsPanel):
             panel.show_hosts(self.probes, hosts.passed_over)
-        self.set_flags(flags)
+            panel.show_flags(self.run_flags, self.host_flags)
 
     def set_flags(self, flags: Iterable[Flag]) -> None:
-        self.flags = list(flags)
+        """The run's flags (the run's group of the flags panel)."""
+        self.run_flags = list(flags)
         for panel in self.query(FlagsPanel):  # none while the app is tearing down
-            panel.show_flags(self.flags)
+            panel.show_flags(self.run_flags)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """A toast, also kept in the flags panel's messages: a reason outlives its toast.
+        Plain text by default (a message can quote a host or a registry: never markup)."""
+        self.messages.appendleft(message_line(time.time(), severity, title, message))
+        for panel in self.query(FlagsPanel):
+            panel.show_messages(self.messages)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # --- build -----------------------------------------------------------------------------
 
@@ -316,7 +405,8 @@ class MatuiApp(App[int]):
         if self.image is None:
             self.notify("no [[images]] in the config", severity="error")
             return
-        self.status_text = "planning"
+        self.refusal = None
+        self._planning = True
         self.published = None
         self._update_title()
         self._build()
@@ -324,6 +414,7 @@ class MatuiApp(App[int]):
     @work(exclusive=True, group="build")
     async def _build(self) -> None:
         from matui.engine.build import BuildRefused, start_build
+        from matui.engine.flags import host_arch_flags
         from matui.engine.plan import PlanError
 
         try:
@@ -335,19 +426,28 @@ class MatuiApp(App[int]):
                 state_root=self.state_root,
             )
         except PlanError as exc:
+            self._planning = False  # before the title shows the refusal
             if isinstance(exc, BuildRefused):
                 self.set_flags(exc.flags)
-            self.status_text = "cannot plan" if not isinstance(exc, BuildRefused) else "refused"
+                errors = [f for f in exc.flags if f.severity == "error"] or exc.flags
+                more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+                first = errors[0]
+                self.refusal = f"refused: {first.kind} {first.subject}: {first.message}{more}"
+            else:
+                self.refusal = "cannot plan: " + str(exc).strip().splitlines()[-1]
             self._update_title()
             self.notify(str(exc), title="Cannot plan the build", severity="error", timeout=15)
             return
+        finally:
+            # Whatever start_build raised (or a cancelled worker): the title leaves "planning".
+            self._planning = False
         self.run_ = prepared.run
         self.started = time.monotonic()
         self.ended = None
         await self.show_jobs(prepared.plan.jobs)
         self.query_one(HostsPanel).mark_passed_over(prepared.plan.passed_over)
-        self.show_probes(prepared.run.probes, prepared.run.flags)
-        self.status_text = "building"
+        self.set_flags(prepared.run.flags)
+        self.show_probes(prepared.run.probes, host_arch_flags(prepared.run.probes))
         self._update_title()
         async for event in prepared.run.events(until_finished=False):
             self.handle_event(event)
@@ -378,7 +478,6 @@ class MatuiApp(App[int]):
         self.set_flags(run.flags)
         for key, status in run.status.items():
             self._pane(key).set_state(str(status.state), status.digest or status.error or "")
-        self.status_text = "reattached"
         self._update_title()
         self.notify(f"run {record.id} was still building: reattached", timeout=8)
         run.start_resumed()
@@ -401,8 +500,6 @@ class MatuiApp(App[int]):
             self._pane(event.job).set_step(event.step)
         elif isinstance(event, StateEvent):
             self._pane(event.job).set_state(str(event.state), event.detail)
-            if self.run_ is not None and self.run_.running:
-                self.status_text = "building"
         elif isinstance(event, NoteEvent):
             self.notify(event.text, title=self._pane(event.job).arch, timeout=8)
         elif isinstance(event, FlagsEvent):
@@ -412,23 +509,24 @@ class MatuiApp(App[int]):
         self._update_title()
 
     def _finished(self) -> None:
+        """The run ended: the title shows the engine's verdict (``_update_title``); the toast
+        says what to do next, and the messages keep it."""
         if self.run_ is None:
             return
         self.ended = time.monotonic()
-        failed = [s.job.arch for s in self.run_.status.values() if s.state != "succeeded"]
-        if failed:
-            self.status_text = f"failed: {', '.join(failed)}"
+        verdict = self.run_.verdict()
+        if verdict.can_publish:
+            self.notify("every arch built; m publishes the index", timeout=8)
+        elif verdict.kind in ("failed", "lost"):
             self.notify(
-                f"not built: {', '.join(failed)} — e jumps to the first error, r retries",
+                f"{verdict.line()} — e jumps to the first error, r retries",
                 severity="error",
                 timeout=10,
             )
-        elif (verdict := self.run_.record.verdict()).can_publish:
-            self.status_text = "built: press m to publish"
-            self.notify("every arch built; m publishes the index", timeout=8)
-        else:
-            # The engine's verdict: built but blocked (an error flag), already published, ...
-            self.status_text = verdict.line()
+        elif verdict.kind == "blocked":
+            self.notify(f"not publishable: {verdict.reason}", severity="error", timeout=10)
+        elif verdict.kind != "published":
+            self.notify(verdict.line(), severity="warning", timeout=8)
 
     def _pane(self, key: str) -> ArchPane:
         return self.query_one(f"#pane-{key}", ArchPane)
@@ -463,7 +561,7 @@ class MatuiApp(App[int]):
             self.notify(str(exc), severity="warning")
             return
         self.ended = None
-        self.status_text = "building"
+        self.activity = None
         self._update_title()
 
     def action_cancel_arch(self) -> None:
@@ -649,11 +747,3 @@ class MatuiApp(App[int]):
                     f"{binding.tooltip or binding.description} (key: {key})",
                     lambda action=action: self.run_action(action),
                 )
-
-
-def _status_style(status: str) -> str:
-    if status.startswith(("failed", "cannot", "hosts not", "refused", "publish failed")):
-        return "bold red"
-    if status.startswith(("built", "ready", "published")):
-        return "bold green"
-    return "bold yellow"

@@ -109,8 +109,7 @@ async def two_arches(pilot: Pilot[int]) -> None:
     await stream(pilot, {"amd64": succeeded_lines("amd64"), "arm64": failed_lines("arm64")})
     app.handle_event(StateEvent("amd64", JobState.SUCCEEDED, DIGEST_AMD64))
     app.handle_event(StateEvent("arm64", JobState.FAILED, "exit 1 at #7 [3/4] RUN make -j8"))
-    app.status_text = "failed: arm64"
-    app._update_title()
+    app.set_status("failed: arm64", "bad")  # no run object: the status a failed run shows
     await settle(pilot)
 
 
@@ -146,8 +145,7 @@ async def four_arches(pilot: Pilot[int]) -> None:
     )
     app.handle_event(StateEvent("amd64", JobState.SUCCEEDED, DIGEST_AMD64))
     app.handle_event(StateEvent("ppc64le", JobState.FAILED, "exit 1 at #7 [3/4] RUN make -j8"))
-    app.status_text = "building"
-    app._update_title()
+    app.set_status("building")
     await settle(pilot)
 
 

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.rig
 
 SIZE = (140, 48)
 PUSH = 120.0
-BUILT = "built: press m to publish"
+BUILT = "built: ready to publish"  # the engine's verdict on the run
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ async def test_one_of_three_tags_refused_shows_each_tags_fate_then_m_enter_compl
         assert "latest refused: imagetools create here failed (exit 1)" in text
         assert f"/v2/{run.path}/manifests/latest: 403 Forbidden" in text
         assert f"index {index}" in text
-        assert app.status_text == "partly published" and app.published is None
+        assert app.status_text.startswith("partly published: ") and app.published is None
         assert run.served("latest") is None and run.served("1.0") == (index, run.digests)
         outcomes = {r.tag: r.outcome for r in saved(run).publishes[-1].results}
         assert outcomes == {
@@ -125,7 +125,7 @@ async def test_one_of_three_tags_refused_shows_each_tags_fate_then_m_enter_compl
         text = flat(app)
         assert "PUBLISHED AND VERIFIED" in text and "(1.0, 1.0.1 already did)" in text
         assert text.count("unchanged: already serves this index") == 2
-        assert app.status_text == "published" and app.published == index
+        assert app.status_text.startswith("published: ") and app.published == index
         for tag in ("1.0", "1.0.1", "latest"):
             assert run.served(tag) == (index, run.digests)
         assert saved(run).published
@@ -240,10 +240,11 @@ async def test_failing_imagetools_says_not_published_in_one_line_and_a_retry_wor
         assert line.endswith("nothing was pushed")
         text = flat(app)
         assert "NOT PUBLISHED" in text and "imagetools create here failed (exit 1)" in text
-        assert app.status_text == "publish failed"
+        assert app.activity == "publish failed"  # beside the run's verdict
         assert run.served("1.0") is None
         await close(pilot, app)
 
         screen = await open_publish(pilot, app)
         await push(pilot, screen)
-        assert "PUBLISHED AND VERIFIED" in flat(app) and app.status_text == "published"
+        assert "PUBLISHED AND VERIFIED" in flat(app)
+        assert app.status_text.startswith("published: ") and app.activity is None

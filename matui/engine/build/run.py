@@ -45,7 +45,7 @@ from matui.engine.flags import (
     postbuild_flags,
 )
 from matui.engine.plan import BuildJob, BuildPlan
-from matui.engine.records import JobState, RunRecord, RunState
+from matui.engine.records import JobState, RunRecord, RunState, Verdict, VerdictKind
 from matui.engine.registry import RegistryError
 from matui.engine.ssh import HostUnreachable, SessionsRefused
 from matui.engine.text import decode_lines, neutralise
@@ -448,6 +448,15 @@ class BuildRun:
     @property
     def succeeded(self) -> bool:
         return all(s.state is JobState.SUCCEEDED for s in self.status.values())
+
+    def verdict(self) -> Verdict:
+        """What the run amounts to (:meth:`RunRecord.verdict`), and still running while the
+        post-build checks read the registry: a run whose jobs ended is not "built" before its
+        checks had their say."""
+        supervising = self._supervisor is not None and not self._done.is_set()
+        if supervising and not self.running:
+            return Verdict(VerdictKind.RUNNING, "checking what the registry holds")
+        return self.record.verdict()
 
     # --- internals ----------------------------------------------------------------------------
 

@@ -1,5 +1,9 @@
 """The hosts panel and the flags panel.
 
+The flags panel keeps the run's flags and the hosts' apart: probing the hosts again changes
+only the hosts' group, so a run's emulation warning or a blocking tag-overwrite error stays in
+view as long as the run does.
+
 A host that cannot build shows what is wrong in both: a badge naming the kind (UNREACHABLE,
 AUTH FAILED, KEY CHANGED, ...) in the hosts table, and the engine's whole message (both
 fingerprints of a changed key, the command that fixes it) in the flags panel, the same text
@@ -8,6 +12,7 @@ fingerprints of a changed key, the command that fixes it) in the flags panel, th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -121,15 +126,46 @@ class HostsPanel(DataTable[Text | str]):
         self._unused = {p.host for p in self.passed_over if p.state in self.UNUSED}
 
 
+def flag_line(flag: Flag) -> Text:
+    severity = str(flag.severity)
+    line = Text()
+    line.append(f"{severity.upper():7} ", style=_SEVERITY_STYLE.get(severity, ""))
+    line.append(f"{flag.kind} {flag.subject}: ", style="bold")
+    line.append(flag.message)
+    return line
+
+
+def message_line(at: float, severity: str, title: str, text: str) -> Text:
+    """One message the dashboard showed as a toast: when, and what (plain text, never markup)."""
+    style = {"error": "bold red", "warning": "yellow"}.get(severity, "")
+    line = Text(time.strftime("%H:%M:%S ", time.localtime(at)), style="dim")
+    line.append(f"{title}: " if title else "", style="bold")
+    line.append(text, style=style)
+    return line
+
+
+_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
 class FlagsPanel(Static):
-    """Every open flag and every host that cannot build (its whole message), most severe
-    first, one entry each (long ones wrap; ``h`` shows them in a dialog of their own)."""
+    """Flags in two groups that never replace each other: the run's (pre-flight and post-build
+    checks: they decide whether it may be published) and the hosts' (the last probe: every host
+    that cannot build, with its whole message, and the probe's own flags), most severe first,
+    one entry each (long ones wrap; ``h`` shows hosts in a dialog of their own). Then the
+    newest messages the dashboard showed as toasts, so a reason outlives its toast."""
+
+    MESSAGES = 5
+    """Messages shown, newest first."""
 
     def __init__(self) -> None:
         super().__init__("", id="flags")
         self.border_title = "Flags"
         self.flags: list[Flag] = []
+        """The run's open flags."""
+        self.host_flags: list[Flag] = []
+        """The hosts' flags from the last probe."""
         self.host_lines: list[tuple[str, Text]] = []
+        self.messages: list[Text] = []
 
     def show_hosts(
         self, probes: Iterable[HostProbe], passed_over: Iterable[PassedOver] = ()
@@ -137,26 +173,38 @@ class FlagsPanel(Static):
         self.host_lines = host_problem_lines(probes, passed_over)
         self._render_lines()
 
-    def show_flags(self, flags: Iterable[Flag]) -> None:
-        order = {"error": 0, "warning": 1, "info": 2}
-        self.flags = sorted(flags, key=lambda f: order.get(str(f.severity), 3))
+    def show_flags(self, flags: Iterable[Flag], host_flags: Iterable[Flag] | None = None) -> None:
+        """The run's flags; the hosts' too when given (else those shown stay)."""
+        self.flags = sorted(flags, key=lambda f: _ORDER.get(str(f.severity), 3))
+        if host_flags is not None:
+            self.host_flags = sorted(host_flags, key=lambda f: _ORDER.get(str(f.severity), 3))
+        self._render_lines()
+
+    def show_messages(self, messages: Iterable[Text]) -> None:
+        """The newest messages first (the dashboard keeps more; the panel shows a few)."""
+        self.messages = list(messages)[: self.MESSAGES]
         self._render_lines()
 
     def _render_lines(self) -> None:
-        order = {"error": 0, "warning": 1, "info": 2}
-        entries: list[tuple[str, Text]] = list(self.host_lines)
-        for flag in self.flags:
-            severity = str(flag.severity)
-            line = Text()
-            line.append(f"{severity.upper():7} ", style=_SEVERITY_STYLE.get(severity, ""))
-            line.append(f"{flag.kind} {flag.subject}: ", style="bold")
-            line.append(flag.message)
-            entries.append((severity, line))
-        entries.sort(key=lambda entry: order.get(entry[0], 3))  # stable: hosts first
-        self.border_title = f"Flags ({len(entries)})" if entries else "Flags"
+        run = [(str(f.severity), flag_line(f)) for f in self.flags]
+        # A probe flag the run holds too (a host's arch) is shown once, with the run's.
+        hosts = list(self.host_lines) + [
+            (str(f.severity), flag_line(f)) for f in self.host_flags if f not in self.flags
+        ]
+        hosts.sort(key=lambda entry: _ORDER.get(entry[0], 3))  # stable: host problems first
+        count = len(run) + len(hosts)
+        self.border_title = f"Flags ({count})" if count else "Flags"
         # A host's whole message may not fit the panel: say where it is shown in full.
         self.border_subtitle = "h: hosts in full" if self.host_lines else ""
-        if not entries:
-            self.update(Text("no flags", style="dim"))
-            return
-        self.update(Text("\n").join(line for _, line in entries))
+        lines: list[Text] = []
+        if run:
+            lines += [Text("this run", style="bold underline")] if hosts else []
+            lines += [line for _, line in run]
+        if hosts:
+            lines += [Text("hosts (last probe)", style="bold underline")] if run else []
+            lines += [line for _, line in hosts]
+        if not count:
+            lines.append(Text("no flags", style="dim"))
+        if self.messages:
+            lines += [Text("messages", style="bold underline"), *self.messages]
+        self.update(Text("\n").join(lines))
