@@ -7,7 +7,8 @@ appends to the store and marks the pane dirty; a timer flushes once per
 lines costs a handful of repaints a second, never one per line (k9s pushes log lines to its
 view the same way, every 50 ms).
 
-Lines arrive neutralised by the store (no escape sequence reaches the terminal); the pane only
+Lines arrive inert: the engine neutralised them once as it decoded the host's bytes
+(``matui.engine.text.decode_lines``), so no escape sequence reaches the terminal; the pane only
 expands tabs.
 
 Width: every cell count (the horizontal scroll range, the column a search jumps to, a row's
