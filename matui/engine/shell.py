@@ -88,7 +88,7 @@ class RemoteScript:
         if len(command) > MAX_COMMAND:
             raise UnsafeValue(
                 f"the remote command would be {len(command)} bytes, over the {MAX_COMMAND}-byte "
-                "limit of one argument on the host; shorten the build args or labels (long "
+                "limit of one argument on the host; shorten the labels or tags (long "
                 "values belong in files in the build context)"
             )
         return command
