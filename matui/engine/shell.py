@@ -414,7 +414,8 @@ class ImageHolder:
         )
 
     def line(self) -> str:
-        return f"run {self.run_id} of {self.user}@{self.local_host} holds it since {self.since}"
+        """``run R of USER@MACHINE, since T``: who holds the lock and since when (host's UTC)."""
+        return f"run {self.run_id} of {self.user}@{self.local_host}, since {self.since}"
 
 
 def image_lock_status_script(names: Sequence[str]) -> RemoteScript:

@@ -42,7 +42,10 @@ class ImageLocked(PlanError):
     def __init__(self, holders: Sequence[tuple[BuildJob, shell.ImageHolder]]) -> None:
         self.holders = list(holders)
         runs = sorted({holder.run_id for _, holder in self.holders})
-        lines = [f"  {job.platform} on {job.host}: {holder.line()}" for job, holder in self.holders]
+        lines = [
+            f"  {job.platform} on {job.host}: held by {holder.line()}"
+            for job, holder in self.holders
+        ]
         super().__init__(
             "this image is already being built:\n"
             + "\n".join(lines)
