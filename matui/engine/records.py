@@ -320,6 +320,12 @@ class RunRecord:
     state: RunState = RunState.RUNNING
     finished: float | None = None
     publishes: list[PublishRecord] = field(default_factory=list)
+    #: Source manifests read so far, by (job key, source digest): the digest names the content,
+    #: so an entry never goes stale, and the verdict (asked at every title update) reads each
+    #: manifest once.
+    _manifests: dict[tuple[str, str], dict[str, str] | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # -- reading and writing ------------------------------------------------------------------
 
@@ -513,11 +519,19 @@ class RunRecord:
         """The manifest a job's recorded source holds (None: not saved, damaged, or another
         source than the one the record names)."""
         job = self.job(key)
+        if job.source is None:
+            return None
+        cache_key = (key, job.source)
+        if cache_key not in self._manifests:
+            self._manifests[cache_key] = self._read_source(key, job.source)
+        return self._manifests[cache_key]
+
+    def _read_source(self, key: str, digest: str) -> dict[str, str] | None:
         try:
             data = json.loads(self.source_path(key).read_text())
         except (OSError, ValueError):
             return None
-        if not isinstance(data, dict) or data.get("digest") != job.source:
+        if not isinstance(data, dict) or data.get("digest") != digest:
             return None
         files = data.get("files")
         if not isinstance(files, dict):
