@@ -532,9 +532,15 @@ kill -TERM -"$pg" 2>/dev/null
 i=0
 while kill -0 -"$pg" 2>/dev/null && [ "$i" -lt {steps} ]; do sleep 0.1; i=$((i + 1)); done
 kill -KILL -"$pg" 2>/dev/null
+# Killed processes stay zombies until their parent (init, for a detached build) reaps them,
+# which can take a second or more: only a live, non-zombie member means it survived.
+alive() {{
+  ps -e -o pgid= -o stat= 2>/dev/null | awk -v pg="$pg" '$1 == pg && $2 !~ /^Z/ {{ f = 1 }}
+    END {{ exit !f }}'
+}}
 i=0
-while kill -0 -"$pg" 2>/dev/null && [ "$i" -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
-if kill -0 -"$pg" 2>/dev/null; then echo "@@matui:cancel=still-running"; exit 0; fi
+while alive && [ "$i" -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
+if alive; then echo "@@matui:cancel=still-running"; exit 0; fi
 rm -rf context {SECRETS_DIR}
 [ -f exit ] || {{ date +%s.%N > ended 2>/dev/null; echo 143 > exit.tmp && mv exit.tmp exit; }}
 echo "@@matui:cancel=stopped $(cat exit)"
