@@ -569,8 +569,20 @@ class MatuiApp(App[int]):
         if self.run_ is None or pane is None or not self.run_.running:
             self.notify("nothing is running", severity="warning")
             return
-        self.notify(f"cancelling {pane.arch} on {pane.host}…")
-        self.run_worker(self.run_.cancel(pane.key), group="cancel")
+        self.notify(f"asking {pane.host} to stop {pane.arch}…")
+        self.run_worker(self._cancel_arch(pane.key), group="cancel")
+
+    async def _cancel_arch(self, key: str) -> None:
+        """A cancel is a request: the pane shows how the job ends (the host's word); a cancel
+        that never reached the host is said here too, since the build may still be running."""
+        from matui.engine.records import JobState
+
+        if self.run_ is None:
+            return
+        await self.run_.cancel(key)
+        status = self.run_.status[key]
+        if status.state is JobState.LOST:
+            self.notify(status.error or f"{status.job.arch}: state unknown", severity="error")
 
     # --- log pane actions ------------------------------------------------------------------
 
