@@ -263,3 +263,10 @@ def test_image_lock_names_are_plain_and_distinct() -> None:
     assert len(names) == 9
     for name in names:
         assert shell.check_name(name) == name
+
+
+def test_a_resumed_finished_job_keeps_its_recorded_duration(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    run.record.update_job("amd64", state=JobState.SUCCEEDED, digest=DIGEST, seconds=12.5)
+    resumed = BuildRun.resume(RunRecord.load(run.record.dir), run.config, run.pool)
+    assert resumed.status["amd64"].seconds == 12.5

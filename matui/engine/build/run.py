@@ -323,6 +323,8 @@ class BuildRun:
             status.notes = [neutralise(note) for note in saved.notes]
             status.arch_evidence = list(saved.arch_evidence)
             status.started = time.time() - (saved.seconds or 0.0)
+            if saved.state.finished:
+                status.host_seconds = saved.seconds  # what it took; it no longer grows
             run._read_stored_log(status)
         return run
 
@@ -738,15 +740,6 @@ class BuildRun:
             context_bytes=stats.bytes,
         )
 
-    async def _launch(self, host: Any, job: BuildJob) -> int:
-        """Start the job's build (or attach to it when the host says it is already running)."""
-        image = self.plan.image
-        argv = shell.buildx_argv(
-            platform=str(job.platform),
-            ref=job.ref,
-            dockerfile=image.dockerfile,
-            build_args=list(image.build_args),
-            labels=dict(image.labels),
     async def _send_private_inputs(self, host: Any, job: BuildJob) -> None:
         """Build-arg values and secrets go to the job's ``secrets/`` directory on the host over
         the SSH channel (stdin), never on a command line; a job already building keeps its own."""
@@ -776,8 +769,19 @@ class BuildRun:
             with suppress(Exception):
                 await self.pool.run(host, shell.drop_secrets_script(self.id, job.key), timeout=30)
 
+    async def _launch(self, host: Any, job: BuildJob) -> int:
+        """Start the job's build (or attach to it when the host says it is already running)."""
+        image = self.plan.image
+        argv = shell.buildx_argv(
+            platform=str(job.platform),
+            ref=job.ref,
+            dockerfile=image.dockerfile,
+            build_args=list(image.build_args),
+            labels=dict(image.labels),
             target=image.target,
+            secrets=list(image.secrets),
         )
+        await self._send_private_inputs(host, job)
         lock = shell.ImageLock(
             shell.image_lock_name(self.plan.repository, str(job.platform)),
             _local_user(),
@@ -786,11 +790,10 @@ class BuildRun:
             job.key,
         )
         result = await self.pool.run(
-            secrets=list(image.secrets),
             host, shell.launch_script(self.id, job.key, argv, image_lock=lock)
-        await self._send_private_inputs(host, job)
         )
         if result.exit_status == shell.IMAGE_BUSY:
+            await self._drop_private_inputs(host, job)
             text = result.out_text()
             held = text.partition("@@matui:image-busy\n")[2]
             holder = shell.ImageHolder.parse(lock.name, held)
@@ -810,7 +813,6 @@ class BuildRun:
         return int(words[-1])
 
     async def _follow_until_done(self, host: Any, status: JobStatus) -> None:
-            await self._drop_private_inputs(host, job)
         log = self._logs[status.job.key]
         log.file = log.path.open("ab")
         try:
