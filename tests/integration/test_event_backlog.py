@@ -65,7 +65,10 @@ def test_a_consumer_that_reads_nothing_holds_bounded_lines_and_later_gets_every_
             lines: list[LinesEvent] = []
             others: list[object] = []
             async for event in build.events():
-                (lines if isinstance(event, LinesEvent) else others).append(event)
+                if isinstance(event, LinesEvent):
+                    lines.append(event)
+                else:
+                    others.append(event)
             return peak, waiting, lines, others, build.record.log_path("amd64")
 
     peak, waiting, events, others, log = asyncio.run(run())
