@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 
 from textual import events
 from textual.pilot import Pilot
@@ -75,6 +76,15 @@ class Ticks:
         return max(b - a for a, b in itertools.pairwise(times))
 
 
+def toasted(app: MatuiApp, text: str, *, more_than: int) -> Callable[[], bool]:
+    """Whether ``text`` is on show in more than ``more_than`` notifications."""
+    return lambda: toasts(app).count(text) > more_than
+
+
+def at_match(view: LogPane, line: int) -> Callable[[], bool]:
+    return lambda: view.match_line == line
+
+
 def send_key(app: MatuiApp, key: str) -> None:
     """Send a key as the terminal driver does. ``pilot.press`` would then wait for the process
     to go idle, which a search thread busy for seconds delays by up to a second per wait: that
@@ -127,7 +137,7 @@ async def test_backtracking_patterns_keep_the_ui_live() -> None:
             miss = f"not found in amd64: {pattern}"
             await type_search(pilot, pattern)
             await pilot.press("enter")
-            await wait_for(pilot, lambda m=miss: m in toasts(app), f"{pattern} to end")
+            await wait_for(pilot, toasted(app, miss, more_than=0), f"{pattern} to end")
             gaps = []
             for _ in range(RUNS):
                 before = toasts(app).count(miss)
@@ -135,7 +145,7 @@ async def test_backtracking_patterns_keep_the_ui_live() -> None:
                 await pilot.press("n")
                 await wait_for(
                     pilot,
-                    lambda m=miss, b=before: toasts(app).count(m) > b,
+                    toasted(app, miss, more_than=before),
                     f"n for {pattern} to end",
                     timeout=3 * SEARCH_SECONDS,
                 )
@@ -198,5 +208,5 @@ async def test_backtracking_patterns_keep_the_ui_live() -> None:
         for expected in (250, 450):
             started = time.perf_counter()
             await pilot.press("n")
-            await wait_for(pilot, lambda e=expected: view.match_line == e, f"n to reach {expected}")
+            await wait_for(pilot, at_match(view, expected), f"n to reach {expected}")
             assert ticks.longest_gap(started) < UI_BOUND
