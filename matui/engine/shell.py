@@ -206,7 +206,9 @@ fi
 
 def drop_secrets_script(run_id: str, job_key: str) -> RemoteScript:
     """Remove the job's private inputs unless its build is running (a launch that failed)."""
-    return _in_job_dir(run_id, job_key, f"{_RUNNING}running || rm -rf {SECRETS_DIR}\n")
+    return _in_job_dir(
+        run_id, job_key, f"{_RUNNING}running || rm -rf {SECRETS_DIR} {SECRETS_DIR}.new\n"
+    )
 
 
 def _build_lines(argv: list[str]) -> list[str]:
@@ -311,7 +313,7 @@ def launch_script(
             "echo $$ > pid.tmp && mv pid.tmp pid",
             *_build_lines(argv),
             "rc=$?",
-            f"rm -rf context {SECRETS_DIR}",
+            f"rm -rf context {SECRETS_DIR} {SECRETS_DIR}.new",
             "date +%s.%N > ended 2>/dev/null",
             'echo "$rc" > exit.tmp && mv exit.tmp exit',
         ]
@@ -541,7 +543,7 @@ alive() {{
 i=0
 while alive && [ "$i" -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
 if alive; then echo "@@matui:cancel=still-running"; exit 0; fi
-rm -rf context {SECRETS_DIR}
+rm -rf context {SECRETS_DIR} {SECRETS_DIR}.new
 [ -f exit ] || {{ date +%s.%N > ended 2>/dev/null; echo 143 > exit.tmp && mv exit.tmp exit; }}
 echo "@@matui:cancel=stopped $(cat exit)"
 exit 0
@@ -673,7 +675,7 @@ def gc_remove_script(targets: Sequence[GcTarget]) -> RemoteScript:
       echo "@@matui:result $5 changed"; exit 0
     fi
     if [ "$2" = context ]; then
-      rm -rf secrets
+      rm -rf secrets secrets.new
       [ -d context ] || { echo "@@matui:result $5 gone"; exit 0; }
       mv context "$HOME/$t/$5"
     else

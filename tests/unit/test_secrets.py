@@ -333,11 +333,13 @@ def test_an_outcome_before_the_launch_leaves_freshly_sent_inputs(tmp_path: Path)
 def test_gc_removing_a_context_removes_the_inputs_too(tmp_path: Path) -> None:
     path = job_dir(tmp_path)
     send(tmp_path, private_inputs(make_image(build_args={"API_TOKEN": "t0ken"}), {}))
+    (path / f"{shell.SECRETS_DIR}.new").mkdir()  # an upload cut short
     newest = max(int(p.stat().st_mtime) for p in path.iterdir())
     target = shell.GcTarget("r1", "amd64", whole_job=False, ended=None, newest=newest)
     text = sh(tmp_path, shell.gc_remove_script([target]).script).stdout.decode()
     assert "@@matui:result 0 removed" in text, text
     assert not (path / shell.SECRETS_DIR).exists() and not (path / "context").exists()
+    assert not (path / f"{shell.SECRETS_DIR}.new").exists()
 
 
 def test_job_sh_sources_the_values_only_in_the_subshell_that_execs_buildx() -> None:
