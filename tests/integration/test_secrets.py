@@ -25,6 +25,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -34,6 +35,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.rig import Rig
+from tests.helpers.sshd import Sshd
 
 pytestmark = pytest.mark.rig
 
@@ -44,10 +46,18 @@ def sha(value: bytes) -> str:
     return hashlib.sha256(value).hexdigest()
 
 
-def project(tmp_path: Path, rig: Rig, canaries: dict[str, bytes], env_var: str) -> Path:
-    """One amd64 image on the rig's amd64 host: a secret-looking build arg, a secret from the
-    environment, a multi-line secret from a file; each step checks its value's hash, then sleeps
-    so the build is caught running."""
+def project(
+    tmp_path: Path,
+    rig: Rig,
+    canaries: dict[str, bytes],
+    env_var: str,
+    *,
+    sshd: Sshd | None = None,
+    sleep: int = 3,
+) -> Path:
+    """One amd64 image on the rig's amd64 host (or a private sshd): a secret-looking build arg,
+    a secret from the environment, a multi-line secret from a file; each step checks its value's
+    hash, then sleeps so the build is caught running."""
     context = tmp_path / "ctx"
     context.mkdir()
     digest = "| sha256sum | cut -d' ' -f1"
@@ -58,12 +68,12 @@ ARG API_TOKEN
 RUN echo run-{secrets.token_hex(6)}
 RUN --mount=type=secret,id=NPM_TOKEN \\
     test "$(cat /run/secrets/NPM_TOKEN {digest})" = {sha(canaries["env"])} \\
-    && echo secret-env-read-ok && sleep 3
+    && echo secret-env-read-ok && sleep {sleep}
 RUN --mount=type=secret,id=pip.conf \\
     test "$(cat /run/secrets/pip.conf {digest})" = {sha(canaries["file"])} \\
     && echo secret-file-read-ok
 RUN test "$(printf %s "$API_TOKEN" {digest})" = {sha(canaries["arg"])} \\
-    && echo arg-read-ok && sleep 3
+    && echo arg-read-ok && sleep {sleep}
 """
     )
     (tmp_path / "pip.conf").write_bytes(canaries["file"])
@@ -73,10 +83,10 @@ RUN test "$(printf %s "$API_TOKEN" {digest})" = {sha(canaries["arg"])} \\
 name = "amd64-1"
 arch = "amd64"
 address = "127.0.0.1"
-port = {rig.port_amd64}
+port = {sshd.port if sshd else rig.port_amd64}
 user = "{rig.user}"
 identity = "{rig.key}"
-known_hosts = "{rig.known_hosts}"
+known_hosts = "{sshd.known_hosts if sshd else rig.known_hosts}"
 
 [[images]]
 name = "{rig.registry}/secrets-test/app{secrets.token_hex(4)}"
@@ -232,3 +242,88 @@ def test_a_secret_that_cannot_be_read_stops_the_build_before_anything_starts(
     assert "pip.conf does not exist" in file_line and "file:" in file_line
     # Nothing started: no run was recorded (a run is recorded before its first upload).
     assert not list(state.rglob("run.json"))
+
+
+def canaries_for(token: str) -> tuple[dict[str, bytes], list[bytes]]:
+    canaries = {
+        "arg": f"argcanary{token}".encode(),
+        "env": f"envcanary{token}".encode(),
+        "file": f"filecanary{token}\n".encode(),
+    }
+    return canaries, [canaries["arg"], canaries["env"], f"filecanary{token}".encode()]
+
+
+def start_and_wait_for(
+    config: Path, env: dict[str, str], word: str
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """``matui build`` running until its output shows ``word`` (the build is then inside the
+    step that printed it, its private inputs on the host)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "matui", "build", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    seen: list[str] = []
+    for line in proc.stdout:
+        seen.append(line)
+        if word in line:
+            break
+    assert any(word in line for line in seen), "".join(seen)
+    return proc, seen
+
+
+def assert_nothing_left(rig: Rig, run_id: str, state: Path, values: list[bytes]) -> None:
+    host_job = rig.host_job_dir(run_id)
+    assert not (host_job / "secrets").exists()
+    for path in files_under(host_job.parents[2]):
+        assert not leaks(path.read_bytes(), values), path
+    for path in files_under(state):
+        assert not leaks(path.read_bytes(), values), path
+
+
+def test_lost_then_reattached_the_job_still_removes_them(
+    rig: Rig, sshd: Sshd, tmp_path: Path
+) -> None:
+    """matui dies (kill -9) while the secret's step runs: the detached job removes its private
+    inputs itself when it ends; `matui attach` finds the job succeeded and nothing left."""
+    canaries, values = canaries_for(secrets.token_hex(8))
+    env_var = f"MATUI_TEST_NPM_{secrets.token_hex(4).upper()}"
+    config = project(tmp_path, rig, canaries, env_var, sshd=sshd, sleep=6)
+    state = tmp_path / "state"
+    env = {**os.environ, "XDG_STATE_HOME": str(state), env_var: canaries["env"].decode()}
+    proc, seen = start_and_wait_for(config, env, "secret-env-read-ok")
+    proc.kill()
+    proc.wait(timeout=30)
+    [run_line] = [line for line in seen if line.startswith("matui: run ")]
+    run_id = run_line.split()[2].rstrip(":")
+    assert (rig.host_job_dir(run_id) / "secrets").is_dir()  # the build holds them meanwhile
+
+    attach = subprocess.run(
+        [sys.executable, "-m", "matui", "attach", "--config", str(config), "--json"],
+        capture_output=True,
+        timeout=300,
+        env={k: v for k, v in env.items() if k != env_var},  # nothing to read again
+    )
+    assert attach.returncode == 0, attach.stderr.decode()[-2000:]
+    (job,) = json.loads(attach.stdout)["jobs"]
+    assert job["state"] == "succeeded"
+    assert_nothing_left(rig, run_id, state, values)
+    assert not leaks(attach.stdout + attach.stderr + "".join(seen).encode(), values)
+
+
+def test_a_cancelled_build_leaves_none_of_them(rig: Rig, sshd: Sshd, tmp_path: Path) -> None:
+    canaries, values = canaries_for(secrets.token_hex(8))
+    env_var = f"MATUI_TEST_NPM_{secrets.token_hex(4).upper()}"
+    config = project(tmp_path, rig, canaries, env_var, sshd=sshd, sleep=30)
+    state = tmp_path / "state"
+    env = {**os.environ, "XDG_STATE_HOME": str(state), env_var: canaries["env"].decode()}
+    proc, seen = start_and_wait_for(config, env, "secret-env-read-ok")
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "cancelled" in rest, rest[-2000:]
+    [run_line] = [line for line in seen if line.startswith("matui: run ")]
+    assert_nothing_left(rig, run_line.split()[2].rstrip(":"), state, values)
