@@ -78,8 +78,8 @@ def read_secrets(config: Config | None, image: ImageConfig) -> dict[str, bytes]:
             problems.append(f"{key}: {problem}")
         elif value is not None and len(value) > MAX_SECRET_BYTES:
             problems.append(
-                f"{key}: {source} holds {len(value) // 1024} KiB; BuildKit takes secrets of at "
-                f"most {MAX_SECRET_BYTES // 1024} KiB — put large files in the build context, or "
+                f"{key}: {source} holds more than {MAX_SECRET_BYTES // 1024} KiB, the most "
+                "BuildKit takes for a secret — put large files in the build context, or "
                 "fetch them in the build with the secret as the credential"
             )
         elif value is not None:
@@ -115,7 +115,9 @@ def _read_one(source: SecretSource) -> tuple[bytes | None, str | None]:
     if path is None:
         return None, "the secret has no file; write it as file:PATH"
     try:
-        return path.read_bytes(), None
+        with path.open("rb") as file:
+            # One byte past the limit is enough to refuse it (and /dev/zero never ends).
+            return file.read(MAX_SECRET_BYTES + 1), None
     except FileNotFoundError:
         why = "does not exist"
     except IsADirectoryError:
