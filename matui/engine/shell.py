@@ -494,6 +494,7 @@ if [ -d secrets ] && [ pid -nt secrets ] && ! running; then rm -rf secrets; fi
 [ -f cancelled ] && echo "@@matui:cancelled=1"
 echo "@@matui:size=$(wc -c < build.log)"
 echo "@@matui:started=$(cat started 2>/dev/null)"
+echo "@@matui:now=$(date +%s.%N 2>/dev/null)"
 echo "@@matui:ended=$(cat ended 2>/dev/null)"
 echo "@@matui:metadata"
 cat metadata.json 2>/dev/null

@@ -704,12 +704,24 @@ class BuildRun:
         try:
             host = self.config.host(status.job.host)
             self._set_state(status, JobState.RUNNING, f"reattaching to {status.job.host}")
+            await self._clock_from_host(host, status)
             await self._follow_until_done(host, status)
         except Exception as exc:
             if not status.state.finished:
                 status.error = str(exc) or type(exc).__name__
                 state = JobState.LOST if isinstance(exc, _Lost) else JobState.FAILED
                 self._set_state(status, state, status.error)
+
+    async def _clock_from_host(self, host: Any, status: JobStatus) -> None:
+        """A reattached job's running time counts from its start on the host (by the host's own
+        clock, so no skew with ours), not from the reattach; unreadable now, it stays as is."""
+        try:
+            outcome = await self._outcome(host, status)
+        except _Lost:
+            return
+        running = _host_seconds({"started": outcome.get("started"), "ended": outcome.get("now")})
+        if running is not None:
+            status.started = time.time() - running
 
     async def _upload(self, host: Any, key: str) -> None:
 
