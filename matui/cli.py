@@ -421,7 +421,13 @@ async def _build(config: Config, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             run.start_resumed()
-            return await _follow_run(run, args, attached=True, read_only=True)
+            try:
+                return await _follow_run(run, args, attached=True, read_only=True)
+            finally:
+                import shutil
+
+                # The private copy of the holder's record (see _holder_run_read_only).
+                shutil.rmtree(run.record.dir.parent.parent, ignore_errors=True)
         return await _follow_run(prepared.run, args)
 
 
