@@ -248,7 +248,7 @@ SUITE: dict[str, tuple[str, ...]] = {
     "tui_ingest": ("tui_ingest", "tui_key_p99", "tui_memory"),
     "engine_ingest": ("engine_ingest",),
     "reattach": ("reattach_catch_up",),
-    "search": ("search_first", "search_all"),
+    "search": ("search_first", "search_all", "search_backtrack_ui_hold"),
     "manifest_push": ("manifest_push",),
     "startup": ("startup_help", "startup_first_paint"),
     "memory": ("memory_1gb",),
