@@ -134,6 +134,41 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true", help="print one JSON document")
     runs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
 
+    logs = sub.add_parser(
+        "logs",
+        help="print a run's stored build log (every arch, one arch, one step, the failing step)",
+        description=(
+            "Print a run's build log as stored on this machine (the newest run by default), "
+            "each line prefixed [arch] when there are several arches. --follow on a run still "
+            "building follows it live, read-only: Ctrl-C detaches and the builds go on."
+        ),
+    )
+    _config_option(logs)
+    logs.add_argument("--run", help="run id or unique prefix (default: the latest run)")
+    logs.add_argument("--arch", help="only this arch (amd64, linux/arm64, ...)")
+    which = logs.add_mutually_exclusive_group()
+    which.add_argument("--step", type=int, metavar="N", help="only the lines of buildx step #N")
+    which.add_argument(
+        "--failed", action="store_true", help="only the failing step of each failed arch"
+    )
+    logs.add_argument(
+        "--follow", action="store_true", help="a run still building: follow it live (read-only)"
+    )
+
+    bundle = sub.add_parser(
+        "bundle",
+        help="write one .tar.gz of a run for an incident (logs, record, hosts, plan, Dockerfile)",
+    )
+    bundle.add_argument("--run", help="run id or unique prefix (default: the latest run)")
+    bundle.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="where to write it (default: ./matui-RUN.tar.gz, never replaced; a FILE named "
+        "here is replaced)",
+    )
+
     gc = sub.add_parser(
         "gc", help="show and free what matui left on the builder hosts (old job directories)"
     )
@@ -213,6 +248,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _cmd_manifest(args)
         if args.command == "runs":
             return _cmd_runs(args)
+        if args.command == "logs":
+            return _cmd_logs(args)
+        if args.command == "bundle":
+            return _cmd_bundle(args)
         if args.command == "gc":
             return _cmd_gc(args)
         if args.command == "init":
@@ -794,6 +833,133 @@ def _cmd_runs(args: argparse.Namespace) -> int:
             )
         )
     print(_table(("RUN", "STARTED", "IMAGE", "JOBS", "INDEX"), rows))
+    return EXIT_OK
+
+
+def _find_run_or_latest(run_id: str | None) -> RunRecord:
+    from matui.engine.records import find_run, state_dir
+
+    try:
+        return find_run(state_dir(), run_id)
+    except LookupError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from matui.engine.bundle import LogSelectionError, select_logs
+    from matui.engine.records import RunState
+
+    if args.step is not None and args.step < 0:
+        raise UsageError(f"--step {args.step}: give a buildx step number (#N), 0 or more")
+    record = _find_run_or_latest(args.run)
+    try:
+        parts = select_logs(record, arch=args.arch, step=args.step, failed=args.failed)
+    except LogSelectionError as exc:
+        raise UsageError(str(exc)) from None
+    if args.follow and record.state is not RunState.RUNNING:
+        print(f"matui: run {record.id} has finished: its stored log follows", file=sys.stderr)
+    elif args.follow:
+        return _run(_follow_logs(_load(args), record, args, {p.job.key for p in parts}))
+    prefixed = len(record.jobs) > 1
+    out = sys.stdout
+    # Every line is inert (the engine's decoder made it so): printed as is.
+    for part in parts:
+        prefix = f"[{part.job.arch}] " if prefixed else ""
+        if part.note:
+            print(f"matui: {part.job.arch}: {part.note}", file=sys.stderr)
+        for line in part.lines():
+            out.write(f"{prefix}{line}\n")
+    out.flush()
+    return EXIT_OK
+
+
+async def _follow_logs(
+    config: Config, record: RunRecord, args: argparse.Namespace, keys: set[str]
+) -> int:
+    """Follow a run still building, read-only: a private copy of its record is resumed (its
+    stored lines replayed, then the live ones), so nothing is written into the run's own record
+    and Ctrl-C only detaches."""
+    import asyncio
+    import shutil
+    import signal
+    import tempfile
+
+    from matui.engine.build.progress import step_of
+    from matui.engine.build.run import BuildRun, LinesEvent, StateEvent
+    from matui.engine.records import RunRecord
+    from matui.engine.registry import RegistryClient
+    from matui.engine.ssh import SshPool
+
+    copy = Path(tempfile.mkdtemp(prefix="matui-logs-")) / "runs" / record.id
+    shutil.copytree(record.dir, copy, ignore=shutil.ignore_patterns(".lock", ".*.tmp"))
+    arch = {job.key: job.arch for job in record.jobs}
+    prefixed = len(record.jobs) > 1
+    loop = asyncio.get_running_loop()
+    following = asyncio.current_task()
+    detached: list[bool] = []
+
+    def interrupt() -> None:
+        if not detached and following is not None:
+            detached.append(True)
+            following.cancel()
+
+    try:
+        async with SshPool(config.hosts) as pool:
+            run = BuildRun.resume(RunRecord.load(copy), config, pool, registry=RegistryClient())
+            run.start_resumed()
+            loop.add_signal_handler(signal.SIGINT, interrupt)
+            try:
+                async for event in run.events():
+                    if isinstance(event, LinesEvent) and event.job in keys:
+                        prefix = f"[{arch[event.job]}] " if prefixed else ""
+                        lines = event.lines
+                        if args.step is not None:
+                            lines = [line for line in lines if step_of(line) == args.step]
+                        sys.stdout.write("".join(f"{prefix}{line}\n" for line in lines))
+                        sys.stdout.flush()
+                    elif isinstance(event, StateEvent) and event.job in keys:
+                        print(
+                            f"matui: {arch[event.job]}: {event.state} {event.detail}".rstrip(),
+                            file=sys.stderr,
+                        )
+            except asyncio.CancelledError:
+                if not detached:
+                    raise
+                print(
+                    f"matui: detached from run {record.id}; its builds go on",
+                    file=sys.stderr,
+                )
+                return EXIT_OK
+            finally:
+                loop.remove_signal_handler(signal.SIGINT)
+            await run.wait()
+    finally:
+        shutil.rmtree(copy.parent.parent, ignore_errors=True)
+    return EXIT_OK
+
+
+def _cmd_bundle(args: argparse.Namespace) -> int:
+    from matui.engine.bundle import BundleExists, default_bundle_name, write_bundle
+
+    record = _find_run_or_latest(args.run)
+    out = args.output if args.output is not None else Path(default_bundle_name(record))
+    if out.is_dir():
+        raise UsageError(f"-o {out}: is a directory; name the file to write")
+    try:
+        report = write_bundle(record, out, overwrite=args.output is not None)
+    except BundleExists as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        print(f"matui: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for note in report.notes:
+        print(f"matui: note: {note}", file=sys.stderr)
+    if report.redacted:
+        print(
+            f"matui: values of build args {', '.join(report.redacted)} replaced with ***",
+            file=sys.stderr,
+        )
+    print(f"{report.path}: {len(report.members)} files, run {record.id}")
     return EXIT_OK
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "StepEvent",
     "StepState",
     "parse_metadata",
+    "step_of",
 ]
 
 CLIP_NOTE = (
@@ -102,6 +103,20 @@ _OUTPUT_LINE_RE = re.compile(r"#[0-9]+ [0-9]")
 """Where ``feed`` takes its hot path (given the parser is not fresh and nothing may matter)."""
 _NEXT_NOT_OUTPUT_RE = re.compile(r"\n(?!#[0-9]+ [0-9])")
 """The line break before the next line that is not step output."""
+
+
+def step_of(line: str) -> int | None:
+    """The step ``N`` a line of plain progress belongs to (its ``#N `` prefix, as
+    :meth:`ProgressParser.feed` reads it), or None for buildx's own lines (no prefix).
+
+    Also reads a recorded failing step (``#7 [2/3] RUN ...``) back to its number.
+    """
+    if line[:1] != "#":
+        return None
+    sp = line.find(" ", 2)
+    end = sp if sp > 1 else len(line)
+    num = line[1:end]
+    return int(num) if num.isdigit() and num.isascii() else None
 
 
 def _may_matter(text: str) -> bool:
