@@ -6,6 +6,7 @@ events; ``progress`` reads buildx's plain progress; ``context`` and ``dockerigno
 build context.
 """
 
+from matui.engine.build.failure import FailureRecord, JobFacts, failure_record
 from matui.engine.build.run import (
     CHUNK,
     BuildRun,
@@ -31,8 +32,10 @@ __all__ = [
     "BuildRefused",
     "BuildRun",
     "Event",
+    "FailureRecord",
     "FlagsEvent",
     "ImageLocked",
+    "JobFacts",
     "JobState",
     "JobStatus",
     "LinesEvent",
@@ -41,5 +44,6 @@ __all__ = [
     "RunFinished",
     "StateEvent",
     "StepChange",
+    "failure_record",
     "start_build",
 ]

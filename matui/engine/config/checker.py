@@ -11,11 +11,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
 
+import regex as regex_lib  # type: ignore[import-untyped]  # the package ships no type hints
+
 from matui.engine.arch import ARCHES, ArchError, Platform, normalise_arch
 from matui.engine.config.model import (
     _ADDRESS_RE,
     _ARCH_PLACEHOLDERS,
     _BUILD_ARG_RE,
+    _CAUSE_RE,
     _ENV_NAME_RE,
     _HOST_NAME_RE,
     _LABEL_KEY_RE,
@@ -27,6 +30,7 @@ from matui.engine.config.model import (
     DEFAULT_JOB_RETENTION_DAYS,
     MAX_JOB_RETENTION_DAYS,
     SECRET_KINDS,
+    FailureSignature,
     HostConfig,
     ImageConfig,
     Problem,
@@ -66,6 +70,7 @@ _TOP_KEYS: dict[str, _Key] = {
     "defaults": _Key(dict, "[defaults]"),
     "hosts": _Key(list, "[[hosts]]"),
     "images": _Key(list, "[[images]]"),
+    "failure_signatures": _Key(list, "[[failure_signatures]]"),
 }
 _DEFAULT_KEYS: dict[str, _Key] = {
     "user": _Key(str, 'user = "builder"'),
@@ -100,6 +105,17 @@ _IMAGE_KEYS: dict[str, _Key] = {
 }
 
 
+_SIGNATURE_EXAMPLE = "pattern = 'npm ERR! code E(AI_AGAIN|CONNRESET)'"
+_SIGNATURE_KEYS: dict[str, _Key] = {
+    "pattern": _Key(str, _SIGNATURE_EXAMPLE, required=True),
+    "cause": _Key(str, 'cause = "npm-registry-flaky"', required=True),
+    "advice": _Key(str, 'advice = "the npm mirror dropped us: retry"', required=True),
+    "retry": _Key(bool, "retry = true"),
+}
+# The flags failure signatures are matched with (matui.engine.build.failure uses the same).
+SIGNATURE_FLAGS = regex_lib.VERSION0
+
+
 @dataclass
 class _Defaults:
     user: str | None = None
@@ -116,6 +132,7 @@ class _Checker:
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
         self.names_complete = True
+        self.signatures: list[FailureSignature] = []
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -267,6 +284,7 @@ class _Checker:
             defaults = self.defaults(raw_defaults)
         hosts = self.hosts(data, defaults)
         images = self.images(data)
+        self.signatures = self.failure_signatures(data)
         return hosts, images
 
     def entries(self, data: Mapping[str, object], key: str) -> list[tuple[str, dict[str, object]]]:
@@ -551,6 +569,58 @@ class _Checker:
                         )
                     break
                 chain.append(current)
+
+    # -- failure signatures --------------------------------------------------------------------
+
+    def failure_signatures(self, data: Mapping[str, object]) -> list[FailureSignature]:
+        result: list[FailureSignature] = []
+        for prefix, entry in self.entries(data, "failure_signatures"):
+            self.keys(entry, prefix, _SIGNATURE_KEYS)
+            count = len(self.problems)
+            where = f"this [[failure_signatures]] entry ({prefix})"
+            pattern, cause, advice, retry = (
+                self.get(entry, key, prefix, _SIGNATURE_KEYS[key], where)
+                for key in ("pattern", "cause", "advice", "retry")
+            )
+            if isinstance(pattern, str):
+                self.signature_pattern(pattern, f"{prefix}.pattern")
+            if isinstance(cause, str) and not _CAUSE_RE.fullmatch(cause):
+                self.add(
+                    f"{prefix}.cause",
+                    f"{_q(cause)} is not a cause name; use 1-40 of a-z 0-9 - (starting with a "
+                    'letter or digit), e.g. cause = "npm-registry-flaky"',
+                )
+            if isinstance(advice, str) and not advice.strip():
+                self.add(
+                    f"{prefix}.advice",
+                    "is empty; say what the on-call engineer should do, e.g. "
+                    + _SIGNATURE_KEYS["advice"].example,
+                )
+            if len(self.problems) == count:
+                assert isinstance(pattern, str) and isinstance(cause, str)
+                assert isinstance(advice, str)
+                result.append(FailureSignature(pattern, cause, advice, retry is True))
+        return result
+
+    def signature_pattern(self, pattern: str, path: str) -> None:
+        fix = (
+            f"write a regular expression (Python syntax; a TOML literal string in single quotes "
+            f"keeps backslashes as they are), e.g. {_SIGNATURE_EXAMPLE}"
+        )
+        if not pattern:
+            self.add(path, f"is empty; {fix}")
+            return
+        try:
+            compiled = regex_lib.compile(pattern, SIGNATURE_FLAGS)
+        except (regex_lib.error, OverflowError, RecursionError) as exc:
+            self.add(path, f"{_q(pattern)} is not a valid regular expression ({exc}); {fix}")
+            return
+        if compiled.search("") is not None:
+            self.add(
+                path,
+                f"{_q(pattern)} matches an empty line, so it would match every failure; make "
+                f"it match the text that identifies the cause, e.g. {_SIGNATURE_EXAMPLE}",
+            )
 
     # -- images --------------------------------------------------------------------------------
 

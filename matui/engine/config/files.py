@@ -51,7 +51,13 @@ def parse_config(text: str, path: Path | None, base_dir: Path) -> Config:
     hosts, images = checker.document(data)
     if checker.problems:
         raise ConfigError(checker.problems, path)
-    return Config(path, tuple(hosts), tuple(images), tuple(checker.warnings))
+    return Config(
+        path,
+        tuple(hosts),
+        tuple(images),
+        tuple(checker.warnings),
+        tuple(checker.signatures),
+    )
 
 
 def _read(path: Path) -> str:

@@ -63,6 +63,8 @@ _SECRET_WORDS = frozenset([*_SECRET_ENDINGS, "pass", "pwd", "auth", "creds"])
 _SECRET_KEY_QUALIFIERS = frozenset(
     ["api", "private", "secret", "access", "ssh", "gpg", "signing", "encryption", "license"]
 )
+_CAUSE_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}", re.ASCII)
+"""A failure cause name, as matui's own are (``wrong-arch-binary``)."""
 _PORT_RE = re.compile(r"[0-9]{1,5}", re.ASCII)
 _MAX_ADDRESS = 255
 
@@ -201,12 +203,27 @@ class ImageConfig:
 
 
 @dataclass(frozen=True)
+class FailureSignature:
+    """A failure cause of the user's own: when ``pattern`` (a regular expression, searched in
+    each line of the failing step's output and in its error) matches, a failed job's cause is
+    ``cause`` with ``advice``; ``retry`` says whether a plain retry is worth it. Checked before
+    matui's own causes, so a team can name what it knows better."""
+
+    pattern: str
+    cause: str
+    advice: str
+    retry: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     hosts: tuple[HostConfig, ...]
     images: tuple[ImageConfig, ...]
     warnings: tuple[str, ...] = ()
     """Not mistakes, but worth telling the user (``images[0].build_args.NPM_TOKEN: ...``)."""
+    failure_signatures: tuple[FailureSignature, ...] = ()
+    """``[[failure_signatures]]``, in file order (the first that matches wins)."""
 
     def _where(self) -> str:
         return f" in {self.path}" if self.path is not None else ""
