@@ -860,7 +860,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
         print(f"matui: run {record.id} has finished: its stored log follows", file=sys.stderr)
     elif args.follow:
         return _run(_follow_logs(_load(args), record, args, {p.job.key for p in parts}))
-    prefixed = len(record.jobs) > 1
+    prefixed = len(parts) > 1  # several arches: "[arch] line", as `matui build` prints
     out = sys.stdout
     # Every line is inert (the engine's decoder made it so): printed as is.
     for part in parts:
@@ -893,7 +893,7 @@ async def _follow_logs(
     copy = Path(tempfile.mkdtemp(prefix="matui-logs-")) / "runs" / record.id
     shutil.copytree(record.dir, copy, ignore=shutil.ignore_patterns(".lock", ".*.tmp"))
     arch = {job.key: job.arch for job in record.jobs}
-    prefixed = len(record.jobs) > 1
+    prefixed = len(keys) > 1
     loop = asyncio.get_running_loop()
     following = asyncio.current_task()
     detached: list[bool] = []
