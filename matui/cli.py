@@ -859,6 +859,15 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     if args.follow and record.state is not RunState.RUNNING:
         print(f"matui: run {record.id} has finished: its stored log follows", file=sys.stderr)
     elif args.follow:
+        # Resuming a job with no pid would launch it: following must never start a build.
+        waiting = [j.arch for j in record.jobs if not j.state.finished and j.pid is None]
+        if waiting:
+            print(
+                f"matui: run {record.id}: {', '.join(waiting)} not launched on its host yet; "
+                "try again in a moment (following now would launch it)",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
         return _run(_follow_logs(_load(args), record, args, {p.job.key for p in parts}))
     prefixed = len(parts) > 1  # several arches: "[arch] line", as `matui build` prints
     out = sys.stdout

@@ -278,3 +278,16 @@ def test_cli_runs_json_is_the_typed_record(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     expected = json.loads(json.dumps(record.to_json(), default=str))
     assert json.loads(listed.stdout)["runs"] == [expected]
+
+
+def test_cli_follow_never_launches_a_job(tmp_path: Path) -> None:
+    """A run still going with a job not launched yet: following would launch it, so no."""
+    record, _ = _staged(tmp_path)
+    record.update(state="running")
+    record.update_job("arm64", state="uploading", pid=None)
+    follow = _matui(tmp_path, "logs", "--follow")
+    assert follow.returncode == 1
+    assert "arm64 not launched on its host yet" in follow.stderr
+    assert follow.stdout == ""
+    finished = _matui(tmp_path, "logs", "--follow", "--arch", "amd64")
+    assert finished.returncode == 1  # the run as a whole is still being launched
