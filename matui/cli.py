@@ -868,7 +868,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_FAILED
-        return _run(_follow_logs(_load(args), record, args, {p.job.key for p in parts}))
+        return _run(_follow_logs(_load(args), record, {p.job.key: p.step for p in parts}))
     prefixed = len(parts) > 1  # several arches: "[arch] line", as `matui build` prints
     out = sys.stdout
     # Every line is inert (the engine's decoder made it so): printed as is.
@@ -882,12 +882,10 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _follow_logs(
-    config: Config, record: RunRecord, args: argparse.Namespace, keys: set[str]
-) -> int:
+async def _follow_logs(config: Config, record: RunRecord, keys: dict[str, int | None]) -> int:
     """Follow a run still building, read-only: a private copy of its record is resumed (its
     stored lines replayed, then the live ones), so nothing is written into the run's own record
-    and Ctrl-C only detaches."""
+    and Ctrl-C only detaches. ``keys``: the jobs to print, each with the one step to keep."""
     import asyncio
     import shutil
     import signal
@@ -922,8 +920,8 @@ async def _follow_logs(
                     if isinstance(event, LinesEvent) and event.job in keys:
                         prefix = f"[{arch[event.job]}] " if prefixed else ""
                         lines = event.lines
-                        if args.step is not None:
-                            lines = [line for line in lines if step_of(line) == args.step]
+                        if (step := keys[event.job]) is not None:
+                            lines = [line for line in lines if step_of(line) == step]
                         sys.stdout.write("".join(f"{prefix}{line}\n" for line in lines))
                         sys.stdout.flush()
                     elif isinstance(event, StateEvent) and event.job in keys:
