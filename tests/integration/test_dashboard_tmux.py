@@ -154,7 +154,7 @@ def test_dashboard_in_tmux_builds_then_publishes_a_verified_two_arch_index(
         return (
             "amd64 · succeeded" in screen
             and "arm64 · succeeded" in screen
-            and "built: press m to publish" in screen.splitlines()[0]
+            and "built: ready to publish" in screen.splitlines()[0]
         )
 
     screen = tmux.wait(both_built, "both panes' titles to say succeeded", timeout=BUILD)

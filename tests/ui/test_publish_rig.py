@@ -5,7 +5,7 @@ title takes the outcome, and a retry after the cause is gone works.
 
 Each test stages a run an earlier matui left while its builds ran, which ended meanwhile
 (:func:`tests.helpers.publishing.built_run` with ``finished=False``): the dashboard picks it up
-on start, finishes it, and says "built: press m to publish". Its repository is reached through
+on start, finishes it, and says "built: ready to publish". Its repository is reached through
 a :class:`~tests.helpers.registry_proxy.RegistryProxy` of the test's own.
 """
 
