@@ -101,12 +101,14 @@ def by_hand(root: Path, env: dict[str, str], repo: str, round_id: str) -> float:
             platform=f"linux/{arch}",
             ref=f"{repo}:hand-{arch}",
             dockerfile="Dockerfile",
-            build_args={"BASE": env["MATUI_RIG_BASE_IMAGE"]},
+            build_args=["BASE"],
             labels={},
             target=None,
         )
         remote = (
             f"mkdir -p {workdir}/context && tar -x -f - -C {workdir}/context && cd {workdir} && "
+            # buildx reads a --build-arg=NAME's value from its environment, as in job.sh
+            + f"BASE={shlex.quote(env['MATUI_RIG_BASE_IMAGE'])} "
             + " ".join(shlex.quote(a) for a in argv)
             + " > build.log 2>&1"
         )
