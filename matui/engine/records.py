@@ -141,6 +141,9 @@ class JobRecord:
     source: str | None = None
     #: When that source was sent (epoch seconds).
     source_at: float | None = None
+    #: Why the job failed or was lost (``FailureRecord.to_json()``: step, exit code, the step's
+    #: last lines, cause, advice, retry); None when it did not, or an older matui saved it.
+    failure: dict[str, Any] | None = None
 
     @classmethod
     def for_job(cls, job: BuildJob, **values: Any) -> JobRecord:

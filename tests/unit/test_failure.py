@@ -14,6 +14,7 @@ from matui.engine.build.failure import (
     FailureRecord,
     JobFacts,
     failure_record,
+    log_lines,
 )
 from matui.engine.build.progress import ProgressParser
 from matui.engine.config import FailureSignature
@@ -151,3 +152,22 @@ def test_record_json_has_the_issues_keys() -> None:
         assert key in data
     assert data["lines"] == ["step output one", "step output two"]
     assert data["exit_code"] == 3
+
+
+def test_a_retried_jobs_log_counts_only_the_last_attempt(tmp_path: Path) -> None:
+    # Both attempts fail at #6; the first printed 13 lines there.
+    first = (PROGRESS / "fail_with_output.log").read_bytes()
+    second = (FAILURES / "exit3.log").read_bytes()
+    path = tmp_path / "build.log"
+    path.write_bytes(first + second)
+    rec = failure_record(log_lines(path), FAILED)
+    assert rec == record("exit3.log")
+    assert rec.lines == ("step output one", "step output two")
+
+
+def test_log_lines_reads_the_file_as_the_runner_decodes_it(tmp_path: Path) -> None:
+    data = b"#1 a\n#1 0.1 \xff bad\r\n\n#1 DONE 0.0s\nno newline at the end"
+    path = tmp_path / "build.log"
+    path.write_bytes(data)
+    assert list(log_lines(path)) == decode_lines(data)
+    assert list(log_lines(tmp_path / "missing.log")) == []

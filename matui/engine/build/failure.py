@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import regex as regex_lib  # type: ignore[import-untyped]  # the package ships no type hints
@@ -34,6 +35,7 @@ import regex as regex_lib  # type: ignore[import-untyped]  # the package ships n
 from matui.engine.build.progress import ProgressParser, step_of
 from matui.engine.config import FailureSignature
 from matui.engine.config.checker import SIGNATURE_FLAGS
+from matui.engine.text import decode_lines
 
 __all__ = [
     "CAUSES",
@@ -44,6 +46,7 @@ __all__ = [
     "JobFacts",
     "classify",
     "failure_record",
+    "log_lines",
 ]
 
 FAILURE_LINES = 20
@@ -266,9 +269,16 @@ class _Collector:
         self._candidate: tuple[str, int] | None = None
 
     def add(self, line: str) -> None:
+        step = step_of(line)
+        if step == 0 and line.startswith("#0 building with "):
+            # buildx's banner: a new attempt starts (a retried job's log holds every attempt,
+            # and step numbers repeat), so only the last attempt's steps count.
+            self.lines.clear()
+            self.dockerfile = self._candidate = None
+            if self.parser is not None:
+                self.parser = ProgressParser()
         if self.parser is not None:
             self.parser.feed(line)
-        step = step_of(line)
         if step is not None:
             self._candidate = None
             text = _output_text(line.partition(" ")[2])
@@ -445,3 +455,27 @@ def failure_record(
         lines=step_lines,
         clipped=source.clipped,
     )
+
+
+_BLOCK = 1 << 20
+
+
+def log_lines(path: Path) -> Iterator[str]:
+    """The lines of a job's local log copy as the runner decodes them, read in blocks (a log can
+    be far larger than memory should hold); nothing when the file cannot be opened."""
+    try:
+        file = path.open("rb")
+    except OSError:  # no copy (a job lost before its first byte): the record has no lines
+        return
+    with file:
+        rest = b""
+        while block := file.read(_BLOCK):
+            data = rest + block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest = data
+                continue
+            rest = data[cut + 1 :]
+            yield from decode_lines(data[:cut])
+        if rest:
+            yield from decode_lines(rest)

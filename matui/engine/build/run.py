@@ -34,6 +34,7 @@ from typing import IO, TYPE_CHECKING, Any
 from matui.engine import shell
 from matui.engine.arch import Platform
 from matui.engine.build.context import stream_context
+from matui.engine.build.failure import FailureRecord, JobFacts, failure_record, log_lines
 from matui.engine.build.progress import ProgressParser, parse_metadata
 from matui.engine.build.secrets import private_inputs, read_secrets
 from matui.engine.flags import (
@@ -137,6 +138,8 @@ class JobStatus:
     host_seconds: float | None = None
     """The build's wall time by the host's own clock (its ``started`` and ``ended`` stamps),
     once it has ended: true whatever matui did meanwhile (quit, reattached, lost the link)."""
+    failure: FailureRecord | None = None
+    """Why it failed or was lost (step, exit code, that step's lines, cause), computed once."""
 
     @property
     def seconds(self) -> float | None:
@@ -159,6 +162,7 @@ class JobStatus:
             "lines": self.lines,
             "notes": self.notes,
             "arch_evidence": self.arch_evidence,
+            "failure": None if self.failure is None else self.failure.to_json(),
             "pid": self.pid,
             "bytes": self.offset,
         }
@@ -551,8 +555,32 @@ class BuildRun:
         status.state = state
         if state.finished:
             status.finished = time.time()
+        if state in (JobState.FAILED, JobState.LOST):
+            status.failure = self._failure(status, state)
+        elif not state.finished:
+            status.failure = None  # a retry or a reattach: the job is going again
         self.record.update_job(status.job.key, **status.to_json())
         self._emit(StateEvent(status.job.key, state, detail))
+
+    def _failure(self, status: JobStatus, state: JobState) -> FailureRecord:
+        """The failed job explained, from its log copy (the runner's parser is asked, not fed
+        again) and what matui knows of its host."""
+        job = status.job
+        probe = next((p for p in self.probes if p.name == job.host), None)
+        facts = JobFacts(
+            state=str(state),
+            declared_arch=None if probe is None else probe.arch,
+            native_arch=None if probe is None else probe.native_arch,
+            emulated=job.emulated,
+            engine_gone=(status.error or "").startswith(f"the docker engine on {job.host} went"),
+        )
+        log = self._logs[job.key]
+        return failure_record(
+            log_lines(log.path),
+            facts,
+            parser=log.parser,
+            signatures=self.config.failure_signatures,
+        )
 
     async def _supervise(self) -> None:
         while True:
