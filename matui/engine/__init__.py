@@ -3,6 +3,8 @@
 Layers, top to bottom (each imports only the layers below it; `lint-imports` enforces this and
 that nothing here imports Textual, Rich, ``matui.ui`` or ``matui.cli``):
 
+``bundle``
+    One archive of a run for an incident (logs, record, host facts, plan; secrets redacted).
 ``build`` · ``publish``
     Start and follow a run (``build.start``, ``build.run``); preview and push the index
     (``publish``).
