@@ -3,15 +3,13 @@ killed `matui build` prints its history, then the live lines, every line once, i
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from matui.engine.records import list_runs
 from matui.engine.text import decode_lines
+from tests.helpers.cli import read_until, run_matui, spawn_matui
 from tests.helpers.projects import project
 from tests.helpers.rig import Rig
 from tests.helpers.sshd import Sshd
@@ -19,38 +17,26 @@ from tests.helpers.sshd import Sshd
 pytestmark = pytest.mark.rig
 
 
-def matui_env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
-
-
 def test_attach_prints_the_history_then_the_live_lines_once_each_in_order(
     rig: Rig, sshd: Sshd, tmp_path: Path
 ) -> None:
     config = project(tmp_path, rig, sshd)  # 12 ticks over 6 s
-    build = subprocess.Popen(
-        [sys.executable, "-m", "matui", "build", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=matui_env(tmp_path),
-    )
-    assert build.stdout is not None
-    for line in build.stdout:
-        if "tick 3" in line:
-            build.kill()  # no chance to cancel: the build goes on on its host
-            break
+    build = spawn_matui("build", "--config", config, state=tmp_path / "state")
+    read_until(build, "tick 3")
+    build.kill()  # no chance to cancel: the build goes on on its host
     build.wait(timeout=30)
     (record,) = list_runs(tmp_path / "state" / "matui")
     received = record.log_path("amd64").read_bytes()
     history = decode_lines(received[: received.rfind(b"\n")])
     assert any(line.endswith("tick 3") for line in history)
 
-    attach = subprocess.run(
-        [sys.executable, "-m", "matui", "attach", "--config", str(config)],
-        capture_output=True,
-        text=True,
+    attach = run_matui(
+        "attach",
+        "--config",
+        config,
+        state=tmp_path / "state",
+        env={"PYTHONUNBUFFERED": "1"},
         timeout=180,
-        env=matui_env(tmp_path),
     )
     assert attach.returncode == 0, attach.stdout[-2000:] + attach.stderr[-2000:]
     out = attach.stdout.splitlines()

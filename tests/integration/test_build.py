@@ -22,21 +22,11 @@ from matui.engine.records import JobState, RunRecord
 from matui.engine.registry import RegistryClient
 from matui.engine.shell import RemoteScript
 from matui.engine.ssh import SshPool
+from tests.helpers.cli import run_matui
 from tests.helpers.projects import make_project
 from tests.helpers.rig import Rig
 
 pytestmark = pytest.mark.rig
-
-
-def matui(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    return subprocess.run(
-        [sys.executable, "-m", "matui", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
 
 
 def raw_manifest(ref: str) -> dict[str, Any]:
@@ -59,7 +49,7 @@ RUN echo built > /built
 
 def test_two_arch_build_then_index_push_verified(rig: Rig, tmp_path: Path) -> None:
     config, repo = make_project(tmp_path, rig, DOCKERFILE)
-    build = matui(tmp_path, "build", "--config", config, "--json")
+    build = run_matui("build", "--config", config, "--json", state=tmp_path / "state")
     assert build.returncode == 0, build.stderr[-3000:]
     doc = json.loads(build.stdout)
     jobs = {job["arch"]: job for job in doc["jobs"]}
@@ -94,7 +84,7 @@ def test_two_arch_build_then_index_push_verified(rig: Rig, tmp_path: Path) -> No
     assert "[arm64] " in build.stderr and "arch is aarch64" in build.stderr
     assert "[amd64] " in build.stderr and "arch is x86_64" in build.stderr
 
-    dry = matui(tmp_path, "manifest", "--config", config, "--dry-run", "--json")
+    dry = run_matui("manifest", "--config", config, "--dry-run", "--json", state=tmp_path / "state")
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["pushed"] is False
     assert (
@@ -105,7 +95,7 @@ def test_two_arch_build_then_index_push_verified(rig: Rig, tmp_path: Path) -> No
         != 0
     )
 
-    pushed = matui(tmp_path, "manifest", "--config", config, "--yes", "--json")
+    pushed = run_matui("manifest", "--config", config, "--yes", "--json", state=tmp_path / "state")
     assert pushed.returncode == 0, pushed.stderr
     result = json.loads(pushed.stdout)
     assert result["pushed"] is True and result["verified"] is True
@@ -122,7 +112,7 @@ def test_two_arch_build_then_index_push_verified(rig: Rig, tmp_path: Path) -> No
     }
     assert result["digest"].startswith("sha256:")
 
-    runs = matui(tmp_path, "runs", "--json")
+    runs = run_matui("runs", "--json", state=tmp_path / "state")
     (run,) = json.loads(runs.stdout)["runs"]
     assert run["run"] == doc["run"]
     assert [r["outcome"] for r in run["publishes"][-1]["results"]] == ["verified"]
@@ -131,7 +121,7 @@ def test_two_arch_build_then_index_push_verified(rig: Rig, tmp_path: Path) -> No
 def test_failing_arch_fails_alone_and_manifest_refuses(rig: Rig, tmp_path: Path) -> None:
     dockerfile = DOCKERFILE + 'RUN if [ "$(uname -m)" = aarch64 ]; then echo boom; exit 3; fi\n'
     config, _ = make_project(tmp_path, rig, dockerfile)
-    build = matui(tmp_path, "build", "--config", config, "--json")
+    build = run_matui("build", "--config", config, "--json", state=tmp_path / "state")
     assert build.returncode == 1
     jobs = {job["arch"]: job for job in json.loads(build.stdout)["jobs"]}
     assert jobs["amd64"]["state"] == "succeeded" and jobs["amd64"]["digest"]
@@ -140,7 +130,7 @@ def test_failing_arch_fails_alone_and_manifest_refuses(rig: Rig, tmp_path: Path)
     assert arm["exit_code"] == 1  # buildx's own exit code
     assert "RUN if" in arm["failing_step"]
     assert "exit code: 3" in arm["error"]  # the failing step's own exit code
-    refused = matui(tmp_path, "manifest", "--config", config, "--yes")
+    refused = run_matui("manifest", "--config", config, "--yes", state=tmp_path / "state")
     assert refused.returncode == 1
     assert "arm64 is failed" in refused.stderr
 
@@ -178,7 +168,7 @@ def test_invalid_utf8_and_long_lines_arrive_intact(rig: Rig, tmp_path: Path) -> 
 
 def test_registry_reads_back_the_built_config_arch(rig: Rig, tmp_path: Path) -> None:
     config, repo = make_project(tmp_path, rig, DOCKERFILE)
-    build = matui(tmp_path, "build", "--config", config, "--json")
+    build = run_matui("build", "--config", config, "--json", state=tmp_path / "state")
     assert build.returncode == 0, build.stderr[-2000:]
     jobs = {job["arch"]: job for job in json.loads(build.stdout)["jobs"]}
 
@@ -198,7 +188,7 @@ def test_registry_reads_back_the_built_config_arch(rig: Rig, tmp_path: Path) -> 
 def test_index_is_created_on_a_builder_host_when_no_local_docker(rig: Rig, tmp_path: Path) -> None:
     """A bastion has no Docker: `imagetools create` then runs on a builder host over SSH."""
     config, repo = make_project(tmp_path, rig, DOCKERFILE)
-    build = matui(tmp_path, "build", "--config", config, "--json")
+    build = run_matui("build", "--config", config, "--json", state=tmp_path / "state")
     assert build.returncode == 0, build.stderr[-2000:]
     jobs = {job["arch"]: job for job in json.loads(build.stdout)["jobs"]}
     no_docker = {
@@ -219,7 +209,7 @@ def test_index_is_created_on_a_builder_host_when_no_local_docker(rig: Rig, tmp_p
         m["platform"]["architecture"]: m["digest"] for m in raw_manifest(f"{repo}:1.0")["manifests"]
     }
     assert served == {"amd64": jobs["amd64"]["digest"], "arm64": jobs["arm64"]["digest"]}
-    runs = matui(tmp_path, "runs", "--json")
+    runs = run_matui("runs", "--json", state=tmp_path / "state")
     (run,) = json.loads(runs.stdout)["runs"]
     assert run["publishes"][0]["via"] == "amd64-1"
 
@@ -266,7 +256,7 @@ def test_build_refuses_when_a_per_arch_tag_holds_an_index(rig: Rig, tmp_path: Pa
     """The classic single-arch-over-list: the build does not start at all."""
     config, repo = make_project(tmp_path, rig, DOCKERFILE)
     imagetools(rig, "--tag", f"{repo}:1.0-arm64", rig.base_image)
-    build = matui(tmp_path, "build", "--config", config, "--json")
+    build = run_matui("build", "--config", config, "--json", state=tmp_path / "state")
     assert build.returncode == 1
     doc = json.loads(build.stdout)
     assert doc["run"] is None and doc["jobs"] == []
@@ -278,7 +268,7 @@ def test_build_refuses_when_a_per_arch_tag_holds_an_index(rig: Rig, tmp_path: Pa
 
 def test_manifest_dry_run_diffs_against_what_the_tag_serves(rig: Rig, tmp_path: Path) -> None:
     config, repo = make_project(tmp_path, rig, DOCKERFILE)
-    build = matui(tmp_path, "build", "--config", config, "--json")
+    build = run_matui("build", "--config", config, "--json", state=tmp_path / "state")
     assert build.returncode == 0, build.stderr[-2000:]
     jobs = {job["arch"]: job for job in json.loads(build.stdout)["jobs"]}
     # The release tag already serves an older index: amd64 from the base image, arm64 as built.
@@ -286,7 +276,7 @@ def test_manifest_dry_run_diffs_against_what_the_tag_serves(rig: Rig, tmp_path: 
     old_amd = next(m["digest"] for m in base if m["platform"]["architecture"] == "amd64")
     imagetools(rig, "--tag", f"{repo}:1.0", f"{rig.base_image}@{old_amd}",
                f"{repo}@{jobs['arm64']['digest']}")  # fmt: skip
-    dry = matui(tmp_path, "manifest", "--config", config, "--dry-run", "--json")
+    dry = run_matui("manifest", "--config", config, "--dry-run", "--json", state=tmp_path / "state")
     assert dry.returncode == 0, dry.stderr
     doc = json.loads(dry.stdout)
     diff = {c["platform"]: (c["change"], c["before"], c["after"]) for c in doc["diff"]["1.0"]}

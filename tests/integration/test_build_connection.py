@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from matui.engine.build.run import LinesEvent, StateEvent
 from matui.engine.config import load_config
 from matui.engine.records import JobState, list_runs
 from matui.engine.ssh import SshPool
+from tests.helpers.cli import read_until, spawn_matui
 from tests.helpers.projects import project
 from tests.helpers.rig import Rig
 from tests.helpers.sshd import Sshd
@@ -93,21 +92,9 @@ def test_no_way_back_to_the_host_ends_lost_not_succeeded(
 
 def test_ctrl_c_cancels_remote_builds_and_records_it(rig: Rig, sshd: Sshd, tmp_path: Path) -> None:
     config = project(tmp_path, rig, sshd)
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "matui", "build", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    seen: list[str] = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "tick 2" in line:
-            proc.send_signal(signal.SIGINT)
-            break
+    proc = spawn_matui("build", "--config", config, state=tmp_path / "state")
+    seen = read_until(proc, "tick 2")
+    proc.send_signal(signal.SIGINT)
     rest, _ = proc.communicate(timeout=60)
     output = "".join(seen) + rest
     assert proc.returncode == 1, output

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import run_matui
 from tests.helpers.rig import Rig
 
 pytestmark = pytest.mark.rig
@@ -30,15 +30,6 @@ def host(name: str, arch: str, port: int, extra: str = "") -> str:
     )
 
 
-def matui(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "matui", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_rig_hosts_report_native_amd64_and_exit_0(rig: Rig, tmp_path: Path) -> None:
     config = write_config(
         tmp_path,
@@ -47,7 +38,7 @@ def test_rig_hosts_report_native_amd64_and_exit_0(rig: Rig, tmp_path: Path) -> N
         + host("b", "x86_64", rig.port_emu, 'jump = "hop"')
         + host("hop", "amd64", rig.port_bastion),
     )
-    result = matui("check", "--config", config, "--json")
+    result = run_matui("check", "--config", config, "--json", timeout=120)
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["flags"] == []
@@ -59,7 +50,7 @@ def test_rig_hosts_report_native_amd64_and_exit_0(rig: Rig, tmp_path: Path) -> N
         assert entry["docker_version"] and entry["buildx_version"].startswith("0.")
         assert "arm64" in entry["emulation"]
         assert entry["error"] is None
-    human = matui("check", "--config", config)
+    human = run_matui("check", "--config", config, timeout=120)
     assert human.returncode == 0
     assert "all hosts ready" in human.stdout and "x86_64" in human.stdout
 
@@ -68,12 +59,12 @@ def test_host_declared_arm64_that_is_x86_64_is_flagged_and_exits_1(
     rig: Rig, tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, rig, host("liar", "arm64", rig.port_amd64))
-    result = matui("check", "--config", config, "--json")
+    result = run_matui("check", "--config", config, "--json", timeout=120)
     assert result.returncode == 1
     (flag,) = json.loads(result.stdout)["flags"]
     assert flag["kind"] == "arch-mismatch" and flag["severity"] == "error"
     assert flag["subject"] == "liar"
-    human = matui("check", "--config", config)
+    human = run_matui("check", "--config", config, timeout=120)
     assert human.returncode == 1 and "MISMATCH" in human.stdout
 
 
@@ -93,7 +84,7 @@ def test_unknown_host_key_is_refused_with_fingerprint_and_nothing_runs(
     ).stdout.split()[1]
     log = rig.sshd_dir("amd64") / "sshd.log"
     log_before = log.stat().st_size
-    result = matui("check", "--config", config, "--json")
+    result = run_matui("check", "--config", config, "--json", timeout=120)
     assert result.returncode == 1
     (entry,) = json.loads(result.stdout)["hosts"]
     assert entry["reachable"] is False
@@ -106,7 +97,7 @@ def test_unknown_host_key_is_refused_with_fingerprint_and_nothing_runs(
 def test_config_error_exits_2_naming_the_key(tmp_path: Path) -> None:
     config = tmp_path / "matui.toml"
     config.write_text('[[hosts]]\nname = "x"\narch = "arm65"\naddress = "h"\n')
-    result = matui("check", "--config", config)
+    result = run_matui("check", "--config", config, timeout=120)
     assert result.returncode == 2
     assert 'hosts[0].arch: "arm65" is not an architecture' in result.stderr
     assert "Traceback" not in result.stderr

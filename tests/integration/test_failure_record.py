@@ -5,13 +5,11 @@ a cause) and none for amd64; a user signature from the config names the cause.""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import run_matui
 from tests.helpers.projects import make_project
 from tests.helpers.rig import Rig
 
@@ -26,17 +24,6 @@ RUN echo built > /built
 """
 
 
-def matui(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    return subprocess.run(
-        [sys.executable, "-m", "matui", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-
-
 def test_arm64_step_exit_3_has_a_failure_record(rig: Rig, tmp_path: Path) -> None:
     config, _ = make_project(tmp_path, rig, DOCKERFILE)
     with config.open("a") as file:
@@ -44,7 +31,7 @@ def test_arm64_step_exit_3_has_a_failure_record(rig: Rig, tmp_path: Path) -> Non
             "\n[[failure_signatures]]\npattern = '^boom two$'\ncause = \"boom\"\n"
             'advice = "the boom step is known to fail on arm64"\n'
         )
-    build = matui(tmp_path, "build", "--config", config, "--json")
+    build = run_matui("build", "--config", config, "--json", state=tmp_path / "state")
     assert build.returncode == 1, build.stderr
     jobs = {job["arch"]: job for job in json.loads(build.stdout)["jobs"]}
     assert jobs["amd64"]["state"] == "succeeded" and jobs["amd64"]["failure"] is None

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from matui.engine.config import load_config
 from matui.engine.hostgc import DAY, GcReport
 from matui.engine.records import JobState, list_runs, new_run_id
 from matui.engine.ssh import SshPool
+from tests.helpers.cli import read_until, run_matui, spawn_matui
 from tests.helpers.projects import make_project, project
 from tests.helpers.rig import Rig
 from tests.helpers.sshd import Sshd, private_sshd
@@ -70,19 +70,8 @@ def own_home(rig: Rig, tmp_path: Path) -> Iterator[OwnHome]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def matui(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    return subprocess.run(
-        [sys.executable, "-m", "matui", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-
-
 def gc_json(tmp_path: Path, config: Path, *extra: str) -> dict[str, Any]:
-    result = matui(tmp_path, "gc", "--config", config, "--json", *extra)
+    result = run_matui("gc", "--config", config, "--json", *extra, state=tmp_path / "state")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     doc: dict[str, Any] = json.loads(result.stdout)
     return doc
@@ -135,7 +124,7 @@ def test_a_two_arch_build_leaves_its_log_and_outcome_but_no_context(
     rig: Rig, tmp_path: Path
 ) -> None:
     config, _ = make_project(tmp_path, rig, DOCKERFILE)
-    build = matui(tmp_path, "build", "--config", config, "--json")
+    build = run_matui("build", "--config", config, "--json", state=tmp_path / "state")
     assert build.returncode == 0, build.stderr[-3000:]
     run_id = str(json.loads(build.stdout)["run"])
     for key in ("amd64", "arm64"):
@@ -150,7 +139,7 @@ def test_gc_lists_then_frees_what_is_due_and_nothing_in_a_dry_run(
     rig: Rig, own_home: OwnHome, tmp_path: Path
 ) -> None:
     config = two_entries(project(tmp_path, rig, own_home.sshd, quick=True))
-    build = matui(tmp_path, "build", "--config", config, "--json")
+    build = run_matui("build", "--config", config, "--json", state=tmp_path / "state")
     assert build.returncode == 0, build.stderr[-3000:]
     run_id = str(json.loads(build.stdout)["run"])
     job = own_home.job_dir(run_id)
@@ -179,14 +168,14 @@ def test_gc_lists_then_frees_what_is_due_and_nothing_in_a_dry_run(
     assert due[old_run]["frees_bytes"] >= 200_000
     assert doc["freed_bytes"] == 0
     assert doc["due_bytes"] == due[run_id]["bytes"] + due[old_run]["frees_bytes"]
-    human = matui(tmp_path, "gc", "--config", config, "--dry-run")
+    human = run_matui("gc", "--config", config, "--dry-run", state=tmp_path / "state")
     assert human.returncode == 0, human.stderr
     assert run_id in human.stdout and "would free" in human.stdout
     assert "dry run: nothing was removed" in human.stdout
     # The dry runs removed nothing.
     assert (job / "build.log").exists() and (left / "context" / "Dockerfile").exists()
 
-    human = matui(tmp_path, "gc", "--config", config)
+    human = run_matui("gc", "--config", config, state=tmp_path / "state")
     assert human.returncode == 0, human.stdout + human.stderr
     assert not job.exists() and not job.parent.exists()
     assert not (left / "context").exists() and (left / "exit").read_text() == "0\n"
@@ -206,20 +195,8 @@ def test_a_running_job_is_never_removed_however_old_it_looks(
     rig: Rig, own_home: OwnHome, tmp_path: Path
 ) -> None:
     config = project(tmp_path, rig, own_home.sshd)  # 12 ticks over 6 s
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "matui", "build", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    seen: list[str] = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "tick 2" in line:
-            break
+    proc = spawn_matui("build", "--config", config, state=tmp_path / "state")
+    seen = read_until(proc, "tick 2")
     (record,) = list_runs(tmp_path / "state" / "matui")
     job = own_home.job_dir(record.id)
     try:
@@ -270,7 +247,7 @@ def test_check_shows_matuis_disk_use_per_host(rig: Rig, own_home: OwnHome, tmp_p
     config = two_entries(project(tmp_path, rig, own_home.sshd, quick=True))
     _, job = left_by_an_old_matui(rig, own_home)
     (job / "build.log").write_bytes(b"x" * 3_000_000)
-    result = matui(tmp_path, "check", "--config", config, "--json")
+    result = run_matui("check", "--config", config, "--json", state=tmp_path / "state")
     assert result.returncode == 0, result.stderr
     used = subprocess.run(
         ["du", "-sk", str(own_home.home / ".matui")], capture_output=True, text=True, check=True
@@ -278,7 +255,7 @@ def test_check_shows_matuis_disk_use_per_host(rig: Rig, own_home: OwnHome, tmp_p
     for host in json.loads(result.stdout)["hosts"]:
         assert host["matui_bytes"] == int(used) * 1024
         assert 3_200_000 <= host["matui_bytes"] < 3_400_000
-    human = matui(tmp_path, "check", "--config", config)
+    human = run_matui("check", "--config", config, state=tmp_path / "state")
     header, *rows = human.stdout.splitlines()
     column = header.index("MATUI")
     for row in rows[:2]:
@@ -308,7 +285,7 @@ def test_gc_and_check_work_under_sh_fish_and_tcsh_logins(
         )
     config = tmp_path / "matui.toml"
     config.write_text(f'[defaults]\nidentity = "{rig.key}"\n\n{hosts}')
-    check = matui(tmp_path, "check", "--config", config, "--json")
+    check = run_matui("check", "--config", config, "--json", state=tmp_path / "state")
     assert check.returncode == 0, check.stderr
     for probe in json.loads(check.stdout)["hosts"]:
         assert probe["matui_bytes"] >= 200_000, probe

@@ -10,14 +10,12 @@ sequences raw.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import run_matui
 from tests.helpers.hostile import (
     HOSTILE,
     HostileHost,
@@ -41,16 +39,6 @@ RUN if [ "$(uname -m)" = aarch64 ]; then echo 'fail {HOSTILE}'; exit 3; fi
 """
 """amd64 builds and its log shows arch-mismatch evidence (a flag); arm64 fails at a step whose
 name and error carry the sequences."""
-
-
-def matui(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    return subprocess.run(
-        [sys.executable, "-m", "matui", *map(str, args)],
-        capture_output=True,
-        timeout=600,
-        env=env,
-    )
 
 
 def inert(output: bytes) -> str:
@@ -83,13 +71,17 @@ def test_check_prints_probe_answers_inert(
         host_block("broken", rig, hosts["broken"].sshd)
         + host_block("liar", rig, hosts["liar"].sshd)
     )
-    check = matui(tmp_path, "check", "--config", config)
+    check = run_matui("check", "--config", config, state=tmp_path / "state", text=False)
     out = inert(check.stdout + check.stderr)
     assert check.returncode == 1
     # The host text got through, made inert: the words around the sequences are there.
     assert "Cannot connect: clip clear csi8" in out  # the broken engine's stderr
     assert "20.10" in out and "0.13.1" in out  # the liar's versions
-    doc = json.loads(matui(tmp_path, "check", "--config", config, "--json").stdout)
+    doc = json.loads(
+        run_matui(
+            "check", "--config", config, "--json", state=tmp_path / "state", text=False
+        ).stdout
+    )
     for probe in doc["hosts"]:
         for value in (probe["error"], probe["uname"], probe["docker_version"]):
             assert unsafe(value or "") == [], probe
@@ -115,11 +107,15 @@ platforms = ["linux/amd64"]
 build_args = {{ BASE = "{rig.base_image}" }}
 """
     )
-    build = matui(tmp_path, "build", "--config", config)
+    build = run_matui("build", "--config", config, state=tmp_path / "state", text=False)
     out = inert(build.stdout + build.stderr)
     assert build.returncode == 1
     assert "context upload to upload failed: tar: clip clear csi8" in out, out
-    doc = json.loads(matui(tmp_path, "build", "--config", config, "--json").stdout)
+    doc = json.loads(
+        run_matui(
+            "build", "--config", config, "--json", state=tmp_path / "state", text=False
+        ).stdout
+    )
     (job,) = doc["jobs"]
     assert job["state"] == "failed" and "tar: clip" in job["error"]
     assert unsafe(job["error"]) == []
@@ -127,7 +123,7 @@ build_args = {{ BASE = "{rig.base_image}" }}
 
 def test_build_prints_log_lines_failing_steps_and_flags_inert(rig: Rig, tmp_path: Path) -> None:
     config, _ = make_project(tmp_path, rig, HOSTILE_DOCKERFILE)
-    build = matui(tmp_path, "build", "--config", config, "--json")
+    build = run_matui("build", "--config", config, "--json", state=tmp_path / "state", text=False)
     log = inert(build.stderr)
     assert build.returncode == 1
     assert "log clip clear csi8 dcs" in log  # a log line, its sequences gone

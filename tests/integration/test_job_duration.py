@@ -4,15 +4,13 @@ matui died during the build and `matui attach` picked it up after it had ended."
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from matui.engine.records import list_runs
+from tests.helpers.cli import read_until, run_matui, spawn_matui
 from tests.helpers.projects import project
 from tests.helpers.rig import Rig
 from tests.helpers.sshd import Sshd
@@ -24,19 +22,9 @@ def test_duration_after_a_reattach_is_the_host_s_wall_time(
     rig: Rig, sshd: Sshd, tmp_path: Path
 ) -> None:
     config = project(tmp_path, rig, sshd)
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "matui", "build", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if "tick 2" in line:
-            proc.kill()
-            break
+    proc = spawn_matui("build", "--config", config, state=tmp_path / "state")
+    read_until(proc, "tick 2")
+    proc.kill()
     proc.wait(timeout=30)
     (record,) = list_runs(tmp_path / "state" / "matui")
     job = rig.host_job_dir(record.id)
@@ -45,12 +33,14 @@ def test_duration_after_a_reattach_is_the_host_s_wall_time(
         time.sleep(0.2)
     assert (job / "exit").read_text().strip() == "0"
     host_seconds = float((job / "ended").read_text()) - float((job / "started").read_text())
-    attach = subprocess.run(
-        [sys.executable, "-m", "matui", "attach", "--config", str(config), "--json"],
-        capture_output=True,
-        text=True,
+    attach = run_matui(
+        "attach",
+        "--config",
+        config,
+        "--json",
+        state=tmp_path / "state",
+        env={"PYTHONUNBUFFERED": "1"},
         timeout=120,
-        env=env,
     )
     assert attach.returncode == 0, attach.stderr[-2000:]
     (status,) = json.loads(attach.stdout)["jobs"]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from matui.engine.records import RunRecord, list_runs
+from tests.helpers.cli import run_matui
 from tests.helpers.projects import make_project
 from tests.helpers.rig import Rig
 
@@ -33,19 +34,6 @@ RUN if [ "$(uname -m)" = aarch64 ]; then echo boom; exit 3; fi
 """
 
 
-def matui(
-    tmp_path: Path, *args: str | Path, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "matui", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")},
-        cwd=cwd,
-    )
-
-
 def _project(tmp_path: Path, rig: Rig, dockerfile: str) -> Path:
     config, _ = make_project(tmp_path, rig, dockerfile)
     text = config.read_text()
@@ -58,7 +46,7 @@ def _project(tmp_path: Path, rig: Rig, dockerfile: str) -> Path:
 
 def test_logs_and_bundle_of_a_run_whose_arm64_failed(rig: Rig, tmp_path: Path) -> None:
     config = _project(tmp_path, rig, DOCKERFILE)
-    build = matui(tmp_path, "build", "--config", config, "--json")
+    build = run_matui("build", "--config", config, "--json", state=tmp_path / "state")
     assert build.returncode == 1, build.stderr[-3000:]
     doc = json.loads(build.stdout)
     jobs = {job["arch"]: job for job in doc["jobs"]}
@@ -66,23 +54,26 @@ def test_logs_and_bundle_of_a_run_whose_arm64_failed(rig: Rig, tmp_path: Path) -
     failing = jobs["arm64"]["failing_step"]
     step = int(failing[1:].split()[0])
 
-    arm = matui(tmp_path, "logs", "--arch", "arm64")
+    arm = run_matui("logs", "--arch", "arm64", state=tmp_path / "state")
     assert arm.returncode == 0, arm.stderr
     assert "arch is aarch64" in arm.stdout
     assert "[arm64]" not in arm.stdout  # one arch: no prefix
-    both = matui(tmp_path, "logs")
+    both = run_matui("logs", state=tmp_path / "state")
     assert "[amd64] " in both.stdout and "[arm64] " in both.stdout
     assert "[arm64] " + arm.stdout.splitlines()[0] in both.stdout.splitlines()
 
-    failed = matui(tmp_path, "logs", "--failed")
+    failed = run_matui("logs", "--failed", state=tmp_path / "state")
     assert failed.returncode == 0, failed.stderr
     lines = failed.stdout.splitlines()
     assert lines and all(line.startswith(f"#{step} ") for line in lines), lines
     assert any(line.endswith(" boom") for line in lines)
     assert any("exit code: 3" in line for line in lines)
-    assert matui(tmp_path, "logs", "--step", str(step), "--arch", "arm64").stdout == failed.stdout
+    assert (
+        run_matui("logs", "--step", str(step), "--arch", "arm64", state=tmp_path / "state").stdout
+        == failed.stdout
+    )
 
-    made = matui(tmp_path, "bundle", cwd=tmp_path)
+    made = run_matui("bundle", cwd=tmp_path, state=tmp_path / "state")
     assert made.returncode == 0, made.stderr
     assert "API_TOKEN" in made.stderr  # says which build arg it blotted
     bundle = tmp_path / f"matui-{doc['run']}.tar.gz"
@@ -120,7 +111,7 @@ def test_logs_and_bundle_of_a_run_whose_arm64_failed(rig: Rig, tmp_path: Path) -
     assert "token ***" in (out / top / "logs/amd64.log").read_text()
     assert json.loads((out / top / "hosts.json").read_text())  # the probes are there
 
-    again = matui(tmp_path, "bundle", cwd=tmp_path)
+    again = run_matui("bundle", cwd=tmp_path, state=tmp_path / "state")
     assert again.returncode == 2 and "exists" in again.stderr
     with tarfile.open(bundle) as tar:  # untouched by the refused second bundle
         assert len(tar.getnames()) == len(expected)
@@ -163,7 +154,9 @@ def test_logs_follow_a_run_still_building(rig: Rig, tmp_path: Path) -> None:
         assert detaching.returncode == 0, err
         assert f"detached from run {record.id}; its builds go on" in err
         assert build.poll() is None
-        follow = matui(tmp_path, "logs", "--follow", "--arch", "arm64", "--config", config)
+        follow = run_matui(
+            "logs", "--follow", "--arch", "arm64", "--config", config, state=tmp_path / "state"
+        )
         assert follow.returncode == 0, follow.stderr[-2000:]
         assert "has finished" not in follow.stderr  # it followed live (the step sleeps 8 s)
         assert "follow-end-aarch64" in follow.stdout

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from matui.engine.config import load_config
 from matui.engine.publish import PublishReport, preview_publish, publish
 from matui.engine.records import RunRecord, TagOutcome
 from matui.engine.registry import RegistryClient
+from tests.helpers.cli import run_matui
 from tests.helpers.publishing import BuiltRun, built_run, copy_child, delete_manifest
 from tests.helpers.registry_proxy import RegistryProxy
 from tests.helpers.rig import Rig
@@ -41,22 +40,12 @@ def proxy(rig: Rig) -> Iterator[RegistryProxy]:
         yield server
 
 
-def matui(
-    tmp_path: Path, *args: str | Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "matui", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), **(env or {})},
-    )
-
-
 def manifest(
     tmp_path: Path, run: BuiltRun, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return matui(tmp_path, "manifest", "--config", run.config, *args, env=env)
+    return run_matui(
+        "manifest", "--config", run.config, *args, env=env, state=tmp_path / "state", timeout=300
+    )
 
 
 def failure_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -82,7 +71,7 @@ def last_publish(run: BuiltRun) -> dict[str, Any]:
 
 
 def runs_row(tmp_path: Path, run: BuiltRun) -> str:
-    listed = matui(tmp_path, "runs")
+    listed = run_matui("runs", state=tmp_path / "state", timeout=300)
     assert listed.returncode == 0, listed.stderr
     (row,) = [line for line in listed.stdout.splitlines() if line.startswith(run.record.id)]
     return row

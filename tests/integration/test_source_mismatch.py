@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ from matui.engine.build import start_build
 from matui.engine.config import load_config
 from matui.engine.records import JobState, RunRecord, find_run
 from matui.engine.ssh import SshPool
+from tests.helpers.cli import run_matui
 from tests.helpers.projects import make_project
 from tests.helpers.rig import Rig
 
@@ -24,17 +22,6 @@ pytestmark = pytest.mark.rig
 
 FAILING_ON_ARM64 = 'RUN if [ "$(uname -m)" = aarch64 ]; then echo "boom on arm64"; exit 4; fi\n'
 DOCKERFILE = "ARG BASE\nFROM ${BASE}\nCOPY app.txt /app.txt\n" + FAILING_ON_ARM64
-
-
-def matui(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    return subprocess.run(
-        [sys.executable, "-m", "matui", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
 
 
 def test_retry_after_a_dockerfile_edit_refuses_to_publish_until_overridden(
@@ -72,7 +59,9 @@ def test_retry_after_a_dockerfile_edit_refuses_to_publish_until_overridden(
     verdict = record.verdict()
     assert verdict.kind == "blocked" and "Dockerfile (changed)" in verdict.reason
 
-    dry = matui(tmp_path, "manifest", "--config", config_path, "--dry-run", "--json")
+    dry = run_matui(
+        "manifest", "--config", config_path, "--dry-run", "--json", state=tmp_path / "state"
+    )
     assert dry.returncode == 1, dry.stderr
     doc = json.loads(dry.stdout)
     assert doc["blocked"] and "source-mismatch" in doc["blocked"]
@@ -84,18 +73,29 @@ def test_retry_after_a_dockerfile_edit_refuses_to_publish_until_overridden(
     assert "Dockerfile (changed)" in dry.stderr and "--allow-mixed-sources" in dry.stderr
 
     # A real push without the override refuses too, and nothing is recorded or pushed.
-    refused = matui(tmp_path, "manifest", "--config", config_path, "--yes")
+    refused = run_matui("manifest", "--config", config_path, "--yes", state=tmp_path / "state")
     assert refused.returncode == 1 and "source-mismatch" in refused.stderr
     assert RunRecord.load(record.dir).publishes == []
 
-    allowed_dry = matui(
-        tmp_path, "manifest", "--config", config_path, "--dry-run", "--allow-mixed-sources"
+    allowed_dry = run_matui(
+        "manifest",
+        "--config",
+        config_path,
+        "--dry-run",
+        "--allow-mixed-sources",
+        state=tmp_path / "state",
     )
     assert allowed_dry.returncode == 0, allowed_dry.stderr
     assert "overridden with --allow-mixed-sources" in allowed_dry.stdout
 
-    pushed = matui(
-        tmp_path, "manifest", "--config", config_path, "--yes", "--allow-mixed-sources", "--json"
+    pushed = run_matui(
+        "manifest",
+        "--config",
+        config_path,
+        "--yes",
+        "--allow-mixed-sources",
+        "--json",
+        state=tmp_path / "state",
     )
     assert pushed.returncode == 0, pushed.stderr
     out = json.loads(pushed.stdout)
@@ -110,10 +110,10 @@ def test_retry_after_a_dockerfile_edit_refuses_to_publish_until_overridden(
     assert override.user and "Dockerfile (changed)" in override.flags[0]
     assert record.verdict().kind == "published"
 
-    runs = matui(tmp_path, "runs")
+    runs = run_matui("runs", state=tmp_path / "state")
     assert runs.returncode == 0
     [line] = [line for line in runs.stdout.splitlines() if line.startswith(run_id)]
     assert "published (mixed sources allowed)" in line
-    listed = json.loads(matui(tmp_path, "runs", "--json").stdout)["runs"][0]
+    listed = json.loads(run_matui("runs", "--json", state=tmp_path / "state").stdout)["runs"][0]
     assert listed["publishes"][0]["overrides"][0]["name"] == "allow-mixed-sources"
     assert repo  # the index itself is verified by the publish (read back from the registry)

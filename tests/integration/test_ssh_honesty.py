@@ -16,7 +16,6 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from matui.engine.ssh import HostKeyUnknown, SshPool
 from matui.ui.app import MatuiApp
 from matui.ui.hosts_screen import HostsScreen
 from matui.ui.widgets.panels import FlagsPanel, HostsPanel
+from tests.helpers.cli import run_matui
 from tests.helpers.dashboard import wait_for
 from tests.helpers.rig import Rig
 from tests.helpers.sshd import Sshd, private_sshd
@@ -41,16 +41,6 @@ ARG BASE
 FROM ${BASE}
 RUN echo "built-%s on $(uname -m)"
 """
-
-
-def matui(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "matui", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
 
 
 def fingerprint(pub: Path) -> str:
@@ -138,14 +128,14 @@ async def test_changed_host_key_shows_the_same_whole_message_in_cli_and_dashboar
     actual = fingerprint(rig.sshd_dir("amd64") / "ssh_host_ed25519_key.pub")
     remove = f"ssh-keygen -R '[127.0.0.1]:{sshd.port}' -f {known}"
 
-    result = matui("check", "--config", config, "--json")
+    result = run_matui("check", "--config", config, "--json", timeout=300)
     assert result.returncode == 1, result.stderr
     (entry,) = json.loads(result.stdout)["hosts"]
     assert entry["state"] == "host-key-changed" and entry["reachable"] is False
     message = entry["error"]
     assert message.startswith(f"HOST KEY CHANGED for host 'moved' (127.0.0.1:{sshd.port})")
     assert expected in message and actual in message and remove in message
-    human = matui("check", "--config", config)
+    human = run_matui("check", "--config", config, timeout=300)
     assert f"host  moved: {message}" in human.stdout
     assert re.search(r"^moved .* host-key-changed$", human.stdout, re.M), human.stdout
 
@@ -193,14 +183,14 @@ def test_two_entries_on_a_maxsessions_1_server_probe_and_build_and_a_dead_host_i
         + host_entry("dead", 1),
         image=True,
     )
-    check = matui("check", "--config", config, "--json")
+    check = run_matui("check", "--config", config, "--json", timeout=300)
     hosts = {h["name"]: h for h in json.loads(check.stdout)["hosts"]}
     assert hosts["native"]["state"] == hosts["emu"]["state"] == "ok", hosts
     assert hosts["dead"]["state"] == "unreachable"
     # sshd turned a second session on one connection away; matui opened another.
     assert len(re.findall(r"Accepted publickey", log_since(server.log, log_start))) >= 2
 
-    build = matui("build", "--config", config, "--json")
+    build = run_matui("build", "--config", config, "--json", timeout=300)
     assert build.returncode == 0, build.stderr
     assert "no reachable" not in build.stderr and "allow_emulation" not in build.stderr
     doc = json.loads(build.stdout)
@@ -231,7 +221,7 @@ def test_password_only_server_is_auth_failed_with_advice_that_fits(
     )
     log_start = server.log.stat().st_size
     config = write_config(tmp_path, rig, server.known_hosts, host_entry("pw", server.port))
-    result = matui("check", "--config", config, "--json")
+    result = run_matui("check", "--config", config, "--json", timeout=300)
     assert result.returncode == 1
     (entry,) = json.loads(result.stdout)["hosts"]
     assert entry["state"] == "auth-failed" and entry["reachable"] is True
@@ -242,7 +232,7 @@ def test_password_only_server_is_auth_failed_with_advice_that_fits(
     assert "The server accepts: password" in message and "publickey" not in message
     assert "PubkeyAuthentication yes" in message and "authorized_keys" in message
     assert "unreachable" not in message.lower() and "cannot reach" not in message
-    human = matui("check", "--config", config)
+    human = run_matui("check", "--config", config, timeout=300)
     assert re.search(r"^pw .* auth-failed$", human.stdout, re.M), human.stdout
     # No login happened and no password was ever sent.
     text = log_since(server.log, log_start)
@@ -255,7 +245,8 @@ def test_wrong_key_on_a_key_server_says_it_accepts_keys(rig: Rig, tmp_path: Path
     config = write_config(
         tmp_path, rig, rig.known_hosts, host_entry("k", rig.port_amd64, f'identity = "{other}"')
     )
-    (entry,) = json.loads(matui("check", "--config", config, "--json").stdout)["hosts"]
+    check = run_matui("check", "--config", config, "--json", timeout=300)
+    (entry,) = json.loads(check.stdout)["hosts"]
     assert entry["state"] == "auth-failed"
     assert "The server accepts: publickey." in entry["error"]
     assert f"ssh-copy-id -i {other}.pub -p {rig.port_amd64}" in entry["error"]
@@ -360,7 +351,7 @@ def test_matui_check_follows_proxyjump_from_the_users_ssh_config(
     )
     log_start = bastion.log.stat().st_size
     env = {**os.environ, "HOME": str(home)}
-    result = matui("check", "--config", config, "--json", env=env)
+    result = run_matui("check", "--config", config, "--json", env=env, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     (entry,) = json.loads(result.stdout)["hosts"]
     assert entry["state"] == "ok" and entry["native_arch"] == "amd64"

@@ -9,10 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +25,7 @@ from matui.engine.publish import push_index
 from matui.engine.records import JobState, list_runs
 from matui.engine.registry import RegistryClient
 from matui.engine.ssh import SshPool
+from tests.helpers.cli import read_until, run_matui, spawn_matui
 from tests.helpers.dockerd import PrivateDockerd
 from tests.helpers.projects import make_project, project
 from tests.helpers.registry import PrivateRegistry
@@ -37,39 +35,26 @@ from tests.helpers.sshd import Sshd, private_sshd
 pytestmark = pytest.mark.rig
 
 
-def matui_env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
-
-
 def test_killed_matui_is_reattached_by_the_next_one(rig: Rig, sshd: Sshd, tmp_path: Path) -> None:
     """matui dies mid-build (kill -9: no chance to cancel); the build goes on; `matui attach`
     picks it up at the exact byte and records the outcome."""
     config = project(tmp_path, rig, sshd)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "matui", "build", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=matui_env(tmp_path),
-    )
-    assert proc.stdout is not None
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "tick 2" in line:
-            proc.kill()
-            break
+    proc = spawn_matui("build", "--config", config, state=tmp_path / "state")
+    seen = read_until(proc, "tick 2")
+    proc.kill()
     proc.wait(timeout=30)
     assert any("tick 2" in line for line in seen), "".join(seen)
     (record,) = list_runs(tmp_path / "state" / "matui")
     assert record.state == "running"  # nobody recorded an end
 
-    attach = subprocess.run(
-        [sys.executable, "-m", "matui", "attach", "--config", str(config), "--json"],
-        capture_output=True,
-        text=True,
+    attach = run_matui(
+        "attach",
+        "--config",
+        config,
+        "--json",
+        state=tmp_path / "state",
+        env={"PYTHONUNBUFFERED": "1"},
         timeout=180,
-        env=matui_env(tmp_path),
     )
     assert attach.returncode == 0, attach.stderr[-2000:]
     assert "attached to run" in attach.stderr

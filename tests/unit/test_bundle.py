@@ -4,9 +4,6 @@ or the failing step, and the bundle's files with secret-looking build-arg values
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from matui.engine.bundle import (
 from matui.engine.config import ImageConfig
 from matui.engine.probe import HostProbe
 from matui.engine.records import JobRecord, JobState, RunRecord
+from tests.helpers.cli import run_matui
 
 SECRET = "tok-9f8e7d6c5b4a"
 DEFAULT_SECRET = "dflt-1a2b3c4d"
@@ -233,48 +231,53 @@ def test_bundle_says_when_the_dockerfile_is_gone_and_never_overwrites(tmp_path: 
     write_bundle(record, out, image=image, overwrite=True)
 
 
-def _matui(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    return subprocess.run(
-        [sys.executable, "-m", "matui", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-    )
-
-
 def test_cli_logs_and_bundle_on_a_staged_run(tmp_path: Path) -> None:
     record, _ = _staged(tmp_path)
-    step = _matui(tmp_path, "logs", "--step", "7")
+    step = run_matui("logs", "--step", "7", state=tmp_path / "state", cwd=tmp_path, timeout=60)
     assert step.returncode == 0, step.stderr
     assert (
         step.stdout.splitlines()[0] == "[arm64] #7 [3/3] RUN echo broken \ufffd; echo red; exit 3"
     )
     assert all(line.startswith("[arm64] #7 ") for line in step.stdout.splitlines())
-    failed = _matui(tmp_path, "logs", "--failed", "--run", record.id[:10])
+    failed = run_matui(
+        "logs",
+        "--failed",
+        "--run",
+        record.id[:10],
+        state=tmp_path / "state",
+        cwd=tmp_path,
+        timeout=60,
+    )
     # One arch printed: no prefix.
     assert failed.stdout == step.stdout.replace("[arm64] ", "")
-    one = _matui(tmp_path, "logs", "--arch", "amd64")
+    one = run_matui("logs", "--arch", "amd64", state=tmp_path / "state", cwd=tmp_path, timeout=60)
     assert one.stdout.startswith("#6 [2/3] RUN echo hello\n")
-    bad = _matui(tmp_path, "logs", "--arch", "mips")
+    bad = run_matui("logs", "--arch", "mips", state=tmp_path / "state", cwd=tmp_path, timeout=60)
     assert bad.returncode == 2 and "--arch mips:" in bad.stderr
-    both = _matui(tmp_path, "logs", "--step", "1", "--failed")
+    both = run_matui(
+        "logs", "--step", "1", "--failed", state=tmp_path / "state", cwd=tmp_path, timeout=60
+    )
     assert both.returncode == 2
 
-    made = _matui(tmp_path, "bundle")
+    made = run_matui("bundle", state=tmp_path / "state", cwd=tmp_path, timeout=60)
     assert made.returncode == 0, made.stderr
     assert (tmp_path / f"matui-{record.id}.tar.gz").is_file()
-    again = _matui(tmp_path, "bundle")
+    again = run_matui("bundle", state=tmp_path / "state", cwd=tmp_path, timeout=60)
     assert again.returncode == 2 and "exists; name it with -o" in again.stderr
-    explicit = _matui(tmp_path, "bundle", "-o", f"matui-{record.id}.tar.gz")
+    explicit = run_matui(
+        "bundle",
+        "-o",
+        f"matui-{record.id}.tar.gz",
+        state=tmp_path / "state",
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert explicit.returncode == 0, explicit.stderr
 
 
 def test_cli_runs_json_is_the_typed_record(tmp_path: Path) -> None:
     record, _ = _staged(tmp_path)
-    listed = _matui(tmp_path, "runs", "--json")
+    listed = run_matui("runs", "--json", state=tmp_path / "state", cwd=tmp_path, timeout=60)
     assert listed.returncode == 0, listed.stderr
     expected = json.loads(json.dumps(record.to_json(), default=str))
     assert json.loads(listed.stdout)["runs"] == [expected]
@@ -285,9 +288,11 @@ def test_cli_follow_never_launches_a_job(tmp_path: Path) -> None:
     record, _ = _staged(tmp_path)
     record.update(state="running")
     record.update_job("arm64", state="uploading", pid=None)
-    follow = _matui(tmp_path, "logs", "--follow")
+    follow = run_matui("logs", "--follow", state=tmp_path / "state", cwd=tmp_path, timeout=60)
     assert follow.returncode == 1
     assert "arm64 not launched on its host yet" in follow.stderr
     assert follow.stdout == ""
-    finished = _matui(tmp_path, "logs", "--follow", "--arch", "amd64")
+    finished = run_matui(
+        "logs", "--follow", "--arch", "amd64", state=tmp_path / "state", cwd=tmp_path, timeout=60
+    )
     assert finished.returncode == 1  # the run as a whole is still being launched
