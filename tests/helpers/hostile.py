@@ -4,12 +4,13 @@ and a check that text holds no control character a terminal would act on."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +141,22 @@ user = "{rig.user}"
 identity = "{rig.key}"
 known_hosts = "{server.known_hosts}"
 """
+
+
+@contextlib.contextmanager
+def hostile_hosts(rig: Rig, tmp_path: Path) -> Iterator[dict[str, HostileHost]]:
+    """The three hostile hosts the escape-sequence tests drive: ``broken`` (docker fails with
+    the sequences), ``liar`` (versions and arch carry them), ``upload`` (tar's error does);
+    stopped on exit."""
+    made: dict[str, HostileHost] = {}
+    try:
+        for name, tools in (
+            ("broken", tools_broken_docker),
+            ("liar", tools_lying_versions),
+            ("upload", tools_failing_upload),
+        ):
+            made[name] = hostile_host(rig, tmp_path, tools)
+        yield made
+    finally:
+        for host in made.values():
+            host.stop()

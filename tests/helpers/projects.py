@@ -4,6 +4,7 @@ repository and cache key, so tests never see each other's images or cached steps
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
@@ -53,6 +54,37 @@ build_args = {{ BASE = "{rig.base_image}" }}
     return config
 
 
+def rig_config(rig: Rig, repo: str, *, tags: tuple[str, ...]) -> str:
+    """A config: the rig's two builder hosts (amd64-1 native, emu-1 emulating arm64) and one
+    two-arch image ``repo`` whose context is ``ctx`` beside the config; more image keys may be
+    appended."""
+    return f"""
+[defaults]
+user = "{rig.user}"
+identity = "{rig.key}"
+known_hosts = "{rig.known_hosts}"
+
+[[hosts]]
+name = "amd64-1"
+arch = "amd64"
+address = "127.0.0.1"
+port = {rig.port_amd64}
+
+[[hosts]]
+name = "emu-1"
+arch = "amd64"
+address = "127.0.0.1"
+port = {rig.port_emu}
+allow_emulation = true
+
+[[images]]
+name = "{repo}"
+tags = {json.dumps(list(tags))}
+context = "ctx"
+platforms = ["linux/amd64", "linux/arm64"]
+"""
+
+
 def make_project(
     tmp_path: Path,
     rig: Rig,
@@ -74,30 +106,7 @@ def make_project(
         (context / name).write_bytes(data)
     repo = repo or f"{rig.registry}/build-test/app{secrets.token_hex(4)}"
     config = tmp_path / "matui.toml"
-    config.write_text(f"""
-[defaults]
-user = "{rig.user}"
-identity = "{rig.key}"
-known_hosts = "{rig.known_hosts}"
-
-[[hosts]]
-name = "amd64-1"
-arch = "amd64"
-address = "127.0.0.1"
-port = {rig.port_amd64}
-
-[[hosts]]
-name = "emu-1"
-arch = "amd64"
-address = "127.0.0.1"
-port = {rig.port_emu}
-allow_emulation = true
-
-[[images]]
-name = "{repo}"
-tags = ["1.0"]
-context = "ctx"
-platforms = ["linux/amd64", "linux/arm64"]
-build_args = {{ BASE = "{rig.base_image}" }}
-""")
+    config.write_text(
+        rig_config(rig, repo, tags=("1.0",)) + f'build_args = {{ BASE = "{rig.base_image}" }}\n'
+    )
     return config, repo

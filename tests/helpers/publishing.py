@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matui.engine.records import JobRecord, JobState, RunRecord, RunState
+from tests.helpers.projects import rig_config
 from tests.helpers.rig import Rig
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
@@ -119,31 +120,7 @@ def built_run(
     for platform, digest in digests.items():
         copy_child(rig, digest, f"{direct}:{tags[0]}-{platform.split('/')[1]}")
     config = tmp_path / "matui.toml"
-    config.write_text(f"""
-[defaults]
-user = "{rig.user}"
-identity = "{rig.key}"
-known_hosts = "{rig.known_hosts}"
-
-[[hosts]]
-name = "amd64-1"
-arch = "amd64"
-address = "127.0.0.1"
-port = {rig.port_amd64}
-
-[[hosts]]
-name = "emu-1"
-arch = "amd64"
-address = "127.0.0.1"
-port = {rig.port_emu}
-allow_emulation = true
-
-[[images]]
-name = "{repo}"
-tags = {json.dumps(list(tags))}
-context = "ctx"
-platforms = ["linux/amd64", "linux/arm64"]
-""")
+    config.write_text(rig_config(rig, repo, tags=tags))
     (tmp_path / "ctx").mkdir(exist_ok=True)
     (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {rig.base_image}\n")
     state_root = tmp_path / "state" / "matui"

@@ -21,10 +21,7 @@ from tests.helpers.hostile import (
     HOSTILE,
     HostileHost,
     host_block,
-    hostile_host,
-    tools_broken_docker,
-    tools_failing_upload,
-    tools_lying_versions,
+    hostile_hosts,
     unsafe,
 )
 from tests.helpers.projects import make_project
@@ -53,18 +50,8 @@ def assert_inert(app: MatuiApp) -> str:
 
 @pytest.fixture
 def hostile(rig: Rig, tmp_path: Path) -> Iterator[dict[str, HostileHost]]:
-    made: dict[str, HostileHost] = {}
-    try:
-        for name, tools in (
-            ("broken", tools_broken_docker),
-            ("liar", tools_lying_versions),
-            ("upload", tools_failing_upload),
-        ):
-            made[name] = hostile_host(rig, tmp_path, tools)
+    with hostile_hosts(rig, tmp_path) as made:
         yield made
-    finally:
-        for host in made.values():
-            host.stop()
 
 
 def dashboard(config: Path, tmp_path: Path) -> MatuiApp:
