@@ -14,7 +14,7 @@ from tests.helpers.sshd import Sshd
 TICKS = """\
 ARG BASE
 FROM ${BASE}
-RUN echo start-%s; for i in $(seq 1 12); do echo "tick $i"; sleep 0.5; done
+RUN echo start-%s; for i in $(seq 1 %d); do echo "tick $i"; sleep 0.5; done
 """
 
 
@@ -26,13 +26,20 @@ RUN echo start-%s
 
 
 def project(
-    tmp_path: Path, rig: Rig, sshd: Sshd, *, quick: bool = False, registry: str | None = None
+    tmp_path: Path,
+    rig: Rig,
+    sshd: Sshd,
+    *,
+    quick: bool = False,
+    ticks: int = 12,
+    registry: str | None = None,
 ) -> Path:
-    """One amd64 image on the private sshd: 12 ticks over 6 s, or a quick one-step build,
-    pushed to ``registry`` (the rig's by default)."""
+    """One amd64 image on the private sshd: ``ticks`` ticks, half a second apart (12: 6 s), or
+    a quick one-step build, pushed to ``registry`` (the rig's by default)."""
     context = tmp_path / "ctx"
     context.mkdir()
-    (context / "Dockerfile").write_text((QUICK if quick else TICKS) % secrets.token_hex(6))
+    token = secrets.token_hex(6)
+    (context / "Dockerfile").write_text(QUICK % token if quick else TICKS % (token, ticks))
     config = tmp_path / "matui.toml"
     config.write_text(f"""
 [[hosts]]

@@ -143,8 +143,10 @@ def test_a_cancel_that_cannot_be_delivered_ends_lost_not_cancelled(
     rig: Rig, one_session_sshd: Sshd, tmp_path: Path
 ) -> None:
     """The cancel's channel stays refused past the reconnect budget while the build runs on:
-    the job ends lost ("may still be running on h"), and the build does go on to the end."""
-    config = load_config(project(tmp_path, rig, one_session_sshd))
+    the job ends lost ("may still be running on h"), and the build does go on to the end.
+    The build runs 20 s, far longer than the cancel's attempts: it cannot end first and free
+    the session (the cancel would then arrive, too late, and the job end succeeded)."""
+    config = load_config(project(tmp_path, rig, one_session_sshd, ticks=40))
 
     async def run() -> tuple[str, JobState, str | None, list[str]]:
         notes: list[str] = []
