@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from matui.engine import shell
+from matui.engine.build.failure import HostFacts
 from matui.engine.build.run import BuildRun
 from matui.engine.build.secrets import read_secrets
 from matui.engine.flags import check_hosts, has_errors
@@ -119,7 +120,7 @@ async def start_build(
     :class:`~matui.engine.plan.BuildRefused` (carrying the flags) when a check says the build
     must not start, e.g. a per-arch push would land on a tag that holds a multi-arch index.
     """
-    from matui.engine.flags import preflight_flags, read_tags
+    from matui.engine.flags import base_image_flags, build_targets, preflight_flags, read_tags
 
     image_config = config.image(image)
     # A secret that cannot be read stops the build before anything is probed or started.
@@ -139,9 +140,15 @@ async def start_build(
     repo = image_config.repository()
     try:
         state = await read_tags(registry, repo, [j.arch_tag for j in plan.jobs] + list(run_tags))
-        checks = await preflight_flags(
-            plan, registry, hosts=config.hosts, probes=report.probes, state=state
+        # The base images are read beside the tags: a FROM without an image for a planned
+        # platform refuses the run here, before any job starts.
+        checks, bases = await asyncio.gather(
+            preflight_flags(plan, registry, hosts=config.hosts, probes=report.probes, state=state),
+            base_image_flags(
+                image_config, build_targets(plan, config.hosts, report.probes), registry
+            ),
         )
+        checks += bases
     except RegistryError as exc:
         raise PlanError(f"cannot read {repo} to check the tags before building: {exc}") from exc
     # A misdeclared host this build does not use is `matui check`'s business, not this run's.
@@ -154,6 +161,7 @@ async def start_build(
             flags,
             plan.passed_over,
         )
+    probes = {probe.name: probe for probe in report.probes}
     record = RunRecord.create(
         state_root or state_dir(),
         image=image_config.name,
@@ -165,7 +173,12 @@ async def start_build(
         flags=list(flags),
         jobs=[
             JobRecord.for_job(
-                job, arch_tag_before=(m.digest if (m := state.get(job.arch_tag)) else None)
+                job,
+                arch_tag_before=(m.digest if (m := state.get(job.arch_tag)) else None),
+                # The host as probed now: the failure card shows it, also after a restart.
+                host_facts=HostFacts.of(
+                    job, probes.get(job.host), config.host(job.host).arch
+                ).to_json(),
             )
             for job in plan.jobs
         ],

@@ -34,6 +34,8 @@ from matui.engine.flags.diff import (
 from matui.engine.flags.gather import (
     BuiltImage,
     CheckReport,
+    base_image_flags,
+    build_targets,
     cancelled_push_flags,
     check_hosts,
     index_diffs,
@@ -74,6 +76,8 @@ __all__ = [
     "Severity",
     "arch_tag_flags",
     "arch_tag_moved_flags",
+    "base_image_flags",
+    "build_targets",
     "cancelled_push_flags",
     "check_hosts",
     "cross_repo_flags",

@@ -19,8 +19,16 @@ from matui.engine.flags.arch_mismatch import (
     index_shape_flags,
     log_evidence_flags,
 )
-from matui.engine.flags.diff import PlatformChange, RegistryReader, index_diff
-from matui.engine.flags.model import Flag, has_errors, host_arch_flags
+from matui.engine.flags.base_images import (
+    BaseImage,
+    BaseLookup,
+    DockerfileError,
+    base_platform_flags,
+    job_base_images,
+    parse_dockerfile,
+)
+from matui.engine.flags.diff import PlatformChange, RegistryReader, _one_line, index_diff
+from matui.engine.flags.model import Flag, FlagKind, Severity, has_errors, host_arch_flags
 from matui.engine.flags.tag_overwrite import (
     _source_repository,
     arch_tag_flags,
@@ -35,10 +43,11 @@ from matui.engine.flags.tag_overwrite import (
 )
 from matui.engine.probe import HostProbe, probe_hosts
 from matui.engine.refs import RefError, Repository, parse_repository
-from matui.engine.registry import Manifest, NotFound
+from matui.engine.registry import Manifest, NotFound, RegistryError
+from matui.engine.text import neutralise
 
 if TYPE_CHECKING:
-    from matui.engine.config import HostConfig
+    from matui.engine.config import HostConfig, ImageConfig
     from matui.engine.plan import BuildPlan, IndexPlan, IndexSource
     from matui.engine.ssh import SshPool
 
@@ -291,3 +300,126 @@ class CheckReport:
 async def check_hosts(pool: SshPool, hosts: Sequence[HostConfig]) -> CheckReport:
     probes = await probe_hosts(pool, hosts)
     return CheckReport(tuple(probes), tuple(host_arch_flags(probes)))
+
+
+# Readiness: base images, the hosts' way to the registry, their free disk
+
+#: How long the pre-flight waits for the registry to describe the base images; past it the
+#: bases are "not checked" (a WARNING), never a held-up build.
+BASE_IMAGE_TIMEOUT = 20.0
+#: Frontends matui reads Dockerfiles for; any other ``# syntax=`` may mean another language.
+_DOCKERFILE_FRONTENDS = ("docker/dockerfile", "docker.io/docker/dockerfile")
+
+
+def build_targets(
+    plan: BuildPlan, hosts: Sequence[HostConfig], probes: Sequence[HostProbe] = ()
+) -> list[tuple[Platform, Platform]]:
+    """``(target, build platform)`` per planned job: the build platform is the host's own (its
+    probed native arch, else the arch it is declared as), what ``$BUILDPLATFORM`` names."""
+    native = {p.name: p.native_arch for p in probes if p.native_arch}
+    declared = {h.name: h.arch for h in hosts}
+    return [
+        (
+            job.platform,
+            Platform("linux", native.get(job.host) or declared.get(job.host) or job.platform.arch),
+        )
+        for job in plan.jobs
+    ]
+
+
+def _dockerfile_note(image: ImageConfig, severity: Severity, message: str) -> list[Flag]:
+    return [
+        Flag(
+            FlagKind.BASE_IMAGE,
+            severity,
+            image.dockerfile,
+            message,
+            {"dockerfile": str(image.context / image.dockerfile)},
+        )
+    ]
+
+
+async def _lookup(registry: RegistryReader, base: BaseImage) -> BaseLookup:
+    assert base.repository is not None
+    repo = base.repository
+    try:
+        manifest = await registry.get_manifest(repo, base.digest or base.tag or "latest")
+        if manifest is None:
+            return BaseLookup(None, found=False)
+        if manifest.is_index:
+            return BaseLookup(manifest)
+        facts = await registry.image_config(repo, manifest.digest)
+    except RegistryError as exc:
+        return BaseLookup(error=neutralise(_one_line(str(exc))))
+    text = "/".join(p for p in (facts.os, facts.architecture, facts.variant) if p)
+    return BaseLookup(manifest, facts.platform, neutralise(text))
+
+
+async def base_image_flags(
+    image: ImageConfig,
+    targets: Sequence[tuple[Platform, Platform]],
+    registry: RegistryReader,
+    *,
+    text: str | None = None,
+    timeout: float = BASE_IMAGE_TIMEOUT,
+) -> list[Flag]:
+    """Every base image the planned jobs pull exists for the platform each pulls it for
+    (:func:`~matui.engine.flags.base_images.base_image_flags`). ``targets`` are
+    :func:`build_targets`; ``text`` is the Dockerfile's (read from the image's context when
+    None). The subject of a flag is the job's platform. A Dockerfile matui cannot read is a
+    WARNING (not checked), never a refusal of its own: BuildKit has the last word on syntax."""
+    where = image.dockerfile
+    if text is None:
+        try:
+            text = (image.context / image.dockerfile).read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            return _dockerfile_note(
+                image,
+                Severity.WARNING,
+                f"cannot read {image.context / image.dockerfile} ({exc.strerror or exc}); its "
+                "base images were not checked",
+            )
+    try:
+        facts = parse_dockerfile(text)
+    except DockerfileError as exc:
+        return _dockerfile_note(
+            image,
+            Severity.WARNING,
+            neutralise(f"{where}: {exc}; its base images were not checked"),
+        )
+    if facts.syntax and not facts.syntax.startswith(_DOCKERFILE_FRONTENDS):
+        return _dockerfile_note(
+            image,
+            Severity.INFO,
+            neutralise(
+                f"{where} asks for the frontend {facts.syntax}: matui reads only the standard "
+                "Dockerfile syntax, so its base images were not checked"
+            ),
+        )
+    per_job: list[tuple[str, BaseImage]] = []
+    for target, build in targets:
+        for base in job_base_images(
+            facts, target=target, build=build, build_args=image.build_args, stage=image.target
+        ):
+            per_job.append((str(target), base))
+    wanted = {b.key: b for _, b in per_job if b.problem is None and b.repository is not None}
+    lookups: dict[tuple[str, str], BaseLookup] = {}
+    if wanted:
+        keys = list(wanted)
+        try:
+            found = await asyncio.wait_for(
+                asyncio.gather(*(_lookup(registry, wanted[k]) for k in keys)), timeout
+            )
+        except TimeoutError:
+            error = f"the registry did not answer within {timeout:.0f}s"
+            found = [BaseLookup(error=error) for _ in keys]
+        lookups = dict(zip(keys, found, strict=True))
+    flags: list[Flag] = []
+    seen: set[tuple[str, str]] = set()
+    for subject, base in per_job:
+        lookup = lookups.get(base.key) if base.problem is None else None
+        for flag in base_platform_flags(where, base, lookup, subject=subject):
+            if (flag.subject, flag.message) not in seen:
+                seen.add((flag.subject, flag.message))
+                flags.append(flag)
+    return flags

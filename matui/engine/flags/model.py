@@ -27,6 +27,9 @@ class FlagKind(StrEnum):
     ARCH_MISMATCH = "arch-mismatch"
     MISSING_IMAGE = "missing-image"  # a built per-arch image is gone from the registry
     SOURCE_MISMATCH = "source-mismatch"  # arches of one index built from different sources
+    BASE_IMAGE = "base-image"  # a Dockerfile FROM without an image for a planned platform
+    PUSH_ACCESS = "push-access"  # a host's docker cannot reach or log in to the registry
+    DISK_SPACE = "disk-space"  # a host's free disk is below the configured floor
 
 
 @dataclass(frozen=True)
