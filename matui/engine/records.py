@@ -50,6 +50,18 @@ def state_dir(env: Mapping[str, str] = os.environ) -> Path:
     return Path(base) / "matui"
 
 
+def who() -> str:
+    """``user@machine`` of this process, for a record's "who started / published it"."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no login name (a container without a passwd entry)
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
@@ -144,6 +156,30 @@ class JobRecord:
     #: Why the job failed or was lost (``FailureRecord.to_json()``: step, exit code, the step's
     #: last lines, cause, advice, retry); None when it did not, or an older matui saved it.
     failure: dict[str, Any] | None = None
+    #: Push-only retries of the built image after the registry rejected the build's own push
+    #: (``PushAttempt.to_json()`` each: attempt, wait, exit code, digest pushed and read back,
+    #: error), in order; empty when none was made.
+    push_attempts: list[dict[str, Any]] = field(default_factory=list)
+    #: Which attempt of the job the record is about: 1, then one more per retry (each later
+    #: attempt opens with an ``@@matui attempt N: ...`` line in the job's log).
+    attempt: int = 1
+    #: Bytes of the local log copy before the current host's log begins (a retry that moved
+    #: the job to another host; 0 otherwise).
+    log_base: int = 0
+    #: What the current attempt's retry asked for (``RetryOptions.to_json()``: no_cache, pull,
+    #: host); None for a first attempt.
+    retry_options: dict[str, Any] | None = None
+    #: What the job was built from, for "what changed since the last green run"
+    #: (``history.job_inputs``: base images' digests, build args' value hashes (never a value),
+    #: the Dockerfile's hash, the source digest); None: an older matui, or not finished.
+    inputs: dict[str, Any] | None = None
+    #: The job's host as the run's pre-flight probed it (``HostFacts.to_json()``: declared and
+    #: native arch, emulated, docker and buildx versions, free disk); None: an older matui.
+    host_facts: dict[str, Any] | None = None
+    #: When the runner saw each step of the last attempt start and end, in seconds since the
+    #: job started (``StepClock.to_json()``: ``{"step": N, "start": s, "end": e}``); empty: not
+    #: observed live (an older matui, a log replayed after a reattach).
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def for_job(cls, job: BuildJob, **values: Any) -> JobRecord:
@@ -173,6 +209,10 @@ class JobRecord:
         values["state"] = JobState(values.get("state") or JobState.QUEUED)
         values["notes"] = [str(n) for n in values.get("notes") or ()]
         values["arch_evidence"] = [str(n) for n in values.get("arch_evidence") or ()]
+        values["push_attempts"] = [
+            dict(a) for a in values.get("push_attempts") or () if isinstance(a, Mapping)
+        ]
+        values["steps"] = [dict(s) for s in values.get("steps") or () if isinstance(s, Mapping)]
         return cls(**values)
 
 
@@ -280,10 +320,13 @@ class PublishRecord:
     #: Why the attempt stopped or fell short, in one line (None: every tag serves the index).
     error: str | None = None
     overrides: list[Override] = field(default_factory=list)
+    #: Who published (``user@machine``); None: an older matui recorded it.
+    by: str | None = field(default_factory=lambda: who())
 
     def to_json(self) -> dict[str, Any]:
         return {
             "at": self.at,
+            "by": self.by,
             "via": self.via,
             "plan": self.index,
             "results": [r.to_json() for r in self.results],
@@ -302,6 +345,7 @@ class PublishRecord:
             flags=[Flag.from_json(f) for f in data.get("flags") or ()],
             error=data.get("error"),
             overrides=[Override.from_json(o) for o in data.get("overrides") or ()],
+            by=data.get("by"),
         )
 
 
@@ -323,6 +367,8 @@ class RunRecord:
     state: RunState = RunState.RUNNING
     finished: float | None = None
     publishes: list[PublishRecord] = field(default_factory=list)
+    #: Who started the run (``user@machine``); None: an older matui recorded it.
+    started_by: str | None = field(default_factory=lambda: who())
     #: Source manifests read so far, by (job key, source digest): the digest names the content,
     #: so an entry never goes stale, and the verdict (asked at every title update) reads each
     #: manifest once.
@@ -390,6 +436,7 @@ class RunRecord:
                     PublishRecord.from_json(p)
                     for p in data.get("publishes") or data.get("manifests") or ()
                 ],
+                started_by=data.get("started_by"),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"{path / 'run.json'} is not a readable run record: {exc}") from exc
@@ -410,6 +457,7 @@ class RunRecord:
             "state": str(self.state),
             "finished": self.finished,
             "publishes": [p.to_json() for p in self.publishes],
+            "started_by": self.started_by,
         }
 
     def save(self) -> None:
