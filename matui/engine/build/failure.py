@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,9 @@ import regex as regex_lib  # type: ignore[import-untyped]  # the package ships n
 from matui.engine.build.progress import ProgressParser, step_of
 from matui.engine.config import FailureSignature
 from matui.engine.config.checker import SIGNATURE_FLAGS
-from matui.engine.text import decode_lines
+from matui.engine.plan import BuildJob
+from matui.engine.probe import HostProbe
+from matui.engine.text import decode_lines, neutralise
 
 __all__ = [
     "CAUSES",
@@ -43,10 +45,12 @@ __all__ = [
     "SIGNATURE_TIMEOUT",
     "Cause",
     "FailureRecord",
+    "HostFacts",
     "JobFacts",
     "classify",
     "failure_record",
     "log_lines",
+    "stage_of",
 ]
 
 FAILURE_LINES = 20
@@ -174,6 +178,123 @@ class JobFacts:
 
 
 @dataclass(frozen=True)
+class HostFacts:
+    """The host a job ran on, as the run's pre-flight probe found it: what an on-call engineer
+    asks first about a failed arch (right arch? emulated? which docker? disk left?). Kept per
+    job in the run record when the run starts, so a card read the next morning still has it."""
+
+    host: str
+    declared_arch: str | None = None
+    """The arch the config declares for the host."""
+    native_arch: str | None = None
+    """The host's own arch (its ``uname -m``), when probed."""
+    emulated: bool = False
+    """The job's platform is not the host's own: it builds under QEMU."""
+    docker_version: str | None = None
+    buildx_version: str | None = None
+    free_bytes: int | None = None
+    """Free disk where docker keeps its data, at the probe."""
+
+    @classmethod
+    def of(
+        cls, job: BuildJob, probe: HostProbe | None, declared_arch: str | None = None
+    ) -> HostFacts:
+        """The facts of ``job``'s host from its probe (None: not probed; the declared arch
+        then comes from ``declared_arch``, the config's)."""
+        if probe is None:
+            return cls(job.host, declared_arch, emulated=job.emulated)
+        return cls(
+            job.host,
+            probe.arch or declared_arch,
+            probe.native_arch,
+            job.emulated,
+            probe.docker_version,
+            probe.buildx_version,
+            probe.free_bytes,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "declared_arch": self.declared_arch,
+            "native_arch": self.native_arch,
+            "emulated": self.emulated,
+            "docker_version": self.docker_version,
+            "buildx_version": self.buildx_version,
+            "free_bytes": self.free_bytes,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HostFacts:
+        """The facts as :meth:`to_json` wrote them; a record is host text, made inert again
+        (an older or hand-edited record may hold it raw)."""
+
+        def text(name: str) -> str | None:
+            value = data.get(name)
+            return None if value is None else neutralise(str(value))
+
+        free = data.get("free_bytes")
+        return cls(
+            host=text("host") or "?",
+            declared_arch=text("declared_arch"),
+            native_arch=text("native_arch"),
+            emulated=bool(data.get("emulated")),
+            docker_version=text("docker_version"),
+            buildx_version=text("buildx_version"),
+            free_bytes=free if isinstance(free, int) and not isinstance(free, bool) else None,
+        )
+
+    def line(self) -> str:
+        """One line: ``emu-1: declared amd64, native amd64, emulated · docker 20.10.24 ·
+        buildx 0.13.1 · 12.3 GiB free``."""
+        native = self.native_arch or "not probed"
+        how = "emulated (QEMU)" if self.emulated else "native"
+        return (
+            f"{self.host}: declared {self.declared_arch or '?'}, native {native}, {how}"
+            f" · docker {self.docker_version or '?'} · buildx {self.buildx_version or '?'}"
+            f" · {_size(self.free_bytes)} free"
+        )
+
+
+def _elsewhere(value: object) -> str:
+    """The same step's seconds on the arches that passed (``{"amd64": 4.2}`` or pairs), as
+    ``amd64 4.2 s``; empty when there are none."""
+    if not value:
+        return ""
+    pairs: Any = value.items() if isinstance(value, Mapping) else value
+    parts = []
+    try:
+        for arch, seconds in pairs:
+            took = "?" if seconds is None else f"{float(seconds):.1f} s"
+            parts.append(f"{arch} {took}")
+    except (TypeError, ValueError):
+        return ""
+    return ", ".join(parts)
+
+
+def _elsewhere_seconds(value: object) -> dict[str, float]:
+    """A saved ``elsewhere`` read back: arch names (made inert) to seconds; junk left out."""
+    if not isinstance(value, Mapping):
+        return {}
+    out = {}
+    for arch, seconds in value.items():
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+            out[neutralise(str(arch))] = float(seconds)
+    return out
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "? disk"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+@dataclass(frozen=True)
 class FailureRecord:
     """One failed job, explained."""
 
@@ -198,6 +319,12 @@ class FailureRecord:
     """The last lines of the failing step's own output (without ``#N`` and timestamp)."""
     clipped: bool = False
     """BuildKit clipped a step's log: the lines may not hold the reason."""
+    elsewhere: dict[str, float] = field(default_factory=dict)
+    """Seconds the same step took on each arch that passed (filled when the run ends)."""
+    host: HostFacts | None = None
+    """The host it ran on, as probed when the run started (None: not known)."""
+    buildx_exit: int | None = None
+    """buildx's own exit status (1 whatever the step returned), apart from the step's."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -213,7 +340,107 @@ class FailureRecord:
             "retry": self.retry,
             "lines": list(self.lines),
             "clipped": self.clipped,
+            "elsewhere": dict(self.elsewhere),
+            "host": None if self.host is None else self.host.to_json(),
+            "buildx_exit": self.buildx_exit,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FailureRecord:
+        """The record as :meth:`to_json` saved it in the run record (a resumed run shows it
+        again); its text is made inert again, as everything read back from a record."""
+
+        def text(name: str) -> str | None:
+            value = data.get(name)
+            return None if value is None else neutralise(str(value))
+
+        def number(name: str) -> int | None:
+            value = data.get(name)
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        host = data.get("host")
+        return cls(
+            step=text("step"),
+            step_number=number("step_number"),
+            stage=text("stage"),
+            dockerfile=text("dockerfile"),
+            dockerfile_line=number("dockerfile_line"),
+            exit_code=number("exit_code"),
+            error=text("error"),
+            cause=text("cause") or BUILDX_DIED.name,
+            advice=text("advice") or "",
+            retry=bool(data.get("retry")),
+            lines=tuple(neutralise(str(line)) for line in data.get("lines") or ()),
+            clipped=bool(data.get("clipped")),
+            elsewhere=_elsewhere_seconds(data.get("elsewhere")),
+            host=HostFacts.from_json(host) if isinstance(host, Mapping) else None,
+            buildx_exit=number("buildx_exit"),
+        )
+
+    # -- what both front ends show ------------------------------------------------------------
+
+    def headline(self, width: int = 60, detail: str = "") -> str:
+        """The failure in one line of at most ``width`` characters, for a pane's subtitle and a
+        table: ``exit 3 at [3/4] RUN make … · build-error``. The step's name gives way first;
+        without an exit code or a step, ``detail`` (the job's error) says what happened."""
+        tail = f" · {self.cause}"
+        head = f"exit {self.exit_code}" if self.exit_code is not None else ""
+        if self.step:
+            head = f"{head} at " if head else "at "
+            room = width - len(head) - len(tail)
+            step = self.step if len(self.step) <= room else self.step[: max(room - 1, 0)] + "…"
+            line = head + step + tail
+        elif head:
+            line = head + tail
+        else:
+            room = width - len(tail)
+            short = detail if len(detail) <= room else detail[: max(room - 1, 0)] + "…"
+            line = (short + tail) if short else self.cause
+        return line if len(line) <= width else line[: width - 1] + "…"
+
+    def card(self) -> list[tuple[str, str]]:
+        """The card's fields in order, as (label, value): what the dashboard's card and the
+        CLI's summary both show (the step's own lines come apart, from :attr:`lines`)."""
+        fields_: list[tuple[str, str]] = []
+        step = self.step or "(buildx named no failing step)"
+        if self.step_number is not None:
+            step = f"#{self.step_number} {step}"
+        fields_.append(("step", step))
+        if self.stage:
+            fields_.append(("stage", self.stage))
+        if self.dockerfile_line is not None:
+            fields_.append(
+                ("dockerfile", f"{self.dockerfile or 'Dockerfile'}:{self.dockerfile_line}")
+            )
+        code = "not given" if self.exit_code is None else str(self.exit_code)
+        if self.buildx_exit is not None:
+            code += f" (the step's own; buildx exited {self.buildx_exit})"
+        fields_.append(("exit code", code))
+        fields_.append(("cause", self.cause))
+        fields_.append(("advice", self.advice))
+        fields_.append(("retry worth it", "yes" if self.retry else "no"))
+        if self.host is not None:
+            fields_.append(("host", self.host.line()))
+        elsewhere = _elsewhere(getattr(self, "elsewhere", None))
+        if elsewhere:
+            fields_.append(("same step elsewhere", elsewhere))
+        if self.error and self.exit_code is None:
+            fields_.append(("error", self.error))
+        if self.clipped:
+            fields_.append(("log", "clipped by BuildKit: the lines may not hold the reason"))
+        return fields_
+
+    def summary_lines(self, arch: str, *, lines: int = 5) -> list[str]:
+        """The card as plain text lines (the CLI's end-of-build summary): a heading, the
+        fields, then the step's last ``lines`` lines."""
+        out = [f"{arch} failed:"]
+        width = max(len(label) for label, _ in self.card())
+        out += [f"  {label:<{width}}  {value}" for label, value in self.card()]
+        if self.lines and lines > 0:
+            shown = self.lines[-lines:]
+            out.append(f"  last {len(shown)} of the step's lines:")
+            out += [f"    | {line}" for line in shown]
+        return out
 
 
 # -- reading the log ---------------------------------------------------------------------------
@@ -247,6 +474,10 @@ def _stage(name: str | None) -> str | None:
     if words and re.fullmatch(r"[a-z0-9]+/[a-z0-9]+(?:/[a-z0-9]+)?", words[0]):
         words = words[1:]  # the platform prefix of a multi-platform build
     return " ".join(words) or None
+
+
+stage_of = _stage
+"""The Dockerfile stage of a step's name (``builder`` in ``[builder 3/4] RUN ...``), or None."""
 
 
 def _exit_code(*texts: str | None) -> int | None:
