@@ -34,7 +34,13 @@ from typing import IO, TYPE_CHECKING, Any
 from matui.engine import shell
 from matui.engine.arch import Platform
 from matui.engine.build.context import stream_context
-from matui.engine.build.failure import FailureRecord, JobFacts, failure_record, log_lines
+from matui.engine.build.failure import (
+    FailureRecord,
+    HostFacts,
+    JobFacts,
+    failure_record,
+    log_lines,
+)
 from matui.engine.build.progress import ProgressParser, parse_metadata
 from matui.engine.build.secrets import private_inputs, read_secrets
 from matui.engine.flags import (
@@ -96,6 +102,8 @@ class StateEvent:
     job: str
     state: JobState
     detail: str = ""
+    failure: FailureRecord | None = None
+    """Why a failed or lost job failed (the card a front end shows); None otherwise."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,8 @@ class JobStatus:
     once it has ended: true whatever matui did meanwhile (quit, reattached, lost the link)."""
     failure: FailureRecord | None = None
     """Why it failed or was lost (step, exit code, that step's lines, cause), computed once."""
+    host_facts: HostFacts | None = None
+    """Its host as probed when the run started (kept in the record: a resumed run has them)."""
 
     @property
     def seconds(self) -> float | None:
@@ -163,6 +173,7 @@ class JobStatus:
             "notes": self.notes,
             "arch_evidence": self.arch_evidence,
             "failure": None if self.failure is None else self.failure.to_json(),
+            "host_facts": None if self.host_facts is None else self.host_facts.to_json(),
             "pid": self.pid,
             "bytes": self.offset,
         }
@@ -244,6 +255,8 @@ class BuildRun:
         self.record = record
         self.probes = probes or []
         self.status = {job.key: JobStatus(job) for job in plan.jobs}
+        for status in self.status.values():
+            status.host_facts = self._host_facts(status.job)
         self.reconnect_attempts = reconnect_attempts
         self.reconnect_delay = reconnect_delay
         self.reconnect_cap = reconnect_cap
@@ -313,10 +326,17 @@ class BuildRun:
             for j in record.jobs
         ]
         plan = BuildPlan(image, tuple(record.tags), tuple(jobs))
-        run = cls(plan, config, pool, record, registry=registry)
+        # The hosts as the run's pre-flight probed them: a job failing after the resume is
+        # explained with the same facts as before it.
+        run = cls(plan, config, pool, record, list(record.hosts), registry=registry)
         run.flags = list(record.flags)
         for saved in record.jobs:
             status = run.status[saved.key]
+            if saved.host_facts is not None:
+                status.host_facts = HostFacts.from_json(saved.host_facts)
+            if saved.failure is not None and saved.state in (JobState.FAILED, JobState.LOST):
+                # The card of a job that had failed before the restart, as it was computed.
+                status.failure = FailureRecord.from_json(saved.failure)
             status.state = saved.state
             status.pid = saved.pid
             status.exit_code = saved.exit_code
@@ -560,7 +580,14 @@ class BuildRun:
         elif not state.finished:
             status.failure = None  # a retry or a reattach: the job is going again
         self.record.update_job(status.job.key, **status.to_json())
-        self._emit(StateEvent(status.job.key, state, detail))
+        self._emit(StateEvent(status.job.key, state, detail, status.failure))
+
+    def _host_facts(self, job: BuildJob) -> HostFacts | None:
+        """``job``'s host as the run's probes found it; None when the run has no probes."""
+        probe = next((p for p in self.probes if p.name == job.host), None)
+        if probe is None:
+            return None
+        return HostFacts.of(job, probe)
 
     def _failure(self, status: JobStatus, state: JobState) -> FailureRecord:
         """The failed job explained, from its log copy (the runner's parser is asked, not fed
@@ -575,12 +602,16 @@ class BuildRun:
             engine_gone=(status.error or "").startswith(f"the docker engine on {job.host} went"),
         )
         log = self._logs[job.key]
-        return failure_record(
+        record = failure_record(
             log_lines(log.path),
             facts,
             parser=log.parser,
             signatures=self.config.failure_signatures,
         )
+        host = status.host_facts
+        if host is None or host.host != job.host:  # never probed, or retried elsewhere
+            host = self._host_facts(job)
+        return replace(record, host=host, buildx_exit=status.exit_code)
 
     async def _supervise(self) -> None:
         while True:
