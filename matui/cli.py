@@ -653,6 +653,10 @@ async def _follow_run(
                 ],
             )
         )
+        for s in jobs:  # why each failed arch failed: the dashboard's card (key i), as text
+            if s.failure is not None:
+                print()
+                print("\n".join(s.failure.summary_lines(s.job.arch)))
         hint = "; push the index with `matui manifest`" if verdict.can_publish else ""
         print(f"run {run.id}: {verdict.line()}{hint}")
     ok = verdict.can_publish or verdict.kind is VerdictKind.PUBLISHED
