@@ -133,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list recorded runs, newest first")
     runs.add_argument("--json", action="store_true", help="print one JSON document")
     runs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    runs.add_argument("--image", help="only the runs of this image")
+
+    changes = sub.add_parser(
+        "changes",
+        help="what changed for an arch since its last green run (base images, build args, "
+        "Dockerfile, host, docker and buildx versions)",
+    )
+    changes.add_argument("--arch", required=True, help="the arch (amd64, linux/arm64, ...)")
+    changes.add_argument("--run", help="run id or unique prefix (default: the latest run)")
+    changes.add_argument("--json", action="store_true", help="print one JSON document")
 
     logs = sub.add_parser(
         "logs",
@@ -248,6 +258,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _cmd_manifest(args)
         if args.command == "runs":
             return _cmd_runs(args)
+        if args.command == "changes":
+            return _cmd_changes(args)
         if args.command == "logs":
             return _cmd_logs(args)
         if args.command == "bundle":
@@ -806,13 +818,21 @@ def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
 def _cmd_runs(args: argparse.Namespace) -> int:
     import time
 
+    from matui.engine.history import history
     from matui.engine.records import list_runs, state_dir
 
-    runs = list_runs(state_dir())[: args.limit]
+    every = list_runs(state_dir())
+    if args.image:
+        every = [r for r in every if r.image == args.image]
+    runs = every[: args.limit]
+    # Each run's record, and what the history makes of it (verdict, arches, trend, publishers).
+    summary = {row.run: row for row in history(every, limit=args.limit)}
     if args.json:
-        json.dump({"runs": [r.to_json() for r in runs]}, sys.stdout, indent=2, default=str)
+        docs = [{**r.to_json(), **summary[r.id].to_json()} for r in runs]
+        json.dump({"runs": docs}, sys.stdout, indent=2, default=str)
         print()
         return EXIT_OK
+    ascii_only = not _can_print("▁█")
     if not runs:
         print(f"no runs recorded under {state_dir() / 'runs'} yet; start one with `matui build`")
         return EXIT_OK
@@ -834,9 +854,46 @@ def _cmd_runs(args: argparse.Namespace) -> int:
                 f"{r.image}:{','.join(r.tags)}",
                 " ".join(f"{j.arch}={j.state}" for j in r.jobs),
                 index,
+                summary[r.id].time_text(ascii_only=ascii_only),
             )
         )
-    print(_table(("RUN", "STARTED", "IMAGE", "JOBS", "INDEX"), rows))
+    print(_table(("RUN", "STARTED", "IMAGE", "JOBS", "INDEX", "TIME AND TREND"), rows))
+    return EXIT_OK
+
+
+def _can_print(text: str) -> bool:
+    """Whether stdout's encoding has these characters (a C locale console has no ▁)."""
+    try:
+        text.encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _cmd_changes(args: argparse.Namespace) -> int:
+    import time
+
+    from matui.engine.history import changes_since_green
+    from matui.engine.records import list_runs, state_dir
+
+    record = _find_run_or_latest(args.run)
+    try:
+        changes = changes_since_green(record, args.arch, list_runs(state_dir()))
+    except LookupError as exc:
+        raise UsageError(f"--arch {args.arch}: {exc}") from None
+    if args.json:
+        json.dump(changes.to_json(), sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    print(f"run {record.id} ({record.image}): {changes.message()}")
+    if changes.green_run is None:
+        return EXIT_OK
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(changes.green_started or 0))
+    rows = [
+        ("*" if c.changed else "", c.what, c.green or "unknown", c.now or "unknown")
+        for c in changes.rows
+    ]
+    print(_table(("", "WHAT", f"GREEN {changes.green_run} ({when})", f"RUN {record.id}"), rows))
     return EXIT_OK
 
 

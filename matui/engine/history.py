@@ -117,6 +117,23 @@ class HistoryRow:
     def arch(self, name: str) -> ArchRun | None:
         return next((a for a in self.arches if a.arch == name), None)
 
+    def time_text(self, *, ascii_only: bool = False) -> str:
+        """Each arch's seconds and trend: ``amd64 12s ▃▅█  arm64 33s ▂▄ ``."""
+        return "  ".join(
+            f"{a.arch} {seconds_text(a.seconds)} "
+            f"{sparkline(self.trend.get(a.arch, ()), ascii_only=ascii_only)}".rstrip()
+            for a in self.arches
+        )
+
+    def published_text(self) -> str:
+        """``1.0,latest by rel@laptop`` ("" when nothing was published)."""
+        by: dict[str | None, list[str]] = {}
+        for p in self.published:
+            by.setdefault(p.by, []).append(p.tag)
+        return "; ".join(
+            ",".join(tags) + (f" by {who}" if who else "") for who, tags in by.items()
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The row's own keys, joined to the run record's in ``matui runs --json``."""
         return {
@@ -472,12 +489,14 @@ def compare_jobs(
 
 
 def changes_since_green(record: RunRecord, arch: str, runs: Iterable[RunRecord]) -> Changes:
-    """What changed for ``arch`` between the last earlier green run of the image and
-    ``record``. Raises LookupError when ``record`` has no job of that arch."""
-    job = next((j for j in record.jobs if j.arch == arch), None)
+    """What changed for ``arch`` (``arm64`` or ``linux/arm64``) between the last earlier green
+    run of the image and ``record``. Raises LookupError when ``record`` has no job of that
+    arch."""
+    job = next((j for j in record.jobs if arch in (j.arch, j.platform)), None)
     if job is None:
         have = ", ".join(j.arch for j in record.jobs) or "none"
         raise LookupError(f"run {record.id} has no arch {arch!r} (it built: {have})")
+    arch = job.arch
     green = last_green(record, arch, runs)
     if green is None:
         return Changes(record.id, arch, None, None)

@@ -31,6 +31,7 @@ from matui.engine.records import (
     TagResult,
     list_runs,
 )
+from tests.helpers.cli import run_matui
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "failures"
 BUSYBOX = "127.0.0.1:5000/matui/busybox:1.35"
@@ -259,3 +260,56 @@ def test_old_records_without_inputs_or_who_compare_as_unknown(tmp_path: Path) ->
     by = {c.what: c for c in changes_since_green(now, "amd64", runs).rows}
     assert by["Dockerfile sha256"].green is None and by["Dockerfile sha256"].changed
     assert by[f"base image {BUSYBOX}"].green is None
+
+
+def _staged_history(state: Path) -> None:
+    root = state / "matui"
+    _run(root, "20260101-000001-aaaaaa", 100.0, [_job("amd64", seconds=10.0, inputs=_inputs())])
+    _run(
+        root,
+        "20260101-000002-bbbbbb",
+        200.0,
+        [
+            _job(
+                "amd64",
+                "failed",
+                seconds=4.0,
+                failing_step="#6 [3/3] RUN make",
+                inputs=_inputs("d2", token="other"),
+            )
+        ],
+        state=RunState.FAILED,
+    )
+
+
+def test_cli_runs_json_and_text_and_changes(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _staged_history(state)
+    listed = run_matui("runs", "--json", state=state, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)["runs"]
+    assert [r["verdict"]["kind"] for r in runs] == ["failed", "built"]
+    assert runs[0]["arches"]["amd64"]["failing_step"] == "#6 [3/3] RUN make"
+    assert runs[0]["run"] == "20260101-000002-bbbbbb" and runs[0]["who"] == "ops@bastion"
+    assert runs[1]["trend"] == {"amd64": [10.0]}
+
+    text = run_matui("runs", state=state, env={"PYTHONIOENCODING": "utf-8"}, timeout=60)
+    assert "TIME AND TREND" in text.stdout
+    assert "amd64 10s " + SPARK[3] in text.stdout
+    plain = run_matui("runs", state=state, env={"PYTHONIOENCODING": "ascii"}, timeout=60)
+    assert plain.returncode == 0 and "amd64 10s " + SPARK_ASCII[3] in plain.stdout
+
+    changes = run_matui("changes", "--arch", "linux/amd64", "--json", state=state, timeout=60)
+    assert changes.returncode == 0, changes.stderr
+    doc = json.loads(changes.stdout)
+    assert doc["green_run"] == "20260101-000001-aaaaaa"
+    changed = {row["what"] for row in doc["rows"] if row["changed"]}
+    assert changed == {"Dockerfile sha256", "build arg TOKEN", "source"}
+    assert SECRET not in changes.stdout and "other" not in changes.stdout
+
+    table = run_matui("changes", "--arch", "amd64", state=state, timeout=60)
+    assert "amd64: 3 changes since green run 20260101-000001-aaaaaa" in table.stdout
+    first = run_matui("changes", "--arch", "amd64", "--run", "20260101-000001", state=state)
+    assert "no earlier green run of amd64" in first.stdout
+    wrong = run_matui("changes", "--arch", "s390x", state=state, timeout=60)
+    assert wrong.returncode == 2 and "--arch s390x" in wrong.stderr and "amd64" in wrong.stderr
