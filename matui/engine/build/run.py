@@ -43,6 +43,7 @@ from matui.engine.build.failure import (
 )
 from matui.engine.build.progress import ProgressParser, parse_metadata
 from matui.engine.build.secrets import private_inputs, read_secrets
+from matui.engine.build.steps import StepClock, elsewhere, step_table
 from matui.engine.flags import (
     Flag,
     FlagKind,
@@ -150,6 +151,9 @@ class JobStatus:
     """Why it failed or was lost (step, exit code, that step's lines, cause), computed once."""
     host_facts: HostFacts | None = None
     """Its host as probed when the run started (kept in the record: a resumed run has them)."""
+    steps: StepClock = field(default_factory=StepClock)
+    """When each step of the current attempt started and ended, as seen live (the timeline of
+    ``matui compare``)."""
 
     @property
     def seconds(self) -> float | None:
@@ -176,6 +180,7 @@ class JobStatus:
             "host_facts": None if self.host_facts is None else self.host_facts.to_json(),
             "pid": self.pid,
             "bytes": self.offset,
+            "steps": self.steps.to_json(),
         }
 
 
@@ -346,6 +351,7 @@ class BuildRun:
             status.error = _inert(saved.error)
             status.notes = [neutralise(note) for note in saved.notes]
             status.arch_evidence = list(saved.arch_evidence)
+            status.steps = StepClock(saved.steps)  # times seen before; the replay adds none
             status.started = time.time() - (saved.seconds or 0.0)
             if saved.state.finished:
                 status.host_seconds = saved.seconds  # what it took; it no longer grows
@@ -453,6 +459,7 @@ class BuildRun:
         status.exit_code = status.digest = status.failing_step = status.error = None
         status.pid = status.finished = None
         status.notes.clear()
+        status.steps = StepClock()
         self._logs[key].parser = ProgressParser()  # the new attempt's log starts afresh
         self.record.update(state=RunState.RUNNING)
         self._done.clear()
@@ -625,6 +632,7 @@ class BuildRun:
                     self._set_state(status, JobState.FAILED, status.error)
             if all(task.done() for task in self._tasks.values()):
                 break  # else a retry started meanwhile: wait for it too
+        self._fill_elsewhere()
         await self._postbuild_checks()
         self.record.update(
             finished=time.time(),
@@ -632,6 +640,31 @@ class BuildRun:
         )
         self._done.set()
         self._emit(RunFinished())
+
+    def _fill_elsewhere(self) -> None:
+        """Each failure record gets the seconds its step took on the arches that passed (the
+        card's "how long the same step took elsewhere"), read from their logs once all ended."""
+        passed = [s for s in self.status.values() if s.state is JobState.SUCCEEDED]
+        failed = [s for s in self.status.values() if s.failure is not None and s.failure.step]
+        if not passed or not failed:
+            return
+        tables = [
+            (
+                s.job,
+                step_table(
+                    log_lines(self._logs[s.job.key].path),
+                    observed=s.steps.to_json(),
+                    job_state=str(s.state),
+                ),
+            )
+            for s in passed
+        ]
+        for status in failed:
+            assert status.failure is not None and status.failure.step is not None
+            seconds = elsewhere(status.failure.step, status.job, tables)
+            if seconds != status.failure.elsewhere:
+                status.failure = replace(status.failure, elsewhere=seconds)
+                self.record.update_job(status.job.key, failure=status.failure.to_json())
 
     async def _postbuild_checks(self) -> None:
         """What the registry now holds for each built digest: its config arch, the per-arch tag,
@@ -1000,20 +1033,25 @@ class BuildRun:
             raise _Lost("connection lost while reading the end of the log")
         self._ingest(status, log, result.stdout)
 
-    def _decode(self, status: JobStatus, log: _JobLog, block: bytes) -> list[str]:
+    def _decode(
+        self, status: JobStatus, log: _JobLog, block: bytes, *, live: bool = False
+    ) -> list[str]:
         """Complete lines (joined by \\n, no final one): decoded and made inert once
-        (:func:`~matui.engine.text.decode_lines`), parsed in one call, counted."""
+        (:func:`~matui.engine.text.decode_lines`), parsed in one call, counted. ``live``: they
+        just arrived from the host, so their steps' start and end times are noted now."""
         lines = decode_lines(block)
         status.lines += len(lines)
         log.tail.extend(lines[-TAIL_LINES:])
-        log.parser.feed_lines(lines)
+        events = log.parser.feed_lines(lines)
+        if live and events and status.started is not None:
+            status.steps.observe(events, time.time() - status.started)
         status.current_step = log.parser.current_step
         return lines
 
     def _lines(self, status: JobStatus, log: _JobLog, block: bytes, end: int) -> None:
         """New lines, which end at byte ``end`` of the local copy: decoded, then queued."""
         first, step_before, start = status.lines, status.current_step, log.complete
-        lines = self._decode(status, log, block)
+        lines = self._decode(status, log, block, live=True)
         log.complete = end
         self._queue_lines(status.job.key, first, lines, start, end, step_before)
 
