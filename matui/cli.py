@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 if TYPE_CHECKING:
     from matui.engine.build import ImageLocked
     from matui.engine.build.run import BuildRun
+    from matui.engine.build.steps import Comparison
     from matui.engine.config import Config, HostConfig
     from matui.engine.flags import CheckReport
     from matui.engine.hostgc import GcReport
@@ -179,6 +180,31 @@ def build_parser() -> argparse.ArgumentParser:
         "here is replaced)",
     )
 
+    compare = sub.add_parser(
+        "compare",
+        help="a run's arches side by side: each step's state and time per arch, where they part",
+        description=(
+            "A run's arches side by side (the newest run by default): one row per buildx step in "
+            "build order with its state and seconds on each arch, * on the first step where the "
+            "arches part ways, then each arch's steps as bars on one time axis (estimated from "
+            "the steps' durations when matui did not see the build live). --step shows that "
+            "step's own output from each arch side by side."
+        ),
+    )
+    compare.add_argument("--run", help="run id or unique prefix (default: the latest run)")
+    compare.add_argument(
+        "--step",
+        metavar="N|NAME",
+        help="that step's output from each arch, side by side (its #N, or part of its name)",
+    )
+    compare.add_argument(
+        "--width",
+        type=int,
+        metavar="N",
+        help="columns to fill (default: the terminal's); with --json, the bars' width (default 40)",
+    )
+    compare.add_argument("--json", action="store_true", help="print one JSON document")
+
     gc = sub.add_parser(
         "gc", help="show and free what matui left on the builder hosts (old job directories)"
     )
@@ -264,6 +290,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _cmd_logs(args)
         if args.command == "bundle":
             return _cmd_bundle(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         if args.command == "gc":
             return _cmd_gc(args)
         if args.command == "init":
@@ -1029,6 +1057,84 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
         )
     print(f"{report.path}: {len(report.members)} files, run {record.id}")
     return EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import shutil
+
+    from matui.engine.build.steps import compare_run, run_step_output, side_by_side
+
+    if args.width is not None and not 10 <= args.width <= 1000:
+        raise UsageError(f"--width {args.width}: give a number of columns from 10 to 1000")
+    record = _find_run_or_latest(args.run)
+    result = compare_run(record)
+    if not result.rows and args.step is None and not args.json:
+        print(f"run {record.id}: no buildx step in its logs yet (nothing has run)")
+        return EXIT_OK
+    width = args.width or (40 if args.json else shutil.get_terminal_size((100, 24)).columns)
+    if args.step is not None:
+        try:
+            row = result.find(args.step)
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
+        outputs = run_step_output(record, row)
+        if args.json:
+            document = {
+                "run": record.id,
+                "step": row.to_json(),
+                "outputs": [o.to_json() for o in outputs],
+            }
+            json.dump(document, sys.stdout, indent=2)
+            print()
+            return EXIT_OK
+        print(f"#{row.number} {row.name}")
+        for line in side_by_side(outputs, width):
+            print(line)
+        return EXIT_OK
+    if args.json:
+        json.dump(result.to_json(width), sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    for line in _compare_text(result, width):
+        print(line)
+    return EXIT_OK
+
+
+def _compare_text(result: Comparison, width: int) -> list[str]:
+    """``matui compare``'s table and timeline."""
+    arches = result.arches
+    cell = max(12, *(len(a) for a in arches))
+    jobs = " · ".join(
+        f"{arch} {state}" + ("" if sec is None else f" {sec:.1f}s")
+        for arch, state, sec in result.jobs
+    )
+    out = [f"run {result.run}: {jobs}", ""]
+    number = max(3, *(len(str(r.number)) + 1 for r in result.rows)) if result.rows else 3
+    name_width = max(16, width - 2 - number - 2 - (cell + 2) * len(arches))
+    head = "  " + "#".ljust(number) + "  " + "STEP".ljust(name_width)
+    out.append((head + "".join("  " + a.ljust(cell) for a in arches)).rstrip())
+    for row in result.rows:
+        name = row.name if len(row.name) <= name_width else row.name[: name_width - 1] + "…"
+        text = ("* " if row.diverges else "  ") + f"#{row.number}".ljust(number) + "  "
+        text += name.ljust(name_width)
+        text += "".join("  " + row.cell(a).label().ljust(cell) for a in arches)
+        out.append(text.rstrip())
+    out.append("")
+    diverging = result.diverging
+    if diverging is not None:
+        out.append(f"* parts ways at #{diverging.number} {diverging.name}: {result.why}")
+    else:
+        out.append(result.why)
+    bar_width = max(10, width - 2 - number - 4)
+    estimated = (
+        f"; estimated from durations: {', '.join(result.estimated)}" if result.estimated else ""
+    )
+    out += ["", f"timeline: 0 to {result.span:.1f}s, one axis for every arch{estimated}"]
+    for lane in result.timeline(bar_width):
+        out.append(f"{lane.arch}" + (" (estimated)" if lane.estimated else ""))
+        for row, bar in zip(result.rows, lane.bars, strict=True):
+            out.append(f"  {('#' + str(row.number)).ljust(number)} |{bar}|")
+    return out
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
