@@ -239,12 +239,15 @@ def buildx_argv(
     labels: dict[str, str],
     target: str | None,
     secrets: Iterable[str] = (),
+    no_cache: bool = False,
+    pull: bool = False,
 ) -> list[str]:
     """The one place that decides a build's flags. Paths are relative to the job directory.
 
     ``build_args`` are names only: each becomes ``--build-arg=NAME``, whose value buildx reads
     from its environment (job.sh puts it there from :data:`BUILD_ARGS_FILE`). ``secrets`` are
-    BuildKit secret ids, each read from :func:`secret_file`. No value is ever on this argv."""
+    BuildKit secret ids, each read from :func:`secret_file`. No value is ever on this argv.
+    ``no_cache`` and ``pull`` (a retry that asks for them) add ``--no-cache`` and ``--pull``."""
     argv = [
         "docker",
         "buildx",
@@ -262,16 +265,22 @@ def buildx_argv(
     argv += [f"--label={name}={value}" for name, value in sorted(labels.items())]
     if target:
         argv.append(f"--target={target}")
+    if no_cache:
+        argv.append("--no-cache")
+    if pull:
+        argv.append("--pull")
     argv += ["--", "context"]
     return argv
 
 
-def upload_script(run_id: str, job_key: str) -> RemoteScript:
+def upload_script(run_id: str, job_key: str, *, fresh_log: bool = False) -> RemoteScript:
     """Unpack a tar stream from stdin into the job's context directory (created fresh).
 
     The job's lock is held while tar runs, and a previous attempt's exit code goes first: a
     `matui gc` running meanwhile sees the directory busy, or (between upload and launch) a fresh
-    job without an exit code, never a finished job whose context is left over."""
+    job without an exit code, never a finished job whose context is left over. ``fresh_log``
+    (a job moved to this host by a retry) also removes a log left there by an earlier attempt:
+    the new attempt's log starts at byte 0 on this host."""
     path = quote(job_dir(run_id, job_key))
     return RemoteScript(
         f'cd "$HOME" && mkdir -p {path} && cd {path} && exec 9>>lock || exit 1\n'
@@ -279,7 +288,8 @@ def upload_script(run_id: str, job_key: str) -> RemoteScript:
         '  flock -n 9 || { echo "this job is building or being cleaned up; try again" >&2; '
         "exit 75; }\n"
         "fi\n"
-        "rm -f exit && rm -rf context && mkdir context "
+        + ("rm -f build.log || exit 1\n" if fresh_log else "")
+        + "rm -f exit && rm -rf context && mkdir context "
         "&& exec tar -x -f - -C context --no-same-owner\n"
     )
 
@@ -294,7 +304,12 @@ _RUNNING = """running() {
 
 
 def launch_script(
-    run_id: str, job_key: str, argv: list[str], *, image_lock: ImageLock | None = None
+    run_id: str,
+    job_key: str,
+    argv: list[str],
+    *,
+    image_lock: ImageLock | None = None,
+    marker: str | None = None,
 ) -> RemoteScript:
     """Start the build detached; prints ``started PID``, or ``attached PID`` when this job is
     already building (a second launch never starts a second build).
@@ -302,7 +317,11 @@ def launch_script(
     With ``image_lock``, the build also holds the host's lock for its image and arch (see
     :class:`ImageLock`); when another job holds it, nothing starts: the script prints
     ``@@matui:image-busy`` and the holder file, and exits :data:`IMAGE_BUSY`. The job writes
-    the host's clock at its start (``started``) and with its exit code (``ended``)."""
+    the host's clock at its start (``started``) and with its exit code (``ended``).
+
+    ``marker`` (a retry's attempt line, see :func:`~matui.engine.build.retry.attempt_marker`)
+    is appended to build.log before the build starts, never when attaching: the log itself
+    then says where each attempt begins."""
     job = "\n".join(
         [
             # Held for the whole build, by this shell and everything it starts.
@@ -318,13 +337,16 @@ def launch_script(
             'echo "$rc" > exit.tmp && mv exit.tmp exit',
         ]
     )
+    mark = ""
+    if marker is not None:
+        mark = f"printf '%s\\n' {quote(marker, 'attempt marker')} >> build.log\n"
     # Everything the job writes (job.sh, its log, outcome) is for its own user only.
     body = f"""{_RUNNING}
 umask 077
 if running; then echo "attached $(cat pid)"; exit 0; fi
 rm -f exit pid metadata.json cancelled image-busy started ended
 : >> build.log
-printf '%s\\n' {shlex.quote(job)} > job.sh
+{mark}printf '%s\\n' {shlex.quote(job)} > job.sh
 (exec setsid sh ./job.sh) </dev/null >/dev/null 2>&1 &
 i=0
 while [ ! -s pid ] && [ ! -f image-busy ] && [ "$i" -lt 100 ]; do

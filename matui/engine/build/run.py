@@ -42,6 +42,16 @@ from matui.engine.build.failure import (
     log_lines,
 )
 from matui.engine.build.progress import ProgressParser, parse_metadata
+from matui.engine.build.retry import (
+    ATTEMPT_MARKER,
+    RetryChoice,
+    RetryOptions,
+    RetrySuggestion,
+    attempt_marker,
+    check_retry_host,
+    retry_choices,
+    retry_hosts,
+)
 from matui.engine.build.secrets import private_inputs, read_secrets
 from matui.engine.build.steps import StepClock, elsewhere, step_table
 from matui.engine.flags import (
@@ -149,6 +159,14 @@ class JobStatus:
     once it has ended: true whatever matui did meanwhile (quit, reattached, lost the link)."""
     failure: FailureRecord | None = None
     """Why it failed or was lost (step, exit code, that step's lines, cause), computed once."""
+    attempt: int = 1
+    """Which attempt of the job this is: 1, then one more per retry (its log holds them all,
+    each after the first opened by an attempt marker line)."""
+    log_base: int = 0
+    """Bytes of the local log copy before the current host's build.log begins: 0 unless a
+    retry moved the job to another host (whose log starts afresh)."""
+    retry_options: RetryOptions | None = None
+    """What the current attempt's retry asked for (None: the first attempt)."""
     host_facts: HostFacts | None = None
     """Its host as probed when the run started (kept in the record: a resumed run has them)."""
     steps: StepClock = field(default_factory=StepClock)
@@ -180,6 +198,9 @@ class JobStatus:
             "host_facts": None if self.host_facts is None else self.host_facts.to_json(),
             "pid": self.pid,
             "bytes": self.offset,
+            "attempt": self.attempt,
+            "log_base": self.log_base,
+            "retry_options": None if self.retry_options is None else self.retry_options.to_json(),
             "steps": self.steps.to_json(),
         }
 
@@ -351,6 +372,10 @@ class BuildRun:
             status.error = _inert(saved.error)
             status.notes = [neutralise(note) for note in saved.notes]
             status.arch_evidence = list(saved.arch_evidence)
+            status.attempt = saved.attempt
+            status.log_base = saved.log_base
+            if saved.retry_options is not None:
+                status.retry_options = RetryOptions.from_json(saved.retry_options)
             status.steps = StepClock(saved.steps)  # times seen before; the replay adds none
             status.started = time.time() - (saved.seconds or 0.0)
             if saved.state.finished:
@@ -443,15 +468,35 @@ class BuildRun:
         keys = [key] if key else list(self.status)
         await asyncio.gather(*(self._cancel_one(k) for k in keys))
 
-    def retry(self, key: str) -> None:
+    def retry(
+        self, key: str, *, no_cache: bool = False, pull: bool = False, host: str | None = None
+    ) -> None:
         """Build one arch again in this run; the other arches keep their digests.
 
-        The job's host log keeps growing (the new attempt is appended), so following goes on
-        from the byte already read and the pane shows both attempts in order.
+        ``no_cache`` and ``pull`` add buildx's ``--no-cache`` and ``--pull`` to this attempt;
+        ``host`` moves the job to another configured host that can build its platform
+        (:func:`~matui.engine.build.retry.check_retry_host` says why not, as a
+        :class:`~matui.engine.build.retry.RetryError`): the context goes there, the record's
+        job names it, and the old host's job directory is left for ``matui gc``.
+
+        The new attempt starts with an attempt marker line in the job's log, which keeps every
+        attempt in order: on the same host the host's log keeps growing (following goes on from
+        the byte already read); on another host that host's log starts afresh after the bytes
+        the local copy holds already (:attr:`JobStatus.log_base`).
         """
         status = self.status[key]
         if not status.state.finished:
             raise RuntimeError(f"{status.job.arch} is still {status.state}; cancel it first")
+        if host is not None:
+            target = check_retry_host(self.config.hosts, status.job, host)
+            status.job = replace(status.job, host=target.name, emulated=target.emulated)
+            self.plan = replace(
+                self.plan,
+                jobs=tuple(status.job if j.key == key else j for j in self.plan.jobs),
+            )
+            status.log_base = status.offset
+        status.attempt += 1
+        status.retry_options = RetryOptions(no_cache, pull, host)
         self._cancelled.discard(key)
         self._cancel_answers.pop(key, None)
         status.host_seconds = None
@@ -463,11 +508,34 @@ class BuildRun:
         self._logs[key].parser = ProgressParser()  # the new attempt's log starts afresh
         self.record.update(state=RunState.RUNNING)
         self._done.clear()
+        self.record.update_job(key, **status.to_json())
         task = asyncio.create_task(self._run_job(key), name=f"job-{key}-retry")
         self._tasks[key] = task
-        self._emit(StateEvent(key, JobState.QUEUED, "retry"))
+        self._emit(StateEvent(key, JobState.QUEUED, self.attempt_line(key)))
         if self._supervisor is None or self._supervisor.done():
             self._supervisor = asyncio.create_task(self._supervise())
+
+    def attempt_line(self, key: str) -> str:
+        """What the job's current attempt is, as its log's marker line says it (without the
+        marker's prefix): ``attempt 2: retry --no-cache on host arm-2``."""
+        status = self.status[key]
+        marker = attempt_marker(
+            status.attempt, status.retry_options or RetryOptions(), status.job.host
+        )
+        return marker.removeprefix("@@matui ")
+
+    def retry_choices(self, key: str) -> tuple[RetrySuggestion, list[RetryChoice]]:
+        """How the job could be retried (the same host, each other host that can build its
+        platform, without cache, with a fresh base), the one that fits its failure's cause
+        first, with the advice: what both front ends offer."""
+        status = self.status[key]
+        failure = status.failure
+        return retry_choices(
+            status.job,
+            None if failure is None else failure.cause,
+            retry_worth=True if failure is None else failure.retry,
+            other_hosts=retry_hosts(self.config.hosts, status.job),
+        )
 
     @property
     def queued_events(self) -> int:
@@ -818,7 +886,13 @@ class BuildRun:
     async def _upload(self, host: Any, key: str) -> None:
 
         image = self.plan.image
-        proc = await self.pool.open_process(host, shell.upload_script(self.id, key))
+        status = self.status[key]
+        # A job moved here by a retry, not started here yet: a log an earlier attempt left on
+        # this host is not this one's (its bytes are in the local copy already, if at all).
+        fresh = status.log_base > 0 and status.offset == status.log_base
+        proc = await self.pool.open_process(
+            host, shell.upload_script(self.id, key, fresh_log=fresh)
+        )
         try:
 
             async def write(chunk: bytes) -> None:
@@ -876,6 +950,11 @@ class BuildRun:
     async def _launch(self, host: Any, job: BuildJob) -> int:
         """Start the job's build (or attach to it when the host says it is already running)."""
         image = self.plan.image
+        status = self.status[job.key]
+        options = status.retry_options or RetryOptions()
+        marker = None
+        if status.attempt > 1:
+            marker = attempt_marker(status.attempt, options, job.host)
         argv = shell.buildx_argv(
             platform=str(job.platform),
             ref=job.ref,
@@ -884,6 +963,8 @@ class BuildRun:
             labels=dict(image.labels),
             target=image.target,
             secrets=list(image.secrets),
+            no_cache=options.no_cache,
+            pull=options.pull,
         )
         await self._send_private_inputs(host, job)
         lock = shell.ImageLock(
@@ -894,7 +975,7 @@ class BuildRun:
             job.key,
         )
         result = await self.pool.run(
-            host, shell.launch_script(self.id, job.key, argv, image_lock=lock)
+            host, shell.launch_script(self.id, job.key, argv, image_lock=lock, marker=marker)
         )
         if result.exit_status == shell.IMAGE_BUSY:
             await self._drop_private_inputs(host, job)
@@ -984,7 +1065,9 @@ class BuildRun:
 
     async def _follow(self, host: Any, status: JobStatus, log: _JobLog) -> None:
         assert status.pid is not None
-        script = shell.follow_script(self.id, status.job.key, status.offset, status.pid)
+        script = shell.follow_script(
+            self.id, status.job.key, status.offset - status.log_base, status.pid
+        )
         try:
             proc = await self.pool.open_process(host, script)
         except OSError as exc:
@@ -1020,11 +1103,13 @@ class BuildRun:
         log: _JobLog,
         outcome: dict[str, Any],
     ) -> None:
-        """Read whatever the follow had not delivered, by exact byte range."""
+        """Read whatever the follow had not delivered, by exact byte range (of the host's log,
+        which begins at :attr:`JobStatus.log_base` of the local copy)."""
         size = int(str(outcome.get("size", "0")).strip() or 0)
-        if size <= status.offset:
+        read = status.offset - status.log_base
+        if size <= read:
             return
-        script = shell.read_from_script(self.id, status.job.key, status.offset, size)
+        script = shell.read_from_script(self.id, status.job.key, read, size)
         try:
             result = await self.pool.run(host, script)
         except Exception as exc:
@@ -1159,7 +1244,7 @@ def buildx_death_error(exit_code: int | None, tail: Iterable[str]) -> str:
 
     buildx's own messages are the lines that are not step output (``#N ...``); when it printed
     none, the last lines of all are quoted."""
-    lines = [line.strip() for line in tail if line.strip()]
+    lines = [line.strip() for line in tail if line.strip() and not line.startswith(ATTEMPT_MARKER)]
     own = [line for line in lines if not _STEP_LINE.match(line)]
     quoted = (own or lines)[-DEATH_LINES:]
     head = f"buildx exited with {exit_code}"
