@@ -114,6 +114,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="log lines to stderr, one JSON document on stdout"
     )
 
+    retry = sub.add_parser(
+        "retry",
+        help="build one failed arch of a finished run again; the other arches keep their digests",
+        description=(
+            "Build one failed, cancelled or lost arch of a finished run again (the latest run "
+            "of the config's image by default), as a new attempt in the same run: the other "
+            "arches keep their digests, the job's log keeps every attempt. Before it starts, "
+            "the retry that fits the failure's cause is named. The exit code is the run's "
+            "verdict, as for `matui build`; Ctrl-C asks the host to stop the retried build."
+        ),
+    )
+    _config_option(retry)
+    retry.add_argument("--arch", required=True, help="the arch to build again (arm64, ...)")
+    retry.add_argument(
+        "--no-cache", action="store_true", help="build without the build cache (--no-cache)"
+    )
+    retry.add_argument("--pull", action="store_true", help="pull the base images afresh (--pull)")
+    retry.add_argument(
+        "--host", metavar="NAME", help="build it on another configured host of that arch"
+    )
+    retry.add_argument("--run", help="run id or unique prefix (default: the latest run)")
+    retry.add_argument(
+        "--force", action="store_true", help="build an arch that succeeded again, too"
+    )
+    retry.add_argument(
+        "--json", action="store_true", help="log lines to stderr, one JSON document on stdout"
+    )
+
     manifest = sub.add_parser(
         "manifest", help="push the multi-arch index from a run's digests, then verify it"
     )
@@ -280,6 +308,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _cmd_build(args)
         if args.command == "attach":
             return _cmd_attach(args)
+        if args.command == "retry":
+            return _cmd_retry(args)
         if args.command == "manifest":
             return _cmd_manifest(args)
         if args.command == "runs":
@@ -329,11 +359,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 async def _check(config: Config) -> CheckReport:
-    from matui.engine.flags import check_hosts
+    from matui.engine.flags import check_config
     from matui.engine.ssh import SshPool
 
     async with SshPool(config.hosts) as pool:
-        return await check_hosts(pool, config.hosts)
+        return await check_config(pool, config)
 
 
 def _size(n: int | None) -> str:
@@ -567,6 +597,68 @@ async def _attach(config: Config, record: RunRecord, args: argparse.Namespace) -
         run = BuildRun.resume(record, config, pool, registry=RegistryClient())
         run.start_resumed()
         return await _follow_run(run, args, attached=True)
+
+
+def _cmd_retry(args: argparse.Namespace) -> int:
+    from matui.engine.records import JobState, RunState, find_run, state_dir
+
+    config = _load(args)
+    image = None if args.run else config.image(args.image).name
+    try:
+        record = find_run(state_dir(), args.run, image=image)
+    except LookupError as exc:
+        raise UsageError(str(exc)) from None
+    wanted = args.arch.strip()
+    job = next(
+        (j for j in record.jobs if wanted in (j.arch, j.key, j.platform)),
+        None,
+    )
+    if job is None:
+        arches = ", ".join(j.arch for j in record.jobs) or "none"
+        raise UsageError(
+            f"--arch {wanted}: run {record.id} has no such arch (its arches: {arches}); "
+            "name one of them"
+        )
+    running = [j.arch for j in record.jobs if not j.state.finished]
+    if running or record.state is RunState.RUNNING:
+        what = ", ".join(running) or "its post-build checks"
+        raise UsageError(
+            f"--arch {job.arch}: run {record.id} is still building ({what}; another matui may "
+            f"be following it): `matui attach {record.id}` follows it; retry once it has ended"
+        )
+    if job.state is JobState.SUCCEEDED and not args.force:
+        raise UsageError(
+            f"--arch {job.arch}: it succeeded in run {record.id} ({job.digest or 'no digest'}); "
+            "nothing to retry — add --force to build it again"
+        )
+    return _run(_retry(config, record, job.key, args))
+
+
+async def _retry(config: Config, record: RunRecord, key: str, args: argparse.Namespace) -> int:
+    from matui.engine.build.retry import RetryError, RetryOptions
+    from matui.engine.build.run import BuildRun
+    from matui.engine.registry import RegistryClient
+    from matui.engine.ssh import SshPool
+
+    log = sys.stderr if args.json else sys.stdout
+    async with SshPool(config.hosts, max_connections=_max_connections()) as pool:
+        run = BuildRun.resume(record, config, pool, registry=RegistryClient())
+        status = run.status[key]
+        suggestion, choices = run.retry_choices(key)
+        cause = status.failure.cause if status.failure is not None else str(status.state)
+        asked = RetryOptions(args.no_cache, args.pull, args.host)
+        fits = next((c for c in choices if c.suggested), None)
+        line = f"matui: {status.job.arch} {status.state} ({cause}): {suggestion.advice}"
+        if fits is not None and fits.options != asked:
+            words = " ".join(["matui retry --arch", status.job.arch, *fits.options.words()])
+            line += f" — suggested: `{words}`"
+        print(line, file=log)
+        try:
+            run.retry(key, no_cache=args.no_cache, pull=args.pull, host=args.host)
+        except RetryError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"matui: {status.job.arch}: {run.attempt_line(key)}", file=log)
+        return await _follow_run(run, args)
 
 
 async def _follow_run(

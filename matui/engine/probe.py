@@ -65,6 +65,58 @@ _REACHABLE_FAILURES = frozenset({HostState.AUTH_FAILED, HostState.SESSIONS_REFUS
 
 
 @dataclass(frozen=True)
+class RegistryAccess:
+    """What one host found about one registry it must push to: whether it reached the
+    registry's ``/v2/`` and what that answered, and whether its docker holds a login for it
+    (an ``auths`` entry with credentials, a ``credHelpers`` entry, or a ``credsStore``). The
+    login itself is never read off the host."""
+
+    registry: str
+    tool: str | None
+    """``curl`` or ``wget``; None: the host has neither, so it was not asked."""
+    status: int | None
+    """The HTTP status ``/v2/`` answered (401: the registry wants a login); None: no answer."""
+    exit_code: int = 0
+    """The tool's exit status (curl: 6 no such host, 7 refused, 28 timed out)."""
+    login: bool = False
+    helper: bool = False
+    store: bool = False
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.login or self.helper or self.store
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RegistryAccess:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def parse_registry_access(text: str) -> tuple[RegistryAccess, ...]:
+    """The probe's ``registry`` section: ``reg HOST TOOL EXIT STATUS auth=0|1 helper=0|1
+    store=0|1`` per registry; other lines are ignored."""
+    found: list[RegistryAccess] = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) != 8 or words[0] != "reg" or not words[3].isdigit():
+            continue
+        flags = dict(word.partition("=")[::2] for word in words[5:])
+        status = int(words[4]) if words[4].isdigit() and words[4] != "000" else None
+        found.append(
+            RegistryAccess(
+                registry=neutralise(words[1]),
+                tool=None if words[2] == "none" else neutralise(words[2]),
+                status=status,
+                exit_code=int(words[3]),
+                login=flags.get("auth") == "1",
+                helper=flags.get("helper") == "1",
+                store=flags.get("store") == "1",
+            )
+        )
+    return tuple(found)
+
+
+@dataclass(frozen=True)
 class HostProbe:
     name: str
     arch: str
@@ -85,6 +137,8 @@ class HostProbe:
     """Why no probe could run (a :class:`HostState` value), None when it ran. ``error`` then
     holds the SSH error's whole message: both fingerprints of a changed key, the command that
     fixes it, what a server that refused the login accepts."""
+    registries: tuple[RegistryAccess, ...] = ()
+    """Each registry the probe was asked about, as the host sees it."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -128,6 +182,11 @@ class HostProbe:
         values = {k: v for k, v in data.items() if k in known}
         values["emulation"] = tuple(values.get("emulation") or ())
         values["problems"] = tuple(values.get("problems") or ())
+        values["registries"] = tuple(
+            RegistryAccess.from_json(r)
+            for r in values.get("registries") or ()
+            if isinstance(r, dict)
+        )
         return cls(**values)
 
 
@@ -202,6 +261,7 @@ def parse_probe(host: HostConfig, text: str, seconds: float = 0.0) -> HostProbe:
     )
     free = _free_bytes(section("df") or "")
     matui_bytes = _matui_bytes(sections.get("matui", ("", None))[0])
+    registries = parse_registry_access(sections.get("registry", ("", None))[0])
     return HostProbe(
         name=host.name,
         arch=host.arch,
@@ -217,6 +277,7 @@ def parse_probe(host: HostConfig, text: str, seconds: float = 0.0) -> HostProbe:
         error="; ".join(problems) or None,
         seconds=seconds,
         problems=tuple(problems),
+        registries=registries,
     )
 
 
@@ -283,12 +344,15 @@ def ssh_state(error: SshError) -> HostState:
         return HostState.SSH_ERROR
 
 
-async def probe_host(pool: SshPool, host: HostConfig, timeout: float = 30.0) -> HostProbe:
+async def probe_host(
+    pool: SshPool, host: HostConfig, timeout: float = 30.0, registries: Sequence[str] = ()
+) -> HostProbe:
+    """Probe one host; ``registries`` (``host[:port]``) are asked about from there."""
     from matui.engine.ssh import SshError
 
     started = time.monotonic()
     try:
-        result = await asyncio.wait_for(pool.run(host, probe_script()), timeout)
+        result = await asyncio.wait_for(pool.run(host, probe_script(registries)), timeout)
     except SshError as exc:
         return failed_probe(host, ssh_state(exc), str(exc), time.monotonic() - started)
     except TimeoutError:
@@ -310,6 +374,10 @@ async def probe_host(pool: SshPool, host: HostConfig, timeout: float = 30.0) -> 
     return parse_probe(host, result.out_text(), time.monotonic() - started)
 
 
-async def probe_hosts(pool: SshPool, hosts: Sequence[HostConfig]) -> list[HostProbe]:
+async def probe_hosts(
+    pool: SshPool, hosts: Sequence[HostConfig], registries: Sequence[str] = ()
+) -> list[HostProbe]:
     """Probe every host at once; one slow or dead host never holds up the others' answers."""
-    return list(await asyncio.gather(*(probe_host(pool, host) for host in hosts)))
+    return list(
+        await asyncio.gather(*(probe_host(pool, host, registries=registries) for host in hosts))
+    )

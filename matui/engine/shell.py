@@ -99,15 +99,55 @@ class RemoteScript:
 
 
 # Markers that split the probe's output into sections; ASCII, unlikely in real output.
-PROBE_SECTIONS = ("uname", "docker", "buildx", "binfmt", "df", "matui")
+PROBE_SECTIONS = ("uname", "docker", "buildx", "binfmt", "df", "matui", "registry")
+
+# One line per registry: whether the host's docker has a login for it (never the login itself)
+# and what its /v2/ answers from the host (curl, else wget; -k: only the status matters, and a
+# registry's private CA is the docker engine's business). Read by probe.parse_registry_access.
+_REGISTRY_CHECK = r"""cfg="${DOCKER_CONFIG:-$HOME/.docker}/config.json"
+has() { [ -r "$cfg" ] && tr -d ' \t\r\n' <"$cfg" 2>/dev/null | grep -Eq "$1" && echo 1 || echo 0; }
+ask() {
+  if command -v curl >/dev/null 2>&1; then
+    code=$(curl -sk -o /dev/null -w '%{http_code}' --connect-timeout 5 --max-time 10 "$1/v2/")
+    echo "curl $? ${code:-000}"
+  elif command -v wget >/dev/null 2>&1; then
+    code=$(wget -q -O /dev/null -T 10 -t 1 --no-check-certificate -S "$1/v2/" 2>&1 |
+      awk '$1 ~ /^HTTP\// {c=$2} END {print c}')
+    echo "wget $? ${code:-000}"
+  else
+    echo "none 0 000"
+  fi
+}
+reg() {
+  key=$(printf '%s' "$1" | sed 's/[].[*^$\/]/\\&/g')
+  auth=$(has "\"(https?://)?$key(/[^\"]*)?\":\\{\"")
+  helper=$(has "\"(https?://)?$key(/[^\"]*)?\":\"")
+  store=$(has '"credsStore":"[^"]')
+  answer=$(ask "$2://$1")
+  if [ "$2" = https ]; then
+    case "$answer" in *" 000") answer=$(ask "http://$1") ;; esac
+  fi
+  echo "reg $1 $answer auth=$auth helper=$helper store=$store"
+}
+"""
 
 
-def probe_script() -> RemoteScript:
+def _loopback(host: str) -> bool:
+    name = host.rpartition(":")[0] if host.count(":") == 1 else host
+    return name in ("localhost", "[::1]") or name.startswith("127.")
+
+
+def probe_script(registries: Sequence[str] = ()) -> RemoteScript:
     """Everything the probe needs from a host, in one round trip.
 
     Each section starts with a ``@@matui:NAME`` line and ends with ``@@matui:NAME:rc=N`` so a
-    missing tool is told apart from empty output.
+    missing tool is told apart from empty output. ``registries`` (``host[:port]``) are asked
+    from the host: can it reach each, and does its docker hold a login for it.
     """
+    checks = [
+        f"reg {quote(check_value(r, 'registry'))} {'http' if _loopback(r) else 'https'}"
+        for r in dict.fromkeys(registries)
+    ]
     sections = {
         "uname": "uname -m",
         "docker": "docker version --format '{{json .}}'",
@@ -123,9 +163,12 @@ def probe_script() -> RemoteScript:
         ),
         # What matui itself keeps on the host (job directories), in KiB; 0 when it has none.
         "matui": 'if [ -d "$HOME/.matui" ]; then du -sk "$HOME/.matui"; else echo 0; fi',
+        "registry": "; ".join(checks) or "true",
     }
     # The sections run concurrently (each docker CLI start costs ~0.1-0.3 s) and print in order.
     lines = ['d=$(mktemp -d 2>/dev/null) || { d="/tmp/matui-probe.$$"; mkdir -p "$d"; }']
+    if checks:
+        lines.append(_REGISTRY_CHECK)
     for name in PROBE_SECTIONS:
         lines.append(f'{{ ( {sections[name]} ) >"$d/{name}" 2>&1; echo $? >"$d/{name}.rc"; }} &')
     lines.append("wait")
@@ -354,6 +397,82 @@ while [ ! -s pid ] && [ ! -f image-busy ] && [ "$i" -lt 100 ]; do
 done
 if [ -f image-busy ]; then echo "@@matui:image-busy"; cat image-busy; exit {IMAGE_BUSY}; fi
 [ -s pid ] || {{ echo "build did not start" >&2; exit 98; }}
+echo "started $(cat pid)"
+"""
+    return _in_job_dir(run_id, job_key, body)
+
+
+PUSH_NOT_BUILT = 77
+"""A push retry's exit code when the tag no longer names the image the job built on the host
+(removed, or retagged by a later build): nothing was pushed, and a further retry cannot help."""
+
+
+def push_script(
+    run_id: str,
+    job_key: str,
+    ref: str,
+    image_id: str,
+    *,
+    attempt: int,
+    attempts: int,
+    delay: float,
+    image_lock: ImageLock | None = None,
+) -> RemoteScript:
+    """Push the image a job built, again, without building (``docker push REF``): a push retry
+    after the registry rejected or dropped the build's own push.
+
+    It runs in the job's directory exactly as the build does (detached, under the job's lock and
+    the image's lock, its pid in ``pid``, its output appended to ``build.log``, its exit code
+    written atomically to ``exit``, the host's clock to ``ended``), so following, cancelling and
+    reattaching work on it unchanged. ``build.log`` gets a first line
+    ``@@matui push retry N/M after D s: ...`` and, when it fails, a last line
+    ``ERROR: push retry N/M failed (exit RC): <docker's last line>``. The tag must still name
+    ``image_id`` (the image the build wrote), else nothing is pushed (exit
+    :data:`PUSH_NOT_BUILT`). Prints ``started PID``, or ``attached PID`` when something runs in
+    the job's directory already (another matui following this run started the same retry), and
+    exits :data:`IMAGE_BUSY`, as :func:`launch_script` does."""
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", image_id):
+        raise UnsafeValue(f"image id {image_id!r} is not a sha256 digest")
+    step = f"push retry {int(attempt)}/{int(attempts)}"
+    head = f"@@matui {step} after {float(delay):g} s: docker push {check_value(ref, 'ref')}"
+    job = "\n".join(
+        [
+            "exec 9>>lock",
+            "if command -v flock >/dev/null 2>&1; then flock -n 9 || exit 75; fi",
+            *(image_lock.job_lines() if image_lock is not None else []),
+            "rm -f exit cancelled ended",
+            "echo $$ > pid.tmp && mv pid.tmp pid",
+            f"echo {quote(head)} >> build.log",
+            f"id=$(docker image inspect --format '{{{{.Id}}}}' -- {quote(ref)} 2>/dev/null)",
+            f'if [ "$id" != {quote(image_id)} ]; then',
+            f"  echo {quote(f'ERROR: {step} not made: {ref} on this host is')} "
+            f'"${{id:-no image}}, not the image this job built ({image_id}); rebuild it"'
+            " >> build.log",
+            f"  rc={PUSH_NOT_BUILT}",
+            "else",
+            f"  docker push -- {quote(ref)} >> build.log 2>&1",
+            "  rc=$?",
+            '  if [ "$rc" != 0 ]; then',
+            "    last=$(tail -n 1 build.log | cut -c 1-500)",
+            f'    echo "ERROR: {step} failed (exit $rc): $last" >> build.log',
+            "  fi",
+            "fi",
+            "date +%s.%N > ended 2>/dev/null",
+            'echo "$rc" > exit.tmp && mv exit.tmp exit',
+        ]
+    )
+    body = f"""{_RUNNING}
+umask 077
+if running; then echo "attached $(cat pid)"; exit 0; fi
+rm -f pid image-busy
+printf '%s\\n' {shlex.quote(job)} > push.sh
+(exec setsid sh ./push.sh) </dev/null >/dev/null 2>&1 &
+i=0
+while [ ! -s pid ] && [ ! -f image-busy ] && [ "$i" -lt 100 ]; do
+  sleep 0.05; i=$((i + 1))
+done
+if [ -f image-busy ]; then echo "@@matui:image-busy"; cat image-busy; exit {IMAGE_BUSY}; fi
+[ -s pid ] || {{ echo "the push did not start" >&2; exit 98; }}
 echo "started $(cat pid)"
 """
     return _in_job_dir(run_id, job_key, body)

@@ -127,7 +127,8 @@ async def start_build(
     secret_values = read_secrets(config, image_config)
     run_tags = tuple(tags) if tags else tuple(image_config.tags)
     registry = registry or RegistryClient()
-    report = await check_hosts(pool, config.hosts)
+    # The probe also asks each host for its way to the registry (reach, login) and its disk.
+    report = await check_hosts(pool, config.hosts, [image_config.repository().registry])
     plan = plan_build(image_config, run_tags, config.hosts, report.probes)
     used = {job.host for job in plan.jobs}
     # One build of an image per arch at a time: a held lock refuses the whole run before

@@ -28,6 +28,7 @@ from matui.engine.config.model import (
     _USER_RE,
     DEFAULT_ARCH_TAG,
     DEFAULT_JOB_RETENTION_DAYS,
+    DEFAULT_MIN_FREE_DISK,
     MAX_JOB_RETENTION_DAYS,
     SECRET_KINDS,
     FailureSignature,
@@ -45,6 +46,7 @@ from matui.engine.config.model import (
     _show,
     _type_name,
     looks_like_secret,
+    parse_size,
     parse_ssh_target,
     reserved_build_arg,
 )
@@ -77,6 +79,7 @@ _DEFAULT_KEYS: dict[str, _Key] = {
     "identity": _Key(str, 'identity = "~/.ssh/id_ed25519"'),
     "known_hosts": _Key(str, 'known_hosts = "~/.ssh/known_hosts"'),
     "job_retention_days": _Key(int, f"job_retention_days = {DEFAULT_JOB_RETENTION_DAYS}"),
+    "min_free_disk": _Key(str, 'min_free_disk = "5GiB"'),
 }
 _HOST_KEYS: dict[str, _Key] = {
     "name": _Key(str, 'name = "arm64-1"', required=True),
@@ -89,6 +92,7 @@ _HOST_KEYS: dict[str, _Key] = {
     "jump": _Key(str, 'jump = "bastion"'),
     "allow_emulation": _Key(bool, "allow_emulation = true"),
     "job_retention_days": _Key(int, f"job_retention_days = {DEFAULT_JOB_RETENTION_DAYS}"),
+    "min_free_disk": _Key(str, 'min_free_disk = "5GiB"'),
 }
 _IMAGE_KEYS: dict[str, _Key] = {
     "name": _Key(str, 'name = "registry.example.com/team/app"', required=True),
@@ -122,6 +126,7 @@ class _Defaults:
     identity: Path | None = None
     known_hosts: Path | None = None
     job_retention_days: int = DEFAULT_JOB_RETENTION_DAYS
+    min_free_disk: int = DEFAULT_MIN_FREE_DISK
 
 
 class _Checker:
@@ -337,7 +342,18 @@ class _Checker:
         )
         if isinstance(days, int) and self.retention(days, "defaults.job_retention_days"):
             result.job_retention_days = days
+        spec = _DEFAULT_KEYS["min_free_disk"]
+        floor = self.string(table, "min_free_disk", "defaults", spec, where)
+        if floor is not None and (size := self.size(floor, "defaults.min_free_disk")) is not None:
+            result.min_free_disk = size
         return result
+
+    def size(self, text: str, path: str) -> int | None:
+        try:
+            return parse_size(text)
+        except ValueError as exc:
+            self.add(path, str(exc))
+            return None
 
     def retention(self, days: int, path: str) -> bool:
         if 1 <= days <= MAX_JOB_RETENTION_DAYS:
@@ -503,6 +519,8 @@ class _Checker:
         retention = take("job_retention_days")
         if isinstance(retention, int):
             self.retention(retention, f"{prefix}.job_retention_days")
+        floor = take("min_free_disk")
+        size = self.size(floor, f"{prefix}.min_free_disk") if isinstance(floor, str) else None
         if len(self.problems) > count:
             return None
         assert isinstance(name, str) and isinstance(address, str) and canonical is not None
@@ -519,6 +537,7 @@ class _Checker:
             job_retention_days=(
                 retention if isinstance(retention, int) else defaults.job_retention_days
             ),
+            min_free_disk=size if size is not None else defaults.min_free_disk,
         )
 
     def jump(

@@ -74,6 +74,17 @@ DEFAULT_ARCH_TAG = "{tag}-{arch}"
 #: for a matui that lost a build over a holiday to reattach and read it.
 DEFAULT_JOB_RETENTION_DAYS = 14
 MAX_JOB_RETENTION_DAYS = 3650
+#: Free disk a host must have before a build starts (``min_free_disk``): a build that fills the
+#: disk fails late (``no space left on device``) and can take the host's other work with it.
+DEFAULT_MIN_FREE_DISK = 2 * 1024**3
+_SIZE_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", re.ASCII)
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    **{u: 1024**i for i, u in enumerate(("k", "m", "g", "t"), 1)},
+    **{f"{u}ib": 1024**i for i, u in enumerate(("k", "m", "g", "t"), 1)},
+    **{f"{u}b": 1000**i for i, u in enumerate(("k", "m", "g", "t"), 1)},
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,6 +156,9 @@ class HostConfig:
     job_retention_days: int = DEFAULT_JOB_RETENTION_DAYS
     """Days a finished job's directory (log, outcome) stays on the host; the context copy goes
     when the build ends."""
+    min_free_disk: int = DEFAULT_MIN_FREE_DISK
+    """Bytes of free disk (where the host's docker keeps its data) below which a build is
+    refused; 0: no floor."""
 
     def label(self) -> str:
         """``name (user@address:port)``, for messages."""
@@ -379,6 +393,30 @@ def looks_like_secret(name: str) -> bool:
         if word == "key" and index and words[index - 1] in _SECRET_KEY_QUALIFIERS:
             return True
     return False
+
+
+def parse_size(text: str) -> int:
+    """``"5GiB"`` as bytes: a number (decimals allowed) and a unit, B, KiB/MiB/GiB/TiB (or K, M,
+    G, T: also powers of 1024) or KB/MB/GB/TB (powers of 1000); ``"0"`` is 0. Raises
+    :class:`ValueError` saying what is wrong and how to write it."""
+    match = _SIZE_RE.fullmatch(text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _SIZE_UNITS:
+        raise ValueError(
+            f'{_q(text)} is not a size; write a number and a unit, e.g. "5GiB", "500MiB", '
+            '"10GB" (units: B, KiB, MiB, GiB, TiB, KB, MB, GB, TB), or "0" for no floor'
+        )
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+def format_size(n: int) -> str:
+    """``5.0 GiB``: bytes in the largest binary unit that keeps the number at least 1."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
 
 
 def reserved_build_arg(name: str) -> bool:

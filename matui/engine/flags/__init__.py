@@ -37,6 +37,7 @@ from matui.engine.flags.gather import (
     base_image_flags,
     build_targets,
     cancelled_push_flags,
+    check_config,
     check_hosts,
     index_diffs,
     postbuild_flags,
@@ -51,6 +52,7 @@ from matui.engine.flags.model import (
     has_errors,
     host_arch_flags,
 )
+from matui.engine.flags.readiness import disk_floor_flags, push_access_flags
 from matui.engine.flags.tag_overwrite import (
     arch_tag_flags,
     arch_tag_moved_flags,
@@ -79,8 +81,10 @@ __all__ = [
     "base_image_flags",
     "build_targets",
     "cancelled_push_flags",
+    "check_config",
     "check_hosts",
     "cross_repo_flags",
+    "disk_floor_flags",
     "duplicate_push_flags",
     "emulation_flags",
     "has_errors",
@@ -95,6 +99,7 @@ __all__ = [
     "postbuild_flags",
     "preflight_flags",
     "premanifest_flags",
+    "push_access_flags",
     "pushed_after_cancel_flags",
     "read_tags",
     "release_platform_flags",

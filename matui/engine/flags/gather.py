@@ -29,6 +29,7 @@ from matui.engine.flags.base_images import (
 )
 from matui.engine.flags.diff import PlatformChange, RegistryReader, _one_line, index_diff
 from matui.engine.flags.model import Flag, FlagKind, Severity, has_errors, host_arch_flags
+from matui.engine.flags.readiness import disk_floor_flags, push_access_flags
 from matui.engine.flags.tag_overwrite import (
     _source_repository,
     arch_tag_flags,
@@ -41,13 +42,14 @@ from matui.engine.flags.tag_overwrite import (
     release_tag_flags,
     tag_moved_flags,
 )
+from matui.engine.plan import PlanError, plan_build
 from matui.engine.probe import HostProbe, probe_hosts
 from matui.engine.refs import RefError, Repository, parse_repository
-from matui.engine.registry import Manifest, NotFound, RegistryError
+from matui.engine.registry import Manifest, NotFound, RegistryClient, RegistryError
 from matui.engine.text import neutralise
 
 if TYPE_CHECKING:
-    from matui.engine.config import HostConfig, ImageConfig
+    from matui.engine.config import Config, HostConfig, ImageConfig
     from matui.engine.plan import BuildPlan, IndexPlan, IndexSource
     from matui.engine.ssh import SshPool
 
@@ -297,9 +299,44 @@ class CheckReport:
         }
 
 
-async def check_hosts(pool: SshPool, hosts: Sequence[HostConfig]) -> CheckReport:
-    probes = await probe_hosts(pool, hosts)
-    return CheckReport(tuple(probes), tuple(host_arch_flags(probes)))
+async def check_hosts(
+    pool: SshPool, hosts: Sequence[HostConfig], registries: Sequence[str] = ()
+) -> CheckReport:
+    """Probe every host: misdeclared arches, free disk below each host's floor, and — for each
+    of ``registries`` (``host[:port]``) — whether the host can reach it and log in to push."""
+    probes = await probe_hosts(pool, hosts, registries)
+    flags = [
+        *host_arch_flags(probes),
+        *disk_floor_flags(hosts, probes),
+        *push_access_flags(probes, registries),
+    ]
+    return CheckReport(tuple(probes), tuple(flags))
+
+
+async def check_config(
+    pool: SshPool, config: Config, registry: RegistryReader | None = None
+) -> CheckReport:
+    """``matui check``: :func:`check_hosts` with every image's registry, then each image's base
+    images for the platforms as they would be planned now (each platform on its own arch when
+    no host can take it yet)."""
+    registries = []
+    for image in config.images:
+        try:
+            registries.append(image.repository().registry)
+        except RefError:
+            continue  # the config checker reported it
+    report = await check_hosts(pool, config.hosts, list(dict.fromkeys(registries)))
+    flags = list(report.flags)
+    reader: RegistryReader = registry or RegistryClient()
+    for image in config.images:
+        try:
+            plan = plan_build(image, image.tags, config.hosts, report.probes)
+            targets = build_targets(plan, config.hosts, report.probes)
+        except PlanError:
+            targets = [(platform, platform) for platform in image.platforms]
+        label = image.name if len(config.images) > 1 else None
+        flags += await base_image_flags(image, targets, reader, label=label)
+    return CheckReport(report.probes, tuple(flags))
 
 
 # Readiness: base images, the hosts' way to the registry, their free disk
@@ -362,11 +399,13 @@ async def base_image_flags(
     *,
     text: str | None = None,
     timeout: float = BASE_IMAGE_TIMEOUT,
+    label: str | None = None,
 ) -> list[Flag]:
     """Every base image the planned jobs pull exists for the platform each pulls it for
     (:func:`~matui.engine.flags.base_images.base_image_flags`). ``targets`` are
     :func:`build_targets`; ``text`` is the Dockerfile's (read from the image's context when
-    None). The subject of a flag is the job's platform. A Dockerfile matui cannot read is a
+    None). The subject of a flag is the job's platform (after ``label``, the image's name when
+    several are checked together). A Dockerfile matui cannot read is a
     WARNING (not checked), never a refusal of its own: BuildKit has the last word on syntax."""
     where = image.dockerfile
     if text is None:
@@ -401,7 +440,7 @@ async def base_image_flags(
         for base in job_base_images(
             facts, target=target, build=build, build_args=image.build_args, stage=image.target
         ):
-            per_job.append((str(target), base))
+            per_job.append((f"{label} {target}" if label else str(target), base))
     wanted = {b.key: b for _, b in per_job if b.problem is None and b.repository is not None}
     lookups: dict[tuple[str, str], BaseLookup] = {}
     if wanted:
