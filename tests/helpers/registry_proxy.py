@@ -4,7 +4,9 @@ Tests point an image at ``127.0.0.1:<proxy port>/...``: every request is forward
 registry (``127.0.0.1:5000``), so the repositories are the registry's own, until the test tells
 the proxy to refuse one tag's manifest PUT (403 ``DENIED``), to ask for a login on everything
 (401 with a ``Www-Authenticate`` challenge), to answer 404 for one manifest digest, to drop
-every connection, or to drop only manifest PUTs. It runs inside the test (threads) and never
+every connection, to drop only manifest PUTs, or to answer the first N manifest PUTs to one
+repository with a registry error (400 ``BLOB_UNKNOWN``: what a registry says when two pushes race
+on one layer; or a 5xx). It runs inside the test (threads) and never
 touches the shared registry's process. Docker and buildx treat loopback registries as
 plain-HTTP, so no TLS is needed (checked: buildx 0.13.1 reaches a new loopback port as is).
 """
@@ -52,6 +54,14 @@ class Misbehaviour:
     drop: bool = False
     #: Every manifest PUT (an index push) has its connection closed without an answer.
     drop_manifest_puts: bool = False
+    #: Manifest PUTs to this repository path are answered with :attr:`reject_status` and
+    #: :attr:`reject_code`, the first :attr:`reject_puts` of them (-1: every one).
+    reject_repo: str | None = None
+    reject_puts: int = 0
+    reject_status: int = 400
+    reject_code: str = "BLOB_UNKNOWN"
+    #: Manifest PUTs answered so, counted as they come (the test reads it).
+    rejected_puts: int = 0
 
 
 class RegistryProxy:
@@ -175,6 +185,12 @@ class RegistryProxy:
             return
         if manifest is not None:
             repo, ref = manifest["repo"], manifest["ref"]
+            if handler.command == "PUT" and self._reject_put(rules, repo):
+                message = {"BLOB_UNKNOWN": "blob unknown to registry"}.get(
+                    rules.reject_code, "the registry failed"
+                )
+                self._error(handler, rules.reject_status, rules.reject_code, message)
+                return
             if handler.command == "PUT" and (repo, ref) in rules.refuse_put:
                 self._error(
                     handler, 403, "DENIED", f"requested access to the resource is denied: {ref}"
@@ -185,15 +201,27 @@ class RegistryProxy:
                 return
         self._forward(handler, body)
 
+    def _reject_put(self, rules: Misbehaviour, repo: str) -> bool:
+        """Whether this manifest PUT to ``repo`` is one to reject (and count it if so)."""
+        with self._lock:
+            if rules.reject_repo != repo or rules.reject_puts == 0:
+                return False
+            if rules.reject_puts > 0:
+                rules.reject_puts -= 1
+            rules.rejected_puts += 1
+            return True
+
     def _forward(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         host, _, port = self.upstream.partition(":")
         upstream = http.client.HTTPConnection(host, int(port or 80), timeout=60)
         try:
-            headers = {
-                k: v
-                for k, v in handler.headers.items()
-                if k.lower() not in _HOP_BY_HOP and k.lower() != "host"
-            }
+            # A header sent several times (docker's Accept, one per media type) goes on as one,
+            # its values joined: a dict of them kept only the last, and a registry then
+            # answered a manifest GET with MANIFEST_UNKNOWN (seen on the rig after a push).
+            headers: dict[str, str] = {}
+            for k, v in handler.headers.items():
+                if k.lower() not in _HOP_BY_HOP and k.lower() != "host":
+                    headers[k] = f"{headers[k]}, {v}" if k in headers else v
             # The registry writes Location headers from Host: keep the client's, so uploads
             # come back through the proxy.
             headers["Host"] = handler.headers.get("Host") or self.address

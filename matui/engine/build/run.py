@@ -42,6 +42,16 @@ from matui.engine.build.failure import (
     log_lines,
 )
 from matui.engine.build.progress import ProgressParser, parse_metadata
+from matui.engine.build.pushretry import (
+    PUSH_DELAY,
+    PUSH_DELAY_CAP,
+    PUSH_RETRIES,
+    PushAttempt,
+    PushTarget,
+    attempt_outcome,
+    push_delay,
+    push_target,
+)
 from matui.engine.build.retry import (
     ATTEMPT_MARKER,
     RetryChoice,
@@ -62,6 +72,7 @@ from matui.engine.flags import (
     cancelled_push_flags,
     postbuild_flags,
 )
+from matui.engine.history import job_inputs
 from matui.engine.plan import BuildJob, BuildPlan
 from matui.engine.records import JobState, RunRecord, RunState, Verdict, VerdictKind
 from matui.engine.registry import RegistryError
@@ -159,6 +170,11 @@ class JobStatus:
     once it has ended: true whatever matui did meanwhile (quit, reattached, lost the link)."""
     failure: FailureRecord | None = None
     """Why it failed or was lost (step, exit code, that step's lines, cause), computed once."""
+    push_attempts: list[PushAttempt] = field(default_factory=list)
+    """Push-only retries of its built image after the registry rejected the build's own push
+    (:mod:`~matui.engine.build.pushretry`), in order; kept in the record."""
+    push_target: PushTarget | None = None
+    """The built image the runner is pushing again; None when no push retry is under way."""
     attempt: int = 1
     """Which attempt of the job this is: 1, then one more per retry (its log holds them all,
     each after the first opened by an attempt marker line)."""
@@ -195,6 +211,7 @@ class JobStatus:
             "notes": self.notes,
             "arch_evidence": self.arch_evidence,
             "failure": None if self.failure is None else self.failure.to_json(),
+            "push_attempts": [attempt.to_json() for attempt in self.push_attempts],
             "host_facts": None if self.host_facts is None else self.host_facts.to_json(),
             "pid": self.pid,
             "bytes": self.offset,
@@ -300,6 +317,10 @@ class BuildRun:
         self._cancelled: set[str] = set()
         """Jobs the operator asked to cancel (a request: the host says what became of it)."""
         self._cancel_answers: dict[str, shell.CancelAnswer] = {}
+        self.push_retries = PUSH_RETRIES
+        """Push-only retries of a built image the registry rejected, before its job fails."""
+        self.push_delay = PUSH_DELAY
+        self.push_delay_cap = PUSH_DELAY_CAP
         self._done = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self.secrets: dict[str, bytes] | None = None
@@ -372,11 +393,12 @@ class BuildRun:
             status.error = _inert(saved.error)
             status.notes = [neutralise(note) for note in saved.notes]
             status.arch_evidence = list(saved.arch_evidence)
+            status.push_attempts = [PushAttempt.from_json(a) for a in saved.push_attempts]
+            status.steps = StepClock(saved.steps)  # times seen before; the replay adds none
             status.attempt = saved.attempt
             status.log_base = saved.log_base
             if saved.retry_options is not None:
                 status.retry_options = RetryOptions.from_json(saved.retry_options)
-            status.steps = StepClock(saved.steps)  # times seen before; the replay adds none
             status.started = time.time() - (saved.seconds or 0.0)
             if saved.state.finished:
                 status.host_seconds = saved.seconds  # what it took; it no longer grows
@@ -409,6 +431,12 @@ class BuildRun:
             job = self._run_job(key) if status.pid is None else self._reattach_job(key)
             self._tasks[key] = asyncio.create_task(job, name=f"job-{key}-resumed")
         self._supervisor = asyncio.create_task(self._supervise())
+
+    def replay(self) -> None:
+        """A finished run opened again (a front end after a restart): its jobs' stored lines as
+        events, as :meth:`start_resumed` replays them, with nothing launched, attached or
+        checked again. :meth:`retry` builds an arch of it anew."""
+        self._queue_history()
 
     def _queue_history(self) -> None:
         """Each job's stored lines, as one cursor: :meth:`events` replays them as ordinary line
@@ -504,6 +532,7 @@ class BuildRun:
         status.exit_code = status.digest = status.failing_step = status.error = None
         status.pid = status.finished = None
         status.notes.clear()
+        status.push_attempts, status.push_target = [], None
         status.steps = StepClock()
         self._logs[key].parser = ProgressParser()  # the new attempt's log starts afresh
         self.record.update(state=RunState.RUNNING)
@@ -1001,41 +1030,252 @@ class BuildRun:
         log = self._logs[status.job.key]
         log.file = log.path.open("ab")
         try:
-            attempts = 0
-            while True:
-                try:
-                    await self._follow(host, status, log)
-                    outcome = await self._outcome(host, status)
-                    await self._catch_up(host, status, log, outcome)
-                except _Lost as exc:
-                    attempts += 1
-                    if attempts > self.reconnect_attempts:
-                        raise _Lost(
-                            f"lost the connection to {host.name} and could not get back "
-                            f"({attempts - 1} attempts): {exc}; the build may still be running "
-                            "there — matui attaches to it on its next start"
-                        ) from exc
-                    if attempts == 1:
-                        self._set_state(
-                            status, JobState.RUNNING, "disconnected — build still running on host"
-                        )
-                    await asyncio.sleep(self._backoff(attempts))
-                    continue
-                if attempts:
-                    attempts = 0
-                    self._set_state(status, JobState.RUNNING, f"reattached to {host.name}")
-                if outcome.get("running"):
-                    continue  # the follow ended early; the build goes on
-                break
-            if str(outcome.get("exit", "")).strip() not in ("", "0"):
-                outcome["engine"] = await self._engine_answers(host)
-            if log.partial:
-                block, log.partial = log.partial, b""
-                self._lines(status, log, block, status.offset)
-            self._finish(status, log.parser, outcome)
+            outcome = await self._follow_to_end(host, status, log)
+            pushing = status.push_attempts[-1] if status.push_attempts else None
+            if pushing is not None and pushing.open:
+                # A push retry was running (this is a reattach): its outcome, not a build's.
+                await self._end_push_attempt(host, status, log, outcome, pushing)
+            else:
+                if str(outcome.get("exit", "")).strip() not in ("", "0"):
+                    outcome["engine"] = await self._engine_answers(host)
+                if log.partial:
+                    block, log.partial = log.partial, b""
+                    self._lines(status, log, block, status.offset)
+                self._finish(status, log.parser, outcome)
+            # A push the registry rejected after the image was built: push it again, only.
+            while status.push_target is not None and not status.state.finished:
+                await self._push_again(host, status, log)
         finally:
             log.file.close()
             log.file = None
+
+    async def _follow_to_end(self, host: Any, status: JobStatus, log: _JobLog) -> dict[str, Any]:
+        """Follow the job's log until what runs in its directory (its build, or a push retry)
+        has ended, through lost connections; its outcome."""
+        attempts = 0
+        while True:
+            try:
+                await self._follow(host, status, log)
+                outcome = await self._outcome(host, status)
+                await self._catch_up(host, status, log, outcome)
+            except _Lost as exc:
+                attempts += 1
+                if attempts > self.reconnect_attempts:
+                    raise _Lost(
+                        f"lost the connection to {host.name} and could not get back "
+                        f"({attempts - 1} attempts): {exc}; the build may still be running "
+                        "there — matui attaches to it on its next start"
+                    ) from exc
+                if attempts == 1:
+                    self._set_state(
+                        status, JobState.RUNNING, "disconnected — build still running on host"
+                    )
+                await asyncio.sleep(self._backoff(attempts))
+                continue
+            if attempts:
+                attempts = 0
+                self._set_state(status, JobState.RUNNING, f"reattached to {host.name}")
+            if outcome.get("running"):
+                continue  # the follow ended early; the build goes on
+            return outcome
+
+    # --- push retries -------------------------------------------------------------------------
+    # A job whose build wrote and named its image but whose push the registry rejected or
+    # dropped is not failed yet: its image is pushed again from the host's engine, up to
+    # `push_retries` times with a growing, jittered wait, each attempt detached and followed
+    # like the build (so cancel, quit and reattach work the same). It succeeds only with the
+    # digest the registry serves under the arch tag, read back; else it fails with the registry
+    # cause and the attempts in its record. Never a rebuild.
+
+    def _push_again_fits(self, status: JobStatus) -> bool:
+        """Whether the failed job's image should be pushed again (sets its push target)."""
+        key = status.job.key
+        if self.registry is None or key in self._cancelled or self.push_retries < 1:
+            return False  # a success could not be read back, or the operator stopped it
+        if status.push_target is None:
+            failure = self._failure(status, JobState.FAILED)
+            target = push_target(failure, log_lines(self._logs[key].path), status.job.ref)
+            if target is None:
+                return False
+            status.push_target = target
+        return True
+
+    async def _push_again(self, host: Any, status: JobStatus, log: _JobLog) -> None:
+        """One push retry of the job's built image: wait, push, follow, judge."""
+        key, job = status.job.key, status.job
+        target = status.push_target
+        assert target is not None
+        number, of = len(status.push_attempts) + 1, self.push_retries
+        if number > of or key in self._cancelled:
+            self._push_failed(status)
+            return
+        delay = push_delay(number, base=self.push_delay, cap=self.push_delay_cap)
+        answered = status.push_attempts[-1].error if status.push_attempts else status.error
+        self._set_state(
+            status,
+            JobState.RUNNING,
+            f"push retry {number}/{of} in {delay:g} s (the image is built; the registry "
+            f"answered: {_short(answered or 'an error')})",
+        )
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:
+            if key in self._cancelled:
+                self._push_failed(status)  # nothing runs on the host: the failure stands
+                return
+            await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        script = shell.push_script(
+            self.id,
+            key,
+            target.ref,
+            target.image_id,
+            attempt=number,
+            attempts=of,
+            delay=delay,
+            image_lock=self._image_lock(job),
+        )
+        try:
+            result = await self.pool.run(host, script)
+        except Exception as exc:
+            if isinstance(exc, OSError) or _is_connection_error(exc):
+                raise _Lost(f"while starting push retry {number}/{of}: {exc}") from exc
+            raise
+        if result.exit_status is None:
+            raise _Lost(f"the connection went away while starting push retry {number}/{of}")
+        attempt = PushAttempt(number, of, delay, target.ref, target.image_id, status.offset)
+        words = result.out_text().split()
+        if not result.ok or not words or not words[-1].isdigit():
+            if result.exit_status == shell.IMAGE_BUSY:
+                held = result.out_text().partition("@@matui:image-busy\n")[2]
+                holder = shell.ImageHolder.parse(self._image_lock(job).name, held)
+                attempt.error = f"not pushed: {holder.line()} holds this image's lock"
+            else:
+                why = result.err_text().strip()[-300:] or f"exit {result.exit_status}"
+                attempt.error = f"the push did not start on {host.name}: {neutralise(why)}"
+            status.push_attempts.append(attempt)
+            self._push_failed(status)
+            return
+        attempt.pid = status.pid = int(words[-1])
+        status.push_attempts.append(attempt)
+        if words[-2:-1] == ["attached"]:
+            self._note(key, f"a push of {target.ref} was running on {host.name}: attached to it")
+        self._set_state(
+            status, JobState.RUNNING, f"push retry {number}/{of}: pushing {target.ref} again"
+        )
+        if key in self._cancelled:
+            await self._cancel_one(key)  # the cancel came while the push was starting
+        outcome = await self._follow_to_end(host, status, log)
+        await self._end_push_attempt(host, status, log, outcome, attempt)
+
+    async def _end_push_attempt(
+        self,
+        host: Any,
+        status: JobStatus,
+        log: _JobLog,
+        outcome: dict[str, Any],
+        attempt: PushAttempt,
+    ) -> None:
+        """A push retry has ended on its host: the job succeeds (the registry serves what was
+        pushed), ends (cancelled, lost, cannot push), or waits for the next retry."""
+        if status.push_target is None:
+            status.push_target = attempt.target  # a reattach: the record knew the attempt
+        if log.partial:
+            block, log.partial = log.partial, b""
+            self._lines(status, log, block, status.offset)
+        exit_text = str(outcome.get("exit", "")).strip()
+        attempt.exit_code = int(exit_text) if exit_text.lstrip("-").isdigit() else None
+        status.exit_code = attempt.exit_code
+        status.host_seconds = _host_seconds(outcome)
+        digest, error = attempt_outcome(_lines_from(log.path, attempt.offset))
+        attempt.digest = digest
+        where = f"push retry {attempt.attempt}/{attempt.of}"
+        if outcome.get("cancelled") and attempt.exit_code != 0:
+            attempt.error = "cancelled"
+            status.push_target = None
+            self._set_state(status, JobState.CANCELLED, f"cancelled on {host.name} during {where}")
+            return
+        if attempt.exit_code is None:
+            attempt.error = "the push's process is gone and left no exit code"
+            status.push_target = None
+            status.error = f"{where}: {attempt.error}"
+            self._set_state(status, JobState.LOST, status.error)
+            return
+        if attempt.exit_code == 0:
+            served, problem = await self._read_back(status.job)
+            attempt.registry_digest = served
+            if digest is None:
+                attempt.error = "docker push ended without printing the digest it pushed"
+            elif served != digest:
+                attempt.error = (
+                    f"docker push printed {digest} but the registry serves "
+                    f"{served or 'nothing'} under {status.job.arch_tag}"
+                    + (f" ({problem})" if problem else "")
+                )
+            else:
+                self._push_succeeded(status, attempt)
+                return
+        else:
+            attempt.error = neutralise(error or f"docker push exited {attempt.exit_code}")
+        if attempt.exit_code == shell.PUSH_NOT_BUILT:
+            self._push_failed(status)  # the tag names another image now: pushing cannot help
+            return
+        self.record.update_job(status.job.key, push_attempts=status.to_json()["push_attempts"])
+
+    async def _read_back(self, job: BuildJob) -> tuple[str | None, str]:
+        """The digest the registry serves under the job's arch tag (from the manifest's own
+        bytes), and why it could not be read when it could not."""
+        assert self.registry is not None
+        try:
+            manifest = await self.registry.get_manifest(self.plan.image.repository(), job.arch_tag)
+        except Exception as exc:  # a registry error is an answer too: never a success
+            return None, neutralise(str(exc) or type(exc).__name__)
+        return (None, "the tag is absent") if manifest is None else (manifest.digest, "")
+
+    def _push_succeeded(self, status: JobStatus, attempt: PushAttempt) -> None:
+        assert attempt.digest is not None
+        key = status.job.key
+        first = status.error or "an error"
+        count = len(status.push_attempts)
+        status.push_target = None
+        status.digest = attempt.digest
+        status.error = status.failing_step = None
+        status.failure = None
+        note = (
+            f"push retried {_times(count)}: the registry had answered {_short(first)}; "
+            f"{attempt.ref} pushed again (no rebuild), the registry serves {attempt.digest}"
+        )
+        status.notes.append(note)
+        self._note(key, note)
+        self._set_state(
+            status, JobState.SUCCEEDED, f"{attempt.digest} (push retried {_times(count)})"
+        )
+
+    def _push_failed(self, status: JobStatus) -> None:
+        """The push retries are over without the image in the registry: the job fails with the
+        build's registry error, saying how many retries were made and what the last one got."""
+        status.push_target = None
+        count = len(status.push_attempts)
+        if count:
+            last = status.push_attempts[-1].error or "no answer"
+            status.error = (
+                f"{status.error or 'the push failed'}; pushed again {_times(count)} without "
+                f"rebuilding, the last: {last}"
+            )
+        self._set_state(
+            status,
+            JobState.FAILED,
+            f"exit {status.exit_code}"
+            + (f" at {status.failing_step}" if status.failing_step else "")
+            + (f" (push retried {_times(count)})" if count else ""),
+        )
+
+    def _image_lock(self, job: BuildJob) -> shell.ImageLock:
+        return shell.ImageLock(
+            shell.image_lock_name(self.plan.repository, str(job.platform)),
+            _local_user(),
+            socket.gethostname(),
+            self.id,
+            job.key,
+        )
 
     async def _engine_answers(self, host: Any) -> bool:
         try:
@@ -1156,6 +1396,20 @@ class BuildRun:
                 outcome[name] = value
         return outcome
 
+    def _record_inputs(self, key: str) -> None:
+        """What the job was built from (base images' digests from its log, build-arg value
+        hashes, the Dockerfile's hash), kept for "what changed since the last green run"."""
+        image = self.plan.image
+        job = self.record.job(key)
+        inputs = job_inputs(
+            log=self._logs[key].path,
+            build_args=image.build_args,
+            dockerfile=image.dockerfile,
+            source=job.source,
+            source_files=self.record.source_files(key),
+        )
+        self.record.update_job(key, inputs=inputs)
+
     def _finish(self, status: JobStatus, parser: ProgressParser, outcome: dict[str, Any]) -> None:
         key = status.job.key
         for note in parser.notes:
@@ -1167,6 +1421,7 @@ class BuildRun:
         if exit_text.lstrip("-").isdigit():
             status.exit_code = int(exit_text)
         status.host_seconds = _host_seconds(outcome)
+        self._record_inputs(key)
         host = status.job.host
         # The host's word decides, not the request: the cancel marker is written only when a
         # signal went to a running build, and an exit code of 0 means it finished (and pushed).
@@ -1194,6 +1449,8 @@ class BuildRun:
                     f"the docker engine on {status.job.host} went away during the build "
                     f"(stopped or restarted; {now}) — buildx said: {status.error}"
                 )
+            if self._push_again_fits(status):
+                return  # built, the push rejected: the runner pushes it again (_push_again)
             self._set_state(
                 status,
                 JobState.FAILED,
@@ -1264,6 +1521,26 @@ def _host_seconds(outcome: dict[str, Any]) -> float | None:
     except ValueError:
         return None
     return ended - started if ended >= started else None
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _lines_from(path: Path, offset: int) -> list[str]:
+    """The lines of a job's local log copy from byte ``offset`` on (one push retry's output:
+    a few dozen lines), decoded as the runner decodes them."""
+    try:
+        with path.open("rb") as stored:
+            stored.seek(offset)
+            data = stored.read()
+    except OSError:
+        return []
+    return decode_lines(data[:-1] if data.endswith(b"\n") else data)
 
 
 def _local_user() -> str:

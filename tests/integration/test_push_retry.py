@@ -1,0 +1,97 @@
+"""On the rig: a push the registry rejects after the image was built is retried as a push of the
+built image (no rebuild), shown in the log, and counted in the record; the job succeeds only with
+the digest the registry serves under its arch tag, read back.
+
+The image's repository is on a misbehaving proxy in front of the rig's registry
+(:class:`~tests.helpers.registry_proxy.RegistryProxy`), which answers manifest PUTs to it with
+400 ``BLOB_UNKNOWN``: what the rig's registry said when two arches pushed one layer at once."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from matui.engine.refs import parse_repository
+from matui.engine.registry import RegistryClient
+from tests.helpers.cli import run_matui
+from tests.helpers.projects import make_project
+from tests.helpers.registry_proxy import RegistryProxy
+from tests.helpers.rig import Rig
+
+pytestmark = pytest.mark.rig
+
+DOCKERFILE = """\
+ARG BASE
+FROM ${BASE}
+RUN echo "built on $(uname -m)" > /built
+"""
+
+
+def _project(tmp_path: Path, rig: Rig, proxy: RegistryProxy) -> tuple[Path, str]:
+    path = f"push-retry/app{secrets.token_hex(4)}"
+    config, _ = make_project(tmp_path, rig, DOCKERFILE, repo=f"{proxy.address}/{path}")
+    return config, path
+
+
+def _jobs(record_dir: Path) -> dict[str, dict[str, Any]]:
+    (record,) = record_dir.rglob("run.json")
+    return {job["arch"]: job for job in json.loads(record.read_text())["jobs"]}
+
+
+def test_a_push_rejected_once_is_pushed_again_and_read_back(rig: Rig, tmp_path: Path) -> None:
+    with RegistryProxy(rig.registry) as proxy:
+        config, path = _project(tmp_path, rig, proxy)
+        with proxy.misbehaving(reject_repo=path, reject_puts=1) as rules:
+            build = run_matui("build", "--config", config, state=tmp_path / "state")
+            assert rules.rejected_puts == 1
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    jobs = _jobs(tmp_path / "state")
+    retried = [job for job in jobs.values() if job["push_attempts"]]
+    assert len(retried) == 1, jobs  # the one arch whose push the proxy rejected
+    job = retried[0]
+    (attempt,) = job["push_attempts"]
+    assert job["state"] == "succeeded" and job["failure"] is None
+    assert attempt["attempt"] == 1 and attempt["exit_code"] == 0 and attempt["ok"] is True
+    # What the registry serves under the arch tag, read here on our own, is the job's digest.
+    served = RegistryClient().get_manifest_sync(
+        parse_repository(f"{rig.registry}/{path}"), job["arch_tag"]
+    )
+    assert served is not None
+    assert job["digest"] == attempt["digest"] == attempt["registry_digest"] == served.digest
+    assert any(note.startswith("push retried once") for note in job["notes"]), job["notes"]
+    # The pane's and the CLI's line: the retry, in the job's own log, after the rejected push.
+    arch = job["arch"]
+    out = build.stdout
+    assert f"[{arch}] @@matui push retry 1/3 after " in out, out[-3000:]
+    assert out.index(f"[{arch}] @@matui push retry 1/3") > out.index("blob unknown")
+    # Never a rebuild: the job's log holds one build.
+    log = (next((tmp_path / "state").rglob(f"{job['key']}.log"))).read_text()
+    assert log.count("#0 building with") == 1
+
+
+def test_a_push_rejected_every_time_fails_with_the_registry_cause(rig: Rig, tmp_path: Path) -> None:
+    with RegistryProxy(rig.registry) as proxy:
+        config, path = _project(tmp_path, rig, proxy)
+        with proxy.misbehaving(reject_repo=path, reject_puts=-1) as rules:
+            build = run_matui("build", "--config", config, "--json", state=tmp_path / "state")
+            # Each arch: the build's own push, then three retries.
+            assert rules.rejected_puts == 8
+    assert build.returncode == 1, build.stderr[-3000:]
+    jobs = {job["arch"]: job for job in json.loads(build.stdout)["jobs"]}
+    for job in jobs.values():
+        assert job["state"] == "failed"
+        assert job["failure"]["cause"] == "registry-push-failed"
+        assert [a["attempt"] for a in job["push_attempts"]] == [1, 2, 3]
+        assert all(
+            a["ok"] is False and a["exit_code"] not in (0, None) for a in job["push_attempts"]
+        )
+        assert "blob unknown" in job["push_attempts"][-1]["error"]
+        assert "pushed again 3 times" in job["error"]
+    saved = _jobs(tmp_path / "state")  # the record says the same, for the next morning
+    assert {arch: job["push_attempts"] for arch, job in saved.items()} == {
+        arch: job["push_attempts"] for arch, job in jobs.items()
+    }
