@@ -569,7 +569,7 @@ class BaseLookup:
 
 def _where(dockerfile: str, base: BaseImage) -> str:
     line = base.source
-    substituted = f" → {base.reference}" if base.reference != line.image else ""
+    substituted = f" → {base.reference}" if base.reference not in ("", line.image) else ""
     return neutralise(f"{dockerfile}:{line.line} {' '.join(line.text.split())}{substituted}")
 
 
