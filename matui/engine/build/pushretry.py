@@ -188,7 +188,7 @@ def marker(attempt: int, of: int, delay: float) -> str:
 def attempt_outcome(lines: Iterable[str]) -> tuple[str | None, str | None]:
     """``(digest, error)`` of one attempt from the lines it appended to the log: the digest
     ``docker push`` printed, and the reason it failed (the script's ``ERROR: push retry ...``
-    line, which quotes docker's last line)."""
+    line, which quotes docker's last line; else its last line, when no digest was printed)."""
     digest: str | None = None
     error: str | None = None
     last: str | None = None
@@ -199,4 +199,4 @@ def attempt_outcome(lines: Iterable[str]) -> tuple[str | None, str | None]:
             error = line.partition(": ")[2].partition(": ")[2] or line[len("ERROR: ") :]
         elif line.strip() and not line.startswith("@@matui push retry"):
             last = line.strip()
-    return digest, error or last
+    return digest, error or (None if digest else last)
