@@ -101,7 +101,7 @@ def test_check_passes_the_rig_base_image_for_both_platforms(rig: Rig, tmp_path: 
 def test_disk_floor_above_free_space_refuses_naming_the_host(rig: Rig, tmp_path: Path) -> None:
     config, repo = make_project(tmp_path, rig, DOCKERFILE)
     text = config.read_text().replace(
-        'port = {}\n'.format(rig.port_emu), f'port = {rig.port_emu}\nmin_free_disk = "900TiB"\n'
+        f"port = {rig.port_emu}\n", f'port = {rig.port_emu}\nmin_free_disk = "900TiB"\n'
     )
     config.write_text(text)
     build = run_matui("build", "--config", config, "--json", state=tmp_path / "state")
