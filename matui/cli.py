@@ -645,10 +645,10 @@ async def _retry(config: Config, record: RunRecord, key: str, args: argparse.Nam
         run = BuildRun.resume(record, config, pool, registry=RegistryClient())
         status = run.status[key]
         suggestion, choices = run.retry_choices(key)
-        cause = status.failure.cause if status.failure is not None else str(status.state)
+        cause = f" ({status.failure.cause})" if status.failure is not None else ""
         asked = RetryOptions(args.no_cache, args.pull, args.host)
         fits = next((c for c in choices if c.suggested), None)
-        line = f"matui: {status.job.arch} {status.state} ({cause}): {suggestion.advice}"
+        line = f"matui: {status.job.arch} {status.state}{cause}: {suggestion.advice}"
         if fits is not None and fits.options != asked:
             words = " ".join(["matui retry --arch", status.job.arch, *fits.options.words()])
             line += f" — suggested: `{words}`"
