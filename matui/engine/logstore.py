@@ -587,15 +587,23 @@ class LogStore:
             cancelled=cancelled,
         )
 
-    def first_error(self) -> int | None:
-        """Index of the first line that looks like a build error, or None.
+    def first_error(self, start: int = 0) -> int | None:
+        """Index of the first line from ``start`` on that looks like a build error, or None.
 
         The rule (:data:`ERROR_RE`): after an optional ``#N`` step prefix and output timestamp
         the line starts with ``ERROR`` (buildx's ``#N ERROR: ...`` and ``ERROR: failed to
         solve: ...``), ``error:``, ``Error:``, ``fatal error:``, ``error[E...]:`` or
         ``file:line[:col]: error:``; or it contains ``exec format error`` anywhere. Lines
-        already scanned are not scanned again.
+        already scanned are not scanned again (from line 0; a later ``start`` — a retried
+        job's current attempt — scans from there, ending at the first error it meets).
         """
+        if start > 0:
+            first = self.first_error()
+            if first is None or first >= start:
+                return first
+            end = len(self) + self._dropped
+            found = self.snapshot()._first_error_abs(start + self._dropped, end)
+            return None if found is None else found - self._dropped
         if self._first_error is None:
             end = len(self) + self._dropped
             start = max(self._error_scanned, self._dropped)

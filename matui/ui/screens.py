@@ -180,13 +180,20 @@ class QuitScreen(ModalScreen[str | None]):
 
 
 class HelpScreen(ModalScreen[None]):
+    """Every key. At 80x24 the list is taller than the screen: it scrolls (arrows, j/k, page
+    keys), and keys that differ only by a digit (1…9) share a row."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark,q", "dismiss", "Close", id="help.close"),
+        Binding("down,j", "scroll(1)", "Down", show=False, id="help.down"),
+        Binding("up,k", "scroll(-1)", "Up", show=False, id="help.up"),
+        Binding("pagedown,space", "scroll(10)", "Page down", show=False, id="help.page_down"),
+        Binding("pageup", "scroll(-10)", "Page up", show=False, id="help.page_up"),
     ]
 
     def __init__(self, rows: list[tuple[str, str]]) -> None:
         super().__init__(classes="dialog-screen")
-        self.rows = rows
+        self.rows = _digit_rows(rows)
 
     def compose(self) -> ComposeResult:
         text = Text()
@@ -198,4 +205,38 @@ class HelpScreen(ModalScreen[None]):
             yield Static(text)
 
     def on_mount(self) -> None:
-        self.query_one("#help").border_title = "Keys"
+        help = self.query_one("#help")
+        help.border_title = "Keys"
+        help.border_subtitle = "↑↓ PgUp PgDn scroll · esc closes"
+
+    def action_scroll(self, rows: int) -> None:
+        self.query_one(VerticalScroll).scroll_relative(y=rows, animate=False)
+
+
+def _digit_rows(rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Runs of rows whose key is a digit and whose descriptions differ only by it, as one row:
+    ("1…9", "Focus pane N ...")."""
+    merged: list[tuple[str, str]] = []
+    run: list[tuple[str, str]] = []
+
+    def close() -> None:
+        if len(run) > 2:
+            merged.append((f"{run[0][0]}…{run[-1][0]}", run[0][1].replace(run[0][0], "N")))
+        else:
+            merged.extend(run)
+        run.clear()
+
+    for key, description in rows:
+        same = (
+            key.isdigit()
+            and run
+            and description.replace(key, "N") == run[0][1].replace(run[0][0], "N")
+        )
+        if not same:
+            close()
+        if key.isdigit():
+            run.append((key, description))
+        else:
+            merged.append((key, description))
+    close()
+    return merged

@@ -208,3 +208,46 @@ class FlagsPanel(Static):
         if self.messages:
             lines += [Text("messages", style="bold underline"), *self.messages]
         self.update(Text("\n").join(lines))
+
+
+def panel_summary(
+    probes: Sequence[HostProbe], hosts: int, flags: Sequence[Flag], host_lines: int = 0
+) -> Text:
+    """The side panel in one line, for when it is collapsed: how many hosts can build, the
+    flags by severity and the most severe one's kind and subject, so nothing that blocks a
+    publish is out of sight. ``host_lines``: hosts that cannot build (errors of their own)."""
+    line = Text()
+    if probes:
+        ready = sum(1 for probe in probes if probe.state is HostState.OK)
+        style = "green" if ready == len(probes) else "bold red"
+        line.append(f"hosts {ready}/{hosts} ready", style=style)
+    else:
+        line.append(f"hosts {hosts}: not probed", style="dim")
+    counts: dict[str, int] = {"error": host_lines}
+    for flag in flags:
+        counts[str(flag.severity)] = counts.get(str(flag.severity), 0) + 1
+    shown = [(severity, counts.get(severity, 0)) for severity in _ORDER]
+    line.append("  ·  ")
+    if not any(count for _, count in shown):
+        line.append("no flags", style="dim")
+    else:
+        line.append("flags ")
+        line.append_text(
+            Text(" ").join(
+                Text(f"{count} {severity}", style=_SEVERITY_STYLE[severity])
+                for severity, count in shown
+                if count
+            )
+        )
+        worst = sorted(flags, key=lambda f: _ORDER.get(str(f.severity), 3))
+        if worst:
+            line.append(f" ({worst[0].kind} {worst[0].subject})", style="bold")
+    line.append("  ·  p: panel", style="dim")
+    return line
+
+
+class PanelHint(Static):
+    """One line standing in for the collapsed side panel (:func:`panel_summary`)."""
+
+    def __init__(self) -> None:
+        super().__init__("", id="panel-hint")

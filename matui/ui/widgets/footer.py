@@ -1,0 +1,68 @@
+"""The dashboard's footer: the keys by priority, so a narrow terminal drops the least needed.
+
+Textual's footer shows every shown binding in order and cuts what does not fit at the right
+edge; at 80 columns that cut ``?`` and ``q``. Here each key has a rank, and the footer hides
+the lowest-ranked keys until the rest fit its width (``?`` lists them all), in compact form
+below :data:`COMPACT` columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.widget import Widget
+from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
+
+COMPACT = 100
+"""Columns below which the footer drops the padding around keys."""
+
+
+class MatuiFooter(Footer):
+    RANK: ClassVar[dict[str, int]] = {
+        "quit_app": 0,
+        "help": 1,
+        "build": 2,
+        "publish": 3,
+        "retry": 4,
+        "first_error": 5,
+        "toggle_panel": 6,
+        "search": 7,
+        "cancel_arch": 8,
+        "zoom": 9,
+        "toggle_wrap": 10,
+        "toggle_follow": 11,
+        "save_log": 12,
+        "command_palette": 13,
+    }
+    """Lower first: the order in which keys keep their place as the footer narrows."""
+
+    def compose(self) -> ComposeResult:
+        widgets = list(super().compose())
+        self._fit(widgets, self.app.size.width)
+        yield from widgets
+
+    def on_resize(self) -> None:
+        self._fit(list(self.query(FooterKey)), self.size.width)
+
+    def _fit(self, widgets: Iterable[Widget], width: int) -> None:
+        compact = width < COMPACT
+        self.compact = compact
+        keys = [w for w in widgets if isinstance(w, FooterKey)]
+        for key in keys:
+            key.display = True
+
+        def cells(key: FooterKey) -> int:
+            label = len(key.key_display) + (len(key.description) + 1 if key.description else 0)
+            # Compact: "k Desc" and a margin; else " k Desc "; the palette key has a border.
+            extra = 1 if compact else 2
+            return label + extra + (2 if key.has_class("-command-palette") else 0)
+
+        total = sum(cells(key) for key in keys)
+        for key in sorted(keys, key=lambda k: self.RANK.get(k.action, 50), reverse=True):
+            if total <= width:
+                break
+            key.display = False
+            total -= cells(key)
