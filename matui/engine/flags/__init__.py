@@ -11,6 +11,11 @@ and call the pure checks:
 * :func:`premanifest_flags` — before ``imagetools create`` (release tags moved or diffed, index
   shape, cross-repository sources, config arch of each source).
 
+Readiness, before the build and in ``matui check`` (:func:`check_config`): :func:`base_image_flags`
+(each ``FROM`` image exists for the platform a job pulls it for), and in :func:`check_hosts` the
+free-disk floor (:func:`disk_floor_flags`) and each host's way to the registry
+(:func:`push_access_flags`).
+
 :func:`index_diff` is the platform-by-platform dry-run diff the CLI and the dashboard render.
 
 Registry errors are not turned into flags: a gatherer that cannot read the registry raises the

@@ -386,7 +386,7 @@ async def _lookup(registry: RegistryReader, base: BaseImage) -> BaseLookup:
         if manifest.is_index:
             return BaseLookup(manifest)
         facts = await registry.image_config(repo, manifest.digest)
-    except RegistryError as exc:
+    except (RegistryError, ValueError) as exc:  # ValueError: a reference the registry mangled
         return BaseLookup(error=neutralise(_one_line(str(exc))))
     text = "/".join(p for p in (facts.os, facts.architecture, facts.variant) if p)
     return BaseLookup(manifest, facts.platform, neutralise(text))
