@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from textual.dom import DOMNode
 from textual.pilot import Pilot
 
 from matui.engine.arch import Platform
+from matui.engine.build.failure import FailureRecord, HostFacts, JobFacts, failure_record
 from matui.engine.config import Config, HostConfig, ImageConfig
 from matui.engine.flags import Flag, FlagKind, Severity
 from matui.engine.plan import BuildJob
@@ -120,6 +122,46 @@ def buildx_lines(arch: str, count: int, start: int = 0) -> list[str]:
         else:
             lines.append(f"#{step} {i * 0.013:.3f} cc -O2 -c src/{arch}/unit_{i:05d}.c")
     return lines
+
+
+def failing_log(arch: str = "arm64", lines: int = 14) -> list[str]:
+    """A buildx log whose ``[3/4] RUN`` step prints ``lines`` lines (one too long for any
+    pane) and fails with exit code 3, buildx's framed excerpt and ``Dockerfile:4`` after it."""
+    run = "RUN ./configure --enable-simd && make -j8 && ./selftest"
+    log = [*buildx_lines(arch, 12), f"#7 [3/4] {run}"]
+    for i in range(lines - 1):
+        log.append(f"#7 {4.2 + i / 100:.3f} cc -O2 -c src/unit_{i:02d}.c -o obj/unit_{i:02d}.o")
+    log.append(
+        "#7 5.120 selftest: FAIL simd_roundtrip: expected 0x7f3a9c01 got 0x00000000 "
+        "(lane 3 of 8, input vector /work/test/vectors/simd/roundtrip-0003.bin, seed 1234)"
+    )
+    log += [
+        f'#7 ERROR: process "/bin/sh -c {run}" did not complete successfully: exit code: 3',
+        "------",
+        f" > [3/4] {run}:",
+        "------",
+        "Dockerfile:4",
+        "--------------------",
+        f"   4 | >>> {run}",
+        "--------------------",
+        f'ERROR: failed to solve: process "/bin/sh -c {run}" did not complete successfully: '
+        "exit code: 3",
+    ]
+    return log
+
+
+def fake_failure(arch: str = "arm64", *, emulated: bool = False, lines: int = 14) -> FailureRecord:
+    """The engine's failure record of :func:`failing_log` (made by the engine's own code), with
+    the host facts of :func:`fake_probes`' host and buildx's exit status 1."""
+    host = "amd64-1" if emulated else f"{arch}-1"
+    native = "amd64" if emulated else arch
+    facts = JobFacts(declared_arch=native, native_arch=native, emulated=emulated)
+    record = failure_record(failing_log(arch, lines), facts)
+    return replace(
+        record,
+        host=HostFacts(host, native, native, emulated, "26.1.4", "0.13.1", 40 * 2**30),
+        buildx_exit=1,
+    )
 
 
 def panes(app: MatuiApp) -> dict[str, ArchPane]:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
 from matui.ui.widgets.log_pane import LogPane
+
+if TYPE_CHECKING:
+    from matui.engine.build.failure import FailureRecord
 
 STATE_CLASSES = ("queued", "uploading", "running", "succeeded", "failed", "cancelled", "lost")
 
@@ -31,18 +37,25 @@ class ArchPane(Vertical):
         self.emulated = emulated
         self.state = "queued"
         self.detail = ""
+        self.failure: FailureRecord | None = None
+        """Why the job failed (its card, key i), while it is failed or lost."""
         self.view = LogPane(id=f"log-{key}")
         self._retitle()
 
     def compose(self) -> ComposeResult:
         yield self.view
 
-    def set_state(self, state: str, detail: str = "") -> None:
+    def set_state(self, state: str, detail: str = "", failure: FailureRecord | None = None) -> None:
         for name in STATE_CLASSES:
             self.set_class(name == state, f"-{name}")
         self.state = state
         self.detail = detail
+        self.failure = failure if state in ("failed", "lost") else None
         self._retitle()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.failure is not None:
+            self._retitle()  # the failure's one line is made to fit the pane's width
 
     def set_step(self, step: str | None) -> None:
         if self.state == "running":
@@ -56,7 +69,13 @@ class ArchPane(Vertical):
         # most (at 120 columns, "arm64 · emu-1 (QEMU) · succeeded" lost its state).
         # Text, not str: a str title is read as markup, and the detail is host text.
         self.border_title = Text(f"{self.arch} · {state} · {host}")
-        self.border_subtitle = Text(_short(self.detail))
+        if self.failure is not None:
+            # The step's own exit code and the cause, the step's name shortened to fit:
+            # "exit 3 at [3/4] RUN … · build-error" (the engine's one line, as the CLI's).
+            width = self.size.width - 6 if self.size.width > 26 else 60
+            self.border_subtitle = Text(self.failure.headline(width, self.detail))
+        else:
+            self.border_subtitle = Text(_short(self.detail))
 
 
 def _short(detail: str, width: int = 60) -> str:
