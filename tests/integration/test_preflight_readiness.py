@@ -6,16 +6,13 @@ error naming the host and the registry."""
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.bases import amd64_only
 from tests.helpers.cli import run_matui
 from tests.helpers.projects import make_project
-from tests.helpers.publishing import base_children, copy_child
 from tests.helpers.rig import Rig, free_port
 
 pytestmark = pytest.mark.rig
@@ -26,25 +23,6 @@ ARG BASE
 FROM ${BASE}
 RUN echo hello
 """
-
-
-def amd64_only(rig: Rig, *, index: bool) -> str:
-    """A base image in a private repository of the rig's registry that exists for linux/amd64
-    only: one platform's manifest (``index=False``), or an index listing amd64 alone."""
-    ref = f"{rig.registry}/preflight-test/base{secrets.token_hex(4)}:1"
-    amd64 = base_children(rig)["amd64"]
-    if index:
-        subprocess.run(
-            ["docker", "buildx", "imagetools", "create", "--tag", ref,
-             f"{rig.base_image.rpartition(':')[0]}@{amd64}"],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "DOCKER_HOST": rig.docker_host},
-            timeout=120,
-        )  # fmt: skip
-    else:
-        copy_child(rig, amd64, ref)
-    return ref
 
 
 def jobs_on_hosts(rig: Rig, repo: str) -> list[Path]:
