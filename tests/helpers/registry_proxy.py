@@ -18,6 +18,7 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -62,6 +63,9 @@ class Misbehaviour:
     reject_code: str = "BLOB_UNKNOWN"
     #: Manifest PUTs answered so, counted as they come (the test reads it).
     rejected_puts: int = 0
+    #: Seconds each manifest PUT to :attr:`reject_repo` waits before it is answered or
+    #: forwarded (a slow registry: a push is still running when the test acts).
+    delay_puts: float = 0.0
 
 
 class RegistryProxy:
@@ -185,6 +189,8 @@ class RegistryProxy:
             return
         if manifest is not None:
             repo, ref = manifest["repo"], manifest["ref"]
+            if handler.command == "PUT" and rules.delay_puts and rules.reject_repo == repo:
+                time.sleep(rules.delay_puts)
             if handler.command == "PUT" and self._reject_put(rules, repo):
                 message = {"BLOB_UNKNOWN": "blob unknown to registry"}.get(
                     rules.reject_code, "the registry failed"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 
 from matui.engine.refs import parse_repository
 from matui.engine.registry import RegistryClient
-from tests.helpers.cli import run_matui
+from tests.helpers.cli import read_until, run_matui, spawn_matui
 from tests.helpers.projects import make_project
 from tests.helpers.registry_proxy import RegistryProxy
 from tests.helpers.rig import Rig
@@ -95,3 +96,89 @@ def test_a_push_rejected_every_time_fails_with_the_registry_cause(rig: Rig, tmp_
     assert {arch: job["push_attempts"] for arch, job in saved.items()} == {
         arch: job["push_attempts"] for arch, job in jobs.items()
     }
+
+
+#: When the test acts: while the job waits for its first push retry, or while that retry's
+#: push runs (the proxy holds its manifest PUT for a few seconds), and the rules for each.
+MOMENTS = {
+    "waiting": ("push retry 1/3 in ", {"reject_puts": -1}),
+    "pushing": ("@@matui push retry 1/3 after ", {"reject_puts": 1, "delay_puts": 6.0}),
+}
+
+
+@pytest.mark.parametrize("moment", sorted(MOMENTS))
+def test_ctrl_c_during_a_push_retry_stops_the_retries(
+    rig: Rig, tmp_path: Path, moment: str
+) -> None:
+    """Ctrl-C on ``matui build`` cancels: a job waiting for its next push retry makes no more
+    (it ends failed, the registry's cause; nothing ran on its host to cancel), and one whose
+    retry was pushing ends as its host says (cancelled: the push was stopped). Never a
+    success from a cancelled retry, never another retry after the cancel."""
+    word, rules = MOMENTS[moment]
+    with RegistryProxy(rig.registry) as proxy:
+        config, path = _project(tmp_path, rig, proxy)
+        with proxy.misbehaving(reject_repo=path, **rules):  # type: ignore[arg-type]
+            proc = spawn_matui("build", "--config", config, state=tmp_path / "state")
+            seen = read_until(proc, word)
+            assert any(word in line for line in seen), "".join(seen)[-3000:]
+            (arch,) = {line[1:].partition("]")[0] for line in seen if word in line}
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, out[-3000:]
+    jobs = _jobs(tmp_path / "state")
+    job = jobs[arch]
+    assert len(job["push_attempts"]) <= 1, job["push_attempts"]
+    assert not any(a["ok"] for a in job["push_attempts"])
+    if moment == "pushing":
+        assert job["state"] == "cancelled", job
+        assert job["push_attempts"][0]["error"] == "cancelled"
+    else:
+        assert job["state"] == "failed", job
+        assert job["failure"]["cause"] == "registry-push-failed"
+        assert any(n.startswith("push retries stopped by the cancel") for n in job["notes"])
+    for other in jobs.values():
+        assert other["state"] in ("failed", "cancelled", "succeeded"), other
+        assert not any(a["ok"] for a in other["push_attempts"])
+
+
+@pytest.mark.parametrize("moment", sorted(MOMENTS))
+def test_a_push_retry_goes_on_after_matui_died_and_attach_reads_it_back(
+    rig: Rig, tmp_path: Path, moment: str
+) -> None:
+    """matui killed while a job waits for, or runs, a push retry: `matui attach` reattaches
+    (to the running push, or to the wait: the record counts the attempts made), and the jobs
+    succeed once the registry takes the push, with the digest it serves read back. No
+    rebuild."""
+    word, rules = MOMENTS[moment]
+    with RegistryProxy(rig.registry) as proxy:
+        config, path = _project(tmp_path, rig, proxy)
+        with proxy.misbehaving(reject_repo=path, **rules):  # type: ignore[arg-type]
+            proc = spawn_matui("build", "--config", config, state=tmp_path / "state")
+            read_until(proc, word)
+            proc.kill()
+            proc.wait(timeout=30)
+            if moment == "pushing":  # the push goes on without matui; attach follows it
+                attach = run_matui(
+                    "attach", "--config", config, "--json", state=tmp_path / "state", timeout=300
+                )
+        if moment == "waiting":  # the registry takes pushes again; attach makes the retry
+            attach = run_matui(
+                "attach", "--config", config, "--json", state=tmp_path / "state", timeout=300
+            )
+    assert attach.returncode == 0, attach.stderr[-3000:]
+    jobs = json.loads(attach.stdout)["jobs"]
+    registry = RegistryClient()
+    for job in jobs:
+        assert job["state"] == "succeeded", job
+        served = registry.get_manifest_sync(
+            parse_repository(f"{rig.registry}/{path}"), job["arch_tag"]
+        )
+        assert served is not None and job["digest"] == served.digest
+    retried = [job for job in jobs if job["push_attempts"]]
+    assert retried, jobs
+    for job in retried:
+        (attempt,) = job["push_attempts"]  # the one matui started before it died, or attach's
+        assert attempt["ok"] is True and attempt["registry_digest"] == job["digest"]
+        log = next((tmp_path / "state").rglob(f"{job['key']}.log")).read_text()
+        assert log.count("#0 building with") == 1
+        assert log.count("@@matui push retry 1/3 after") == 1

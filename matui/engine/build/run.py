@@ -715,6 +715,8 @@ class BuildRun:
         host = status.host_facts
         if host is None or host.host != job.host:  # never probed, or retried elsewhere
             host = self._host_facts(job)
+        if status.push_attempts:  # the build's push, then matui's: the error says both
+            record = replace(record, error=status.error)
         return replace(record, host=host, buildx_exit=status.exit_code)
 
     async def _supervise(self) -> None:
@@ -1120,6 +1122,12 @@ class BuildRun:
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline:
             if key in self._cancelled:
+                stopped = (
+                    f"push retries stopped by the cancel: {target.ref} is built on {host.name} "
+                    "but not in the registry"
+                )
+                status.notes.append(stopped)
+                self._note(key, stopped)
                 self._push_failed(status)  # nothing runs on the host: the failure stands
                 return
             await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
@@ -1183,7 +1191,6 @@ class BuildRun:
             self._lines(status, log, block, status.offset)
         exit_text = str(outcome.get("exit", "")).strip()
         attempt.exit_code = int(exit_text) if exit_text.lstrip("-").isdigit() else None
-        status.exit_code = attempt.exit_code
         status.host_seconds = _host_seconds(outcome)
         digest, error = attempt_outcome(_lines_from(log.path, attempt.offset))
         attempt.digest = digest
@@ -1237,6 +1244,7 @@ class BuildRun:
         count = len(status.push_attempts)
         status.push_target = None
         status.digest = attempt.digest
+        status.exit_code = 0  # the job's end: its image is in the registry
         status.error = status.failing_step = None
         status.failure = None
         note = (
