@@ -5,6 +5,7 @@ an attempt's output says, and the remote script that makes one (:mod:`matui.engi
 from __future__ import annotations
 
 import base64
+import json
 import re
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from matui.engine.build.pushretry import (
     push_target,
 )
 from matui.engine.config import FailureSignature
+from matui.engine.records import JobRecord
 
 DATA = Path(__file__).parents[1] / "data"
 FAILURES = DATA / "failures"
@@ -212,3 +214,17 @@ def test_the_push_script() -> None:
 def test_the_push_script_refuses_bad_values(ref: str, image: str) -> None:
     with pytest.raises(shell.UnsafeValue):
         shell.push_script("run-1", "arm64", ref, image, attempt=1, attempts=3, delay=2)
+
+
+def test_the_run_record_keeps_the_attempts() -> None:
+    """A job's attempts go into the run record and come back, so a resumed run counts on; a
+    hand-edited or older record without them reads as none."""
+    attempt = PushAttempt(1, 3, 2.0, "r:t", IMAGE, 100, pid=42, exit_code=1, error="blob unknown")
+    base = {"key": "arm64", "arch": "arm64", "platform": "linux/arm64", "host": "h"}
+    base |= {"arch_tag": "1.0-arm64", "ref": "r:1.0-arm64"}
+    saved = JobRecord.from_json({**base, "push_attempts": [attempt.to_json()]})
+    assert [PushAttempt.from_json(a) for a in saved.push_attempts] == [attempt]
+    assert JobRecord.from_json(json.loads(json.dumps(saved.to_json()))) == saved
+    assert JobRecord.from_json(base).push_attempts == []
+    assert JobRecord.from_json({**base, "push_attempts": None}).push_attempts == []
+    assert JobRecord.from_json({**base, "push_attempts": ["x", 3]}).push_attempts == []
