@@ -24,7 +24,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from matui.ui.failure_screen import FailureScreen
+from matui.ui.compare_screen import CompareScreen
 from matui.ui.hosts_screen import HostsScreen
 from matui.ui.resources import stylesheet
 from matui.ui.screens import HelpScreen, PublishScreen, QuitScreen
@@ -151,20 +151,20 @@ class MatuiApp(App[int]):
             "c", "check", "Check hosts", show=False, tooltip="Probe the hosts again", id="check"
         ),
         Binding(
-            "i",
-            "failure_card",
-            "Why it failed",
-            show=False,
-            tooltip="Why the focused arch failed: step, exit code, cause, advice, its lines",
-            id="failure-card",
-        ),
-        Binding(
             "h",
             "hosts",
             "Hosts",
             show=False,
             tooltip="Every host in full: its probe and its whole error",
             id="hosts",
+        ),
+        Binding(
+            "v",
+            "compare",
+            "Compare arches",
+            show=False,
+            tooltip="The arches side by side: each step's state and time, where they part ways",
+            id="compare",
         ),
         Binding("question_mark", "help", "Help", tooltip="Show the keys", id="help"),
         Binding(
@@ -486,9 +486,7 @@ class MatuiApp(App[int]):
         await self.show_jobs(run.plan.jobs)
         self.set_flags(run.flags)
         for key, status in run.status.items():
-            self._pane(key).set_state(
-                str(status.state), status.digest or status.error or "", status.failure
-            )
+            self._pane(key).set_state(str(status.state), status.digest or status.error or "")
         self._update_title()
         self.notify(f"run {record.id} was still building: reattached", timeout=8)
         run.start_resumed()
@@ -510,7 +508,7 @@ class MatuiApp(App[int]):
         elif isinstance(event, StepChange):
             self._pane(event.job).set_step(event.step)
         elif isinstance(event, StateEvent):
-            self._pane(event.job).set_state(str(event.state), event.detail, event.failure)
+            self._pane(event.job).set_state(str(event.state), event.detail)
         elif isinstance(event, NoteEvent):
             self.notify(event.text, title=self._pane(event.job).arch, timeout=8)
         elif isinstance(event, FlagsEvent):
@@ -574,21 +572,6 @@ class MatuiApp(App[int]):
         self.ended = None
         self.activity = None
         self._update_title()
-
-    def action_failure_card(self) -> None:
-        """The focused pane's failure card (the engine's record of why it failed)."""
-        pane = self.focused_pane()
-        failure = None if pane is None else pane.failure
-        status = None if self.run_ is None or pane is None else self.run_.status.get(pane.key)
-        if status is not None:
-            # The run's own record: it gains the same step's seconds on the arches that
-            # passed when the run ends, after the failed state went by.
-            failure = status.failure
-        if pane is None or failure is None:
-            what = "no build yet" if pane is None else f"{pane.arch} has not failed"
-            self.notify(f"{what}: i shows why a failed arch failed", timeout=4)
-            return
-        self.push_screen(FailureScreen(pane.arch, pane.host, pane.state, failure))
 
     def action_cancel_arch(self) -> None:
         pane = self.focused_pane()
@@ -743,6 +726,28 @@ class MatuiApp(App[int]):
     def action_hosts(self) -> None:
         hosts = self.query_one(HostsPanel)
         self.push_screen(HostsScreen(self.config.hosts, hosts.probes, hosts.passed_over))
+
+    def action_compare(self) -> None:
+        """The run on screen (an old one open read-only, else the current one, else the
+        image's latest recorded run) with its arches side by side."""
+        from matui.engine.records import find_run, state_dir
+
+        viewing = getattr(self, "viewing", None)
+        observed = None
+        if viewing is not None:
+            record = viewing.record
+        elif self.run_ is not None:
+            record = self.run_.record
+            # Step times seen live are saved when a job's state changes: hand over the latest.
+            observed = {key: s.steps.to_json() for key, s in self.run_.status.items()}
+        else:
+            try:
+                image = self.image.name if self.image is not None else None
+                record = find_run(self.state_root or state_dir(), None, image)
+            except LookupError:
+                self.notify("no run to compare yet: b builds", severity="warning")
+                return
+        self.push_screen(CompareScreen(record, observed))
 
     def action_help(self) -> None:
         rows = []
