@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from matui.ui.compare_screen import CompareScreen
+from matui.ui.failure_screen import FailureScreen
 from matui.ui.hosts_screen import HostsScreen
 from matui.ui.resources import stylesheet
 from matui.ui.screens import HelpScreen, PublishScreen, QuitScreen
@@ -149,6 +150,14 @@ class MatuiApp(App[int]):
         ),
         Binding(
             "c", "check", "Check hosts", show=False, tooltip="Probe the hosts again", id="check"
+        ),
+        Binding(
+            "i",
+            "failure_card",
+            "Why it failed",
+            show=False,
+            tooltip="Why the focused arch failed: step, exit code, cause, advice, its lines",
+            id="failure-card",
         ),
         Binding(
             "h",
@@ -486,7 +495,9 @@ class MatuiApp(App[int]):
         await self.show_jobs(run.plan.jobs)
         self.set_flags(run.flags)
         for key, status in run.status.items():
-            self._pane(key).set_state(str(status.state), status.digest or status.error or "")
+            self._pane(key).set_state(
+                str(status.state), status.digest or status.error or "", status.failure
+            )
         self._update_title()
         self.notify(f"run {record.id} was still building: reattached", timeout=8)
         run.start_resumed()
@@ -508,7 +519,7 @@ class MatuiApp(App[int]):
         elif isinstance(event, StepChange):
             self._pane(event.job).set_step(event.step)
         elif isinstance(event, StateEvent):
-            self._pane(event.job).set_state(str(event.state), event.detail)
+            self._pane(event.job).set_state(str(event.state), event.detail, event.failure)
         elif isinstance(event, NoteEvent):
             self.notify(event.text, title=self._pane(event.job).arch, timeout=8)
         elif isinstance(event, FlagsEvent):
@@ -572,6 +583,21 @@ class MatuiApp(App[int]):
         self.ended = None
         self.activity = None
         self._update_title()
+
+    def action_failure_card(self) -> None:
+        """The focused pane's failure card (the engine's record of why it failed)."""
+        pane = self.focused_pane()
+        failure = None if pane is None else pane.failure
+        status = None if self.run_ is None or pane is None else self.run_.status.get(pane.key)
+        if status is not None:
+            # The run's own record: it gains the same step's seconds on the arches that
+            # passed when the run ends, after the failed state went by.
+            failure = status.failure
+        if pane is None or failure is None:
+            what = "no build yet" if pane is None else f"{pane.arch} has not failed"
+            self.notify(f"{what}: i shows why a failed arch failed", timeout=4)
+            return
+        self.push_screen(FailureScreen(pane.arch, pane.host, pane.state, failure))
 
     def action_cancel_arch(self) -> None:
         pane = self.focused_pane()
