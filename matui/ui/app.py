@@ -28,12 +28,14 @@ from matui.ui.compare_screen import CompareScreen
 from matui.ui.failure_screen import FailureScreen
 from matui.ui.hosts_screen import HostsScreen
 from matui.ui.resources import stylesheet
+from matui.ui.retry_screen import RetryScreen
 from matui.ui.screens import HelpScreen, PublishScreen, QuitScreen
 from matui.ui.widgets.arch_pane import ArchPane
 from matui.ui.widgets.log_pane import LogPane
 from matui.ui.widgets.panels import FlagsPanel, HostsPanel, message_line
 
 if TYPE_CHECKING:
+    from matui.engine.build.retry import RetryOptions
     from matui.engine.build.run import BuildRun, Event
     from matui.engine.config import Config
     from matui.engine.flags import Flag
@@ -575,11 +577,31 @@ class MatuiApp(App[int]):
         if self.run_ is None or pane is None:
             self.notify("nothing to retry yet: b builds", severity="warning")
             return
+        run = self.run_
+        status = run.status.get(pane.key)
+        if status is None or not status.state.finished:
+            what = "not started" if status is None else str(status.state)
+            self.notify(f"{pane.arch} is {what}: x cancels it first", severity="warning")
+            return
+        # The engine's choices, the one that fits the failure's cause first: r opens them.
+        suggestion, choices = run.retry_choices(pane.key)
+        cause = f" ({status.failure.cause})" if status.failure is not None else ""
+        headline = f"{pane.arch} {status.state}{cause} on {status.job.host}"
+
+        def chosen(options: RetryOptions | None) -> None:
+            if options is not None and self.run_ is run:
+                self._retry(run, pane, options)
+
+        self.push_screen(RetryScreen(pane.arch, headline, suggestion, choices), chosen)
+
+    def _retry(self, run: BuildRun, pane: ArchPane, options: RetryOptions) -> None:
         try:
-            self.run_.retry(pane.key)
-        except RuntimeError as exc:
+            run.retry(pane.key, no_cache=options.no_cache, pull=options.pull, host=options.host)
+        except (RuntimeError, ValueError) as exc:  # ValueError: RetryError, a host refused
             self.notify(str(exc), severity="warning")
             return
+        job = run.status[pane.key].job
+        pane.host, pane.emulated = job.host, job.emulated  # a retry on another host moved it
         self.ended = None
         self.activity = None
         self._update_title()

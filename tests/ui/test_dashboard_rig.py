@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
+from matui.engine.build.retry import RetryOptions
 from matui.engine.config import load_config
 from matui.engine.records import RunRecord
 from matui.ui.app import MatuiApp
+from matui.ui.retry_screen import RetryScreen
 from matui.ui.screens import PublishScreen, QuitScreen
 from matui.ui.widgets.panels import HostsPanel
 from tests.helpers.dashboard import (
@@ -243,8 +245,19 @@ async def test_failed_arch_blocks_publish_then_r_retries_it_and_the_index_keeps_
         # Fix the cause, retry the focused arch only. arm64 is now built from another source
         # than amd64 (the verdict file changed): the run is blocked, naming the file.
         (tmp_path / "ctx" / "verdict").write_text("ok\n")
+        # r opens the retry menu: a build error fits no retry (fix the code); no other host
+        # here can build arm64. Taking "without cache" retries it with --no-cache.
         await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RetryScreen), "the retry menu")
+        await settle(pilot)
+        menu = " ".join(screen_text(app).split())
+        assert "arm64 failed (build-error) on emu-1" in menu and "fix the code" in menu
+        assert "same host (emu-1)" in menu and "suggested" not in menu
+        await pilot.press("down", "enter")
         await until_status(pilot, app, "blocked: source-mismatch arm64", "the retry")
+        assert app.run_ is not None
+        assert app.run_.status["arm64"].retry_options == RetryOptions(no_cache=True)
+        assert run_record(tmp_path)["jobs"][1]["attempt"] == 2
         assert "verdict (changed) differs between amd64" in app.status_text
         assert states(app) == {"amd64": "succeeded", "arm64": "succeeded"}
         assert app.run_ is not None and app.run_.id == run_id  # the same run
@@ -253,6 +266,7 @@ async def test_failed_arch_blocks_publish_then_r_retries_it_and_the_index_keeps_
         # The pane shows both attempts, in order.
         lines = [arm.view.store.line(i) for i in range(len(arm.view.store))]
         assert any("boom: arm64 says no" in line for line in lines)
+        assert "@@matui attempt 2: retry --no-cache on host emu-1" in lines
         assert "arm64 · succeeded · emu-1" in screen_text(app)
 
         # Publishing is blocked by the mixed sources; A is the deliberate override, recorded.

@@ -296,7 +296,11 @@ def retry_choices(
     for host in other_hosts:
         how = " (emulated)" if host.emulated else ""
         choices.append(
-            RetryChoice(RetryKind.OTHER_HOST, RetryOptions(host=host.name), f"on {host.name}{how}")
+            RetryChoice(
+                RetryKind.OTHER_HOST,
+                RetryOptions(host=host.name),
+                f"another host: {host.name}{how}",
+            )
         )
     choices.append(
         RetryChoice(RetryKind.NO_CACHE, RetryOptions(no_cache=True), "without cache (--no-cache)")
