@@ -238,7 +238,9 @@ class StepOutputScreen(ModalScreen[None]):
                     yield Static(render_output(self.row, output))
 
     def on_mount(self) -> None:
-        self.query_one("#step-output").border_title = f"#{self.row.number} {self.row.name}"
+        frame = self.query_one("#step-output")
+        frame.border_title = f"#{self.row.number} {self.row.name}"
+        frame.border_subtitle = "esc: back to the steps"
         scrolls = list(self.query(VerticalScroll))
         if scrolls:
             scrolls[0].focus()

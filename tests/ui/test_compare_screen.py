@@ -101,6 +101,7 @@ async def test_compare_screen_at_80x24(tmp_path: Path) -> None:
         # The bars: one axis (0 .. 2.5 s on arm64's side), arm64's slow configure step shows.
         amd64_bar, arm64_bar = (str(cell) for cell in table.get_row_at(2)[5:7])
         assert len(amd64_bar) == len(arm64_bar) and arm64_bar.count("█") > amd64_bar.count("█")
+        assert table.max_scroll_x == 0  # every column fits 80 columns
         text = screen_text(app)
         assert "* parts ways at #4: arm64 error 2.5s; amd64 done 1.2s" in text
         assert "estimated from durations: amd64, arm64" in text
@@ -117,6 +118,7 @@ async def test_compare_screen_at_80x24(tmp_path: Path) -> None:
         right = [line for line in shown.splitlines() if "FAIL simd" in line]
         assert left and right  # both arches' lines on screen at once
         assert "checking for cc" not in shown  # another step's output
+        assert "esc: back to the steps" in shown
 
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen, "back to the compare screen")
