@@ -13,7 +13,7 @@ import pytest
 
 from matui.engine import shell
 from matui.engine.arch import Platform
-from matui.engine.build.failure import CAUSES
+from matui.engine.build.failure import CAUSES, JobFacts, failure_record, log_lines
 from matui.engine.build.retry import (
     RetryError,
     RetryHost,
@@ -267,3 +267,15 @@ def test_a_plain_retry_stays_on_its_host(tmp_path: Path) -> None:
     asyncio.run(_retry_and_stop(run, pull=True))
     assert status.job.host == "amd64-1" and status.log_base == 0 and status.attempt == 2
     assert status.retry_options == RetryOptions(pull=True)
+
+
+# -- a cause the classifier finds, and its retry ----------------------------------------------
+
+
+def test_a_damaged_build_cache_is_recognised_and_suggests_no_cache() -> None:
+    log = Path(__file__).parent.parent / "data" / "failures" / "synthetic_cache_corrupt.log"
+    record = failure_record(log_lines(log), JobFacts())
+    assert record.cause == "cache-corrupt" and record.retry is False
+    assert "--no-cache" in record.advice
+    _, choices = retry_choices(JOB, record.cause, retry_worth=record.retry)
+    assert choices[0].suggested and choices[0].options == RetryOptions(no_cache=True)

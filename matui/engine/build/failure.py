@@ -145,6 +145,14 @@ BUILDX_DIED = Cause(
     True,
 )
 
+CACHE_CORRUPT = Cause(
+    "cache-corrupt",
+    "BuildKit's cache on the builder host is damaged (a snapshot or blob it expected is "
+    "missing): retry without the cache (matui retry --no-cache); if it repeats, prune the "
+    "host's build cache (docker builder prune)",
+    False,
+)
+
 CAUSES: tuple[Cause, ...] = (
     HOST_LOST,
     WRONG_ARCH,
@@ -152,6 +160,7 @@ CAUSES: tuple[Cause, ...] = (
     QEMU_CRASH,
     OUT_OF_MEMORY,
     DISK_FULL,
+    CACHE_CORRUPT,
     PUSH_REJECTED,
     NETWORK,
     LOG_CLIPPED,
@@ -531,6 +540,12 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
         r"^Killed$|out of memory|Cannot allocate memory|oom-kill|signal: killed", re.I
     ),
     DISK_FULL.name: re.compile(r"no space left on device|disk quota exceeded", re.I),
+    CACHE_CORRUPT.name: re.compile(
+        r"(?:parent )?snapshot \S+ does not exist|failed to get blob|"
+        r"content digest sha256:[0-9a-f]+ not found|layer does not exist|"
+        r"unexpected commit digest|failed to prepare extraction snapshot",
+        re.I,
+    ),
     PUSH_REJECTED.name: re.compile(
         r"blob unknown|digest invalid|manifest invalid|429 Too Many Requests|toomanyrequests|"
         r"\b5[0-9][0-9] (?:Internal Server Error|Bad Gateway|Service Unavailable|"
@@ -606,6 +621,8 @@ def classify(
         return OUT_OF_MEMORY
     if seen(DISK_FULL):
         return DISK_FULL
+    if seen(CACHE_CORRUPT):
+        return CACHE_CORRUPT
     if _is_push(step_name, error) and seen(PUSH_REJECTED):
         return PUSH_REJECTED
     if seen(NETWORK):
