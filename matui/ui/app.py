@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from rich.text import Text
 from textual import events, on, work
+from textual.actions import SkipAction
 from textual.app import App, ComposeResult, SystemCommand
 from textual.await_complete import AwaitComplete
 from textual.binding import Binding, BindingType
@@ -22,17 +23,20 @@ from textual.containers import Container, Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from matui.ui.compare_screen import CompareScreen
+from matui.ui.confirm_screen import ConfirmScreen
 from matui.ui.failure_screen import FailureScreen
+from matui.ui.history_screen import ReadOnlyRun, close_read_only, open_history
 from matui.ui.hosts_screen import HostsScreen
 from matui.ui.resources import stylesheet
 from matui.ui.retry_screen import RetryScreen
 from matui.ui.screens import HelpScreen, PublishScreen, QuitScreen
 from matui.ui.widgets.arch_pane import ArchPane
+from matui.ui.widgets.footer import MatuiFooter
 from matui.ui.widgets.log_pane import LogPane
-from matui.ui.widgets.panels import FlagsPanel, HostsPanel, message_line
+from matui.ui.widgets.panels import FlagsPanel, HostsPanel, PanelHint, message_line, panel_summary
 
 if TYPE_CHECKING:
     from matui.engine.build.retry import RetryOptions
@@ -45,6 +49,10 @@ if TYPE_CHECKING:
     from matui.engine.ssh import SshPool
 
 NARROW = 110  # columns below which the side panel moves to a strip on top
+COLLAPSE = 100
+"""Columns below which the side panel starts collapsed to one line (``p`` opens it)."""
+WIDE = 160
+"""Columns from which the side panel takes its full width (narrower below, for the panes)."""
 
 MESSAGES = 50
 """Toasts kept for the flags panel's messages (a toast goes away; its reason must not)."""
@@ -62,6 +70,39 @@ _VERDICT_STYLE = {
     "cancelled": "yellow",
 }
 _TONE_STYLE = {"good": "bold green", "bad": "bold red", "busy": "bold yellow"}
+
+
+def fit_title(parts: list[tuple[str, Text]], width: int) -> Text:
+    """The title's (kind, text) parts joined to fit ``width`` cells. What gives first: the
+    wide separators, then the activity, the word matui, the index digest and the elapsed time,
+    then the status (cut with an ellipsis, down to 10 cells); image:tag and the run id stay
+    whole (a terminal too narrow even for them cuts the end)."""
+    line = Text("  ·  ").join(text for _, text in parts)
+    if line.cell_len <= width:
+        return line
+    sep = Text(" · ")
+    kept = list(parts)
+    for kind in ("activity", "matui", "index", "elapsed"):
+        line = sep.join(text for _, text in kept)
+        if line.cell_len <= width:
+            return line
+        kept = [(k, t) for k, t in kept if k != kind]
+    line = sep.join(text for _, text in kept)
+    over = line.cell_len - width
+    for i, (kind, text) in enumerate(kept):
+        if kind == "status" and over > 0:
+            status = text.copy()
+            status.truncate(max(10, text.cell_len - over), overflow="ellipsis")
+            kept[i] = (kind, status)
+    return sep.join(text for _, text in kept)
+
+
+class SearchBox(Input):
+    """The search box: always in the DOM, shown by ``/`` (see ``MatuiApp.action_search``).
+    Hidden, it takes no focus (Textual would otherwise give it the first focus at start)."""
+
+    def allow_focus(self) -> bool:
+        return bool(self.display) and super().allow_focus()
 
 
 class MatuiApp(App[int]):
@@ -87,12 +128,19 @@ class MatuiApp(App[int]):
             id="retry",
         ),
         Binding(
-            "x", "cancel_arch", "Cancel", tooltip="Cancel the focused arch on its host", id="cancel"
+            "x",
+            "cancel_arch",
+            "Cancel",
+            tooltip="Cancel the focused arch on its host (asks first)",
+            id="cancel",
         ),
         Binding(
             "slash",
             "search",
             "Search",
+            # Priority: decided as the key arrives, before the keys queued behind it (a paste,
+            # a laggy link) are handed to a widget; see action_search.
+            priority=True,
             tooltip="Search the focused pane (regex, case-insensitive)",
             id="search",
         ),
@@ -116,7 +164,7 @@ class MatuiApp(App[int]):
             "e",
             "first_error",
             "Error",
-            tooltip="Jump to the first error in the focused pane",
+            tooltip="Jump to the first error in the focused pane (its latest attempt)",
             id="first-error",
         ),
         Binding(
@@ -150,6 +198,40 @@ class MatuiApp(App[int]):
             tooltip="Focus the previous pane",
             id="pane.previous",
         ),
+        *(
+            Binding(
+                str(n),
+                f"focus_pane_number({n})",
+                f"Pane {n}",
+                show=False,
+                tooltip=f"Focus pane {n} (in plan order; zoomed: zoom it instead)",
+                id=f"pane.{n}",
+            )
+            for n in range(1, 10)
+        ),
+        Binding(
+            "escape",
+            "leave",
+            "Leave",
+            show=False,
+            priority=True,  # see action_leave
+            tooltip="Close the search box, else leave the zoom, else leave an old run (H)",
+            id="leave",
+        ),
+        Binding(
+            "w",
+            "toggle_wrap",
+            "Wrap",
+            tooltip="Wrap long lines on/off (off: left/right scroll; → marks a cut line)",
+            id="wrap",
+        ),
+        Binding(
+            "p",
+            "toggle_panel",
+            "Panel",
+            tooltip="Show/hide the hosts and flags panel (the panes get the width)",
+            id="panel",
+        ),
         Binding(
             "c", "check", "Check hosts", show=False, tooltip="Probe the hosts again", id="check"
         ),
@@ -168,6 +250,14 @@ class MatuiApp(App[int]):
             show=False,
             tooltip="Every host in full: its probe and its whole error",
             id="hosts",
+        ),
+        Binding(
+            "H",
+            "history",
+            "History",
+            show=False,
+            tooltip="Earlier runs of the image: open one read-only, d what changed since green",
+            id="history",
         ),
         Binding(
             "v",
@@ -223,11 +313,18 @@ class MatuiApp(App[int]):
         self.ended: float | None = None
         self._pool: SshPool | None = None
         self._search_pane: ArchPane | None = None
+        self.viewing: ReadOnlyRun | None = None
+        """An old run open read-only from the history (H), over the current run's panes."""
+        self.panel_open: bool | None = None
+        """The side panel shown (True), collapsed (False), or by the width (None: until p)."""
+        self.wrap = False
+        """Long lines wrap in every pane (``w``)."""
 
     # --- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Static("", id="titlebar")
+        yield PanelHint()
         with Horizontal(id="body"):
             with Vertical(id="side"):
                 yield HostsPanel(self.config.hosts)
@@ -238,7 +335,10 @@ class MatuiApp(App[int]):
                     " · ? lists every key",
                     id="placeholder",
                 )
-        yield Footer()
+        search = SearchBox(placeholder="search (regex)… enter finds, esc closes", id="search")
+        search.display = False  # opened by / (see action_search)
+        yield search
+        yield MatuiFooter()
 
     def on_mount(self) -> None:
         if self.console.color_system in ("standard", "windows") or os.environ.get("MATUI_THEME"):
@@ -258,6 +358,9 @@ class MatuiApp(App[int]):
     def _layout(self, width: int) -> None:
         narrow = width < NARROW
         self.screen.set_class(narrow, "-narrow")
+        self.screen.set_class(width >= WIDE, "-wide")
+        self.screen.set_class(not self.panel_shown, "-collapsed")
+        self._update_hint()
         panes = self.query_one("#panes")
         count = len(self.jobs)
         if panes.has_class("-zoomed") or count <= 1:
@@ -267,6 +370,34 @@ class MatuiApp(App[int]):
         else:
             columns = count if count <= 2 else 2
         panes.styles.grid_size_columns = columns
+
+    @property
+    def panel_shown(self) -> bool:
+        """The side panel is open: as ``p`` left it, else when the screen is wide enough."""
+        if self.panel_open is not None:
+            return self.panel_open
+        return self.size.width >= COLLAPSE
+
+    def action_toggle_panel(self) -> None:
+        self.panel_open = not self.panel_shown
+        self._layout(self.size.width)
+
+    def _update_hint(self) -> None:
+        """The collapsed panel's one line: hosts ready, flags by severity, the worst flag."""
+        try:
+            hint = self.query_one(PanelHint)
+            flags = self.query_one(FlagsPanel)
+        except NoMatches:
+            return
+        every = list(flags.flags) + [f for f in flags.host_flags if f not in flags.flags]
+        problems = sum(1 for severity, _ in flags.host_lines if severity == "error")
+        hint.update(panel_summary(self.probes, len(self.config.hosts), every, problems))
+
+    def action_toggle_wrap(self) -> None:
+        """Every pane wraps long lines, or none: one way of reading for the whole screen."""
+        self.wrap = not self.wrap
+        for view in self.query(LogPane):
+            view.set_wrap(self.wrap)
 
     @property
     def status_text(self) -> str:
@@ -304,27 +435,32 @@ class MatuiApp(App[int]):
         return text, _TONE_STYLE.get(tone, "bold yellow")
 
     def _update_title(self) -> None:
-        # Most important first: a narrow terminal cuts the end of the line.
-        parts = [Text("matui", style="bold")]
+        # Most important first; what does not fit is shortened by _fit_title, image:tag and
+        # the run id last of all.
+        if self.viewing is not None:  # an old run, read-only: its title says so, first
+            for titlebar in self.query("#titlebar").results(Static):
+                titlebar.update(self.viewing.title())
+            return
+        parts = [("matui", Text("matui", style="bold"))]
         status, style = self._status()
-        parts.append(Text(status, style=style))
+        parts.append(("status", Text(status, style=style)))
         if self.activity and (self.run_ is not None or self.refusal is not None):
-            parts.append(Text(self.activity, style="yellow"))
+            parts.append(("activity", Text(self.activity, style="yellow")))
         if self.started is not None:
             end = self.ended if self.ended is not None else time.monotonic()
             elapsed = int(end - self.started)
-            parts.append(Text(f"{elapsed // 60}:{elapsed % 60:02d}"))
+            parts.append(("elapsed", Text(f"{elapsed // 60}:{elapsed % 60:02d}")))
         if self.published:
-            parts.append(Text(f"index {self.published[:19]}", style="green"))
+            parts.append(("index", Text(f"index {self.published[:19]}", style="green")))
         if self.image:
-            parts.append(Text(f"{self.image.name}:{','.join(self.tags)}"))
+            parts.append(("image", Text(f"{self.image.name}:{','.join(self.tags)}")))
         if self.run_:
-            parts.append(Text(f"run {self.run_.id}", style="dim"))
+            parts.append(("run", Text(f"run {self.run_.id}", style="dim")))
         try:
             titlebar = self.query_one("#titlebar", Static)
         except NoMatches:
             return  # quitting: the 1 s timer can fire after the screen's widgets are gone
-        titlebar.update(Text("  ·  ").join(parts))
+        titlebar.update(fit_title(parts, self.size.width - 2))
 
     # --- hosts -----------------------------------------------------------------------------
 
@@ -351,6 +487,7 @@ class MatuiApp(App[int]):
         report = await check_hosts(self.pool(), self.config.hosts)
         # The hosts' panel and flags only: a run's flags and verdict are the run's.
         self.show_probes(report.probes, report.flags)
+        await self.show_plan()
         self.activity = None
         if report.ok:
             self._idle_status = ("ready: press b to build", "good")
@@ -367,12 +504,40 @@ class MatuiApp(App[int]):
         for panel in self.query(FlagsPanel):
             panel.show_hosts(self.probes, hosts.passed_over)
             panel.show_flags(self.run_flags, self.host_flags)
+        self._update_hint()
+
+    async def show_plan(self) -> None:
+        """Before any build: one pane per arch where the engine's plan (from the last probe)
+        would build it, its host and native or emulated, so the operator sees it before b.
+        A run on screen (building, resumed, opened) is never replaced by a plan."""
+        from matui.engine.plan import PlanError, plan_build
+
+        if self.image is None or self.run_ is not None or self._planning:
+            return
+        try:
+            plan = plan_build(self.image, self.tags, self.config.hosts, self.probes)
+        except PlanError as exc:
+            for placeholder in self.query("#placeholder").results(Static):
+                placeholder.update(
+                    "No build yet; no plan either: "
+                    + str(exc).strip().splitlines()[0]
+                    + "\n\nc probes the hosts again · ? lists every key"
+                )
+            return
+        await self.show_jobs(plan.jobs, planned=True)
 
     def set_flags(self, flags: Iterable[Flag]) -> None:
         """The run's flags (the run's group of the flags panel)."""
         self.run_flags = list(flags)
         for panel in self.query(FlagsPanel):  # none while the app is tearing down
             panel.show_flags(self.run_flags)
+        self._update_hint()
+
+    def remember(self, message: str, severity: SeverityLevel = "information") -> None:
+        """A message for the flags panel's messages only, with no toast."""
+        self.messages.appendleft(message_line(time.time(), severity, "", message))
+        for panel in self.query(FlagsPanel):
+            panel.show_messages(self.messages)
 
     def notify(
         self,
@@ -392,18 +557,23 @@ class MatuiApp(App[int]):
 
     # --- build -----------------------------------------------------------------------------
 
-    def show_jobs(self, jobs: Sequence[BuildJob]) -> AwaitComplete:
-        """One pane per job, in plan order.
+    def show_jobs(self, jobs: Sequence[BuildJob], *, planned: bool = False) -> AwaitComplete:
+        """One pane per job, in plan order (``planned``: a plan before any build).
 
         The first time, the panes are in the DOM on return. A previous run's panes carry the
         same ids and must be gone first: await the result before handling the jobs' events.
         """
         self.jobs = list(jobs)
         panes = self.query_one("#panes")
-        panes.remove_class("-zoomed")  # a zoom of the previous run would hide every new pane
+        self._zoom(None)  # a zoom of the previous run would hide every new pane
         self._search_pane = None
         old = list(panes.children)  # the placeholder, or a previous run's panes
-        new = [ArchPane(job.key, job.arch, job.host, emulated=job.emulated) for job in jobs]
+        new = [
+            ArchPane(job.key, job.arch, job.host, emulated=job.emulated, planned=planned)
+            for job in jobs
+        ]
+        for pane in new:
+            pane.view.set_wrap(self.wrap)
         self.query_one(HostsPanel).mark_emulating(j.host for j in jobs if j.emulated)
         self._layout(self.size.width)
 
@@ -418,7 +588,16 @@ class MatuiApp(App[int]):
         self.call_after_refresh(self.action_focus_pane, 0)
         return AwaitComplete(panes.mount_all(new))
 
+    def _read_only(self, what: str) -> bool:
+        """While an old run is open read-only, a command that changes a run is refused."""
+        if self.viewing is None:
+            return False
+        self.notify(self.viewing.refusal(what), severity="warning", timeout=6)
+        return True
+
     def action_build(self) -> None:
+        if self._read_only("build"):
+            return
         if self.run_ is not None and self.run_.running:
             self.notify("a build is running; x cancels the focused arch", severity="warning")
             return
@@ -484,6 +663,7 @@ class MatuiApp(App[int]):
         assert self.image is not None
         found = unfinished_runs(self.state_root or state_dir(), self.image.name)
         if not found:
+            await self._open_last_run()
             return
         record = found[0]
         try:
@@ -503,6 +683,46 @@ class MatuiApp(App[int]):
         self._update_title()
         self.notify(f"run {record.id} was still building: reattached", timeout=8)
         run.start_resumed()
+        async for event in run.events(until_finished=False):
+            self.handle_event(event)
+
+    async def _open_last_run(self) -> None:
+        """After a restart: the last run of this image, when it finished and was not
+        published, opened from its record (its panes, states, stored logs and verdict) through
+        the engine's resume path, so r retries an arch and m publishes, as the CLI can."""
+        from matui.engine.build.run import BuildRun
+        from matui.engine.records import RunState, VerdictKind, list_runs, state_dir
+        from matui.engine.registry import RegistryClient
+
+        assert self.image is not None
+        runs = [r for r in list_runs(self.state_root or state_dir()) if r.image == self.image.name]
+        if not runs or runs[0].state is RunState.RUNNING or not runs[0].jobs:
+            return
+        record = runs[0]
+        verdict = record.verdict()
+        if verdict.kind is VerdictKind.PUBLISHED:
+            return
+        try:
+            run = BuildRun.resume(record, self.config, self.pool(), registry=RegistryClient())
+        except Exception as exc:  # a record from another config: say so, do not crash
+            self.notify(f"cannot open run {record.id}: {exc}", severity="warning")
+            return
+        if self.run_ is not None or self._planning:
+            return  # b was pressed meanwhile
+        self.run_ = run
+        self.started = self.ended = time.monotonic()
+        self.started -= max(0.0, (record.finished or record.created) - record.created)
+        await self.show_jobs(run.plan.jobs)
+        self.set_flags(run.flags)
+        for key, status in run.status.items():
+            self._pane(key).set_state(str(status.state), status.digest or status.error or "")
+        self._update_title()
+        what = "r retries the focused arch" if not verdict.can_publish else "m publishes"
+        self.notify(
+            f"run {record.id} ({verdict.line()}) opened from its record: {what}, b builds anew",
+            timeout=8,
+        )
+        run.replay()
         async for event in run.events(until_finished=False):
             self.handle_event(event)
 
@@ -540,11 +760,9 @@ class MatuiApp(App[int]):
         if verdict.can_publish:
             self.notify("every arch built; m publishes the index", timeout=8)
         elif verdict.kind in ("failed", "lost"):
-            self.notify(
-                f"{verdict.line()} — e jumps to the first error, r retries",
-                severity="error",
-                timeout=10,
-            )
+            # No toast: it would cover the failed pane's error lines. The title says the
+            # verdict, the pane's frame the failure; the messages keep what to do next.
+            self.remember(f"{verdict.line()} — e jumps to the error, r retries", "error")
         elif verdict.kind == "blocked":
             self.notify(f"not publishable: {verdict.reason}", severity="error", timeout=10)
         elif verdict.kind != "published":
@@ -573,6 +791,8 @@ class MatuiApp(App[int]):
         panes[(index + step) % len(panes)].view.focus()
 
     def action_retry(self) -> None:
+        if self._read_only("retry"):
+            return
         pane = self.focused_pane()
         if self.run_ is None or pane is None:
             self.notify("nothing to retry yet: b builds", severity="warning")
@@ -622,12 +842,35 @@ class MatuiApp(App[int]):
         self.push_screen(FailureScreen(pane.arch, pane.host, pane.state, failure))
 
     def action_cancel_arch(self) -> None:
+        if self._read_only("cancel"):
+            return
+        """Ask first (a dialog: y/enter cancels, esc keeps), then ask the host to stop it."""
         pane = self.focused_pane()
         if self.run_ is None or pane is None or not self.run_.running:
             self.notify("nothing is running", severity="warning")
             return
-        self.notify(f"asking {pane.host} to stop {pane.arch}…")
-        self.run_worker(self._cancel_arch(pane.key), group="cancel")
+        run = self.run_
+
+        def answered(yes: bool | None) -> None:
+            status = run.status.get(pane.key)
+            if not yes or self.run_ is not run or status is None:
+                return
+            if status.state.finished:  # it ended while the dialog was up: nothing to stop
+                self.notify(f"{pane.arch} already ended: {status.state}", severity="warning")
+                return
+            self.notify(f"asking {pane.host} to stop {pane.arch}…")
+            self.run_worker(self._cancel_arch(pane.key), group="cancel")
+
+        self.push_screen(
+            ConfirmScreen(
+                "Cancel a build?",
+                f"Cancel {pane.arch} on host {pane.host}? Its build stops there; the other "
+                "arches go on.",
+                yes="cancel",
+                no="keep",
+            ),
+            answered,
+        )
 
     async def _cancel_arch(self, key: str) -> None:
         """A cancel is a request: the pane shows how the job ends (the host's word); a cancel
@@ -643,15 +886,29 @@ class MatuiApp(App[int]):
 
     # --- log pane actions ------------------------------------------------------------------
 
+    @property
+    def search_open(self) -> bool:
+        """The search box is on screen (it always exists, hidden when closed)."""
+        return bool(self.query_one("#search", Input).display)
+
     def action_search(self) -> None:
-        if self.focused_pane() is None:
-            return
-        if not self.query("#search"):
-            self.mount(
-                Input(placeholder="search (regex)… enter finds, esc closes", id="search"),
-                before=self.query_one(Footer),
-            )
-        self.call_after_refresh(self.query_one("#search", Input).focus)
+        """Open the search box, focused at once: every key typed after ``/`` goes into it.
+
+        Keys that arrive in one burst (a paste, a laggy SSH link) sit in the app's queue
+        behind the ``/``; each is handed to whatever is focused when its turn comes. So the
+        binding is a priority one (run as ``/`` arrives, not after it went round the focused
+        pane), the box always exists (shown, not mounted) and the focus moves to it here,
+        synchronously: the next key already finds the box. ``esc`` closes it the same way.
+        Typed into a text field (the box itself) or on a dialog, ``/`` is that field's own
+        character (SkipAction hands the key on)."""
+        pane = self.focused_pane()
+        if pane is None or len(self.screen_stack) > 1 or isinstance(self.focused, Input):
+            raise SkipAction()
+        self._search_pane = pane
+        search = self.query_one("#search", Input)
+        search.value = ""
+        search.display = True
+        self.screen.set_focus(search)
 
     @on(Input.Submitted, "#search")
     def _search_submitted(self, event: Input.Submitted) -> None:
@@ -672,21 +929,37 @@ class MatuiApp(App[int]):
             self.notify(f"not found in {arch}: {message.pattern}", severity="warning")
 
     def _close_search(self) -> None:
+        """Hide the box and focus the searched pane at once (keys behind an ``esc`` or an
+        ``enter`` in a burst find the pane, see :meth:`action_search`)."""
+        search = self.query_one("#search", Input)
+        search.display = False
+        search.value = ""
         pane = self._search_pane
-        for search in self.query("#search"):
-            search.remove()
-        if pane is not None:
-            pane.view.focus()
+        if pane is not None and pane.is_attached:
+            self.screen.set_focus(pane.view)
+        elif self.focused is search:
+            self.action_focus_pane(0)
 
     @on(events.DescendantFocus)
     def _remember_pane(self, event: events.DescendantFocus) -> None:
         if isinstance(event.widget, LogPane):
             self._search_pane = self.focused_pane()
 
-    def on_key(self, event: events.Key) -> None:
-        if event.key == "escape" and self.query("#search"):
-            event.stop()
+    def action_leave(self) -> None:
+        """``esc``: close the search box when it is open, else leave the zoom, else leave an
+        old run open read-only (back to the current run). A priority
+        binding, like ``/``: decided as it arrives. On a dialog, or with nothing to leave,
+        the key goes on as if unbound."""
+        if len(self.screen_stack) > 1:
+            raise SkipAction()
+        if self.search_open:
             self._close_search()
+        elif self.query_one("#panes").has_class("-zoomed"):
+            self.action_zoom()
+        elif close_read_only(self):
+            self.notify("back to the current run", timeout=3)
+        else:
+            raise SkipAction()
 
     def action_next_match(self) -> None:
         if pane := self.focused_pane():
@@ -705,22 +978,40 @@ class MatuiApp(App[int]):
             pane.view.action_toggle_follow()
 
     def action_zoom(self) -> None:
+        """The focused pane's log gets the whole screen between the title and the footer (no
+        side panel, no other pane), or everything comes back."""
         pane = self.focused_pane()
         if pane is None:
             return
+        zoomed = not self.query_one("#panes").has_class("-zoomed")
+        self._zoom(pane if zoomed else None)
+        pane.view.focus()
+
+    def _zoom(self, pane: ArchPane | None) -> None:
+        """Zoom ``pane`` (None: no zoom)."""
         panes = self.query_one("#panes")
-        zoomed = not panes.has_class("-zoomed")
-        panes.set_class(zoomed, "-zoomed")
+        panes.set_class(pane is not None, "-zoomed")
+        panes.screen.set_class(pane is not None, "-zoomed")  # hides the side panel (tcss)
         for other in self.query(ArchPane):
-            other.set_class(zoomed and other is pane, "-zoom")
+            other.set_class(other is pane, "-zoom")
         self._layout(self.size.width)
+
+    def action_focus_pane_number(self, number: int) -> None:
+        """Focus pane ``number`` (1 = the first in plan order); while zoomed, zoom it."""
+        panes = list(self.query(ArchPane))
+        if not 1 <= number <= len(panes):
+            self.bell()
+            return
+        pane = panes[number - 1]
+        if self.query_one("#panes").has_class("-zoomed"):
+            self._zoom(pane)
         pane.view.focus()
 
     def action_save_log(self) -> None:
         pane = self.focused_pane()
         if pane is None:
             return
-        run = self.run_.id if self.run_ else "no-run"
+        run = self.viewing.id if self.viewing else self.run_.id if self.run_ else "no-run"
         path = Path.cwd() / f"matui-{run}-{pane.key}.log"
         pane.view.store.save(path)
         self.notify(f"saved {len(pane.view.store)} lines to {path}")
@@ -728,6 +1019,8 @@ class MatuiApp(App[int]):
     # --- publish ---------------------------------------------------------------------------
 
     def action_publish(self) -> None:
+        if self._read_only("publish"):
+            return
         self._publish()
 
     @work(exclusive=True, group="publish")
@@ -775,6 +1068,9 @@ class MatuiApp(App[int]):
         hosts = self.query_one(HostsPanel)
         self.push_screen(HostsScreen(self.config.hosts, hosts.probes, hosts.passed_over))
 
+    def action_history(self) -> None:
+        open_history(self)
+
     def action_compare(self) -> None:
         """The run on screen (an old one open read-only, else the current one, else the
         image's latest recorded run) with its arches side by side."""
@@ -798,8 +1094,10 @@ class MatuiApp(App[int]):
         self.push_screen(CompareScreen(record, observed))
 
     def action_help(self) -> None:
+        """Every key: the dashboard's, then the log pane's (one list, so a key added to
+        either shows up here)."""
         rows = []
-        for binding in self.BINDINGS:
+        for binding in [*self.BINDINGS, *LogPane.BINDINGS]:
             if isinstance(binding, Binding):
                 key = self.get_key_display(binding)
                 rows.append((key, binding.tooltip or binding.description))

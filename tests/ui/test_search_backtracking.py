@@ -193,7 +193,7 @@ async def test_backtracking_patterns_keep_the_ui_live() -> None:
         # Again: a key pressed while it runs is handled while it runs.
         await type_search(pilot, "(a|a)+$")
         send_key(app, "enter")
-        await wait_for(pilot, lambda: view.searching and not app.query("#search"), "the search")
+        await wait_for(pilot, lambda: view.searching and not app.search_open, "the search")
         send_key(app, "tab")
         await wait_for(pilot, lambda: app.focused is panes(app)["arm64"].view, "tab to move on")
         assert view.searching, "the search ended before the key was handled"

@@ -24,12 +24,27 @@ the ``regex`` package, which releases the GIL while matching; the thread would n
 ``re``, which holds it for a whole call. A jump brings the highlights of the rows around its
 match with it; rows scrolled into view later are drawn plain until their worker (a few
 milliseconds) hands their matches over.
+
+Long lines: unwrapped, a row shows the line from the horizontal scroll position on, and an
+arrow in the last cell (``→``) says the line goes on past the edge. Wrapped
+(:meth:`LogPane.set_wrap`), each line takes as many rows as it needs: a :class:`_WrapLayout`
+maps lines to rows (the first row of each line, in an ``array``), laid out once per width and
+then only for the lines each flush adds, so a million-line log is not laid out again on every
+flush; unwrapped, no layout is kept at all. Rows are cut from the same styled line as unwrapped
+rows, so search highlights and the error highlight wrap with the text.
+
+Attempts: a retried job's log holds every attempt, each after the first opened by the engine's
+marker line (``@@matui attempt 2: retry on host emu-1``, :mod:`matui.engine.build.retry`), live
+or read back from a stored log. The pane draws a marker line as a separator
+(``── attempt 2: retry on host emu-1 ──``, reversed), and ``e`` looks for the first error after
+the last one: the current attempt's.
 """
 
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
+from array import array
+from bisect import bisect_left, bisect_right
 from typing import ClassVar, NamedTuple
 
 from rich.cells import cell_len
@@ -45,12 +60,14 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from matui.engine.build.retry import ATTEMPT_MARKER
 from matui.engine.logstore import (
     CHUNK_LINES,
     Hit,
     LogStore,
     SearchTimeout,
 )
+from matui.ui.clipboard import copy_text
 
 __all__ = [
     "FLUSH_INTERVAL",
@@ -71,6 +88,9 @@ _RENDER_CHARS = 4 * MAX_WIDTH
 """Characters of a line considered when rendering (a 10 MB line renders in bounded time)."""
 
 _H_STEP = 4
+
+_MARKER_PREFIX = ATTEMPT_MARKER.removesuffix("attempt ")
+"""What a separator drops of an attempt marker line (``@@matui ``)."""
 """Columns per left/right key press."""
 
 _TAB = 8
@@ -174,6 +194,59 @@ class _StyledLine(NamedTuple):
     final: bool = True  # False: drawn before its matches were worked out (not cached)
 
 
+class _WrapLayout:
+    """Where each line starts when lines wrap at ``width`` cells: ``starts[i] - base`` is the
+    first row of line ``i``. Lines are laid out as they come (:meth:`extend` only looks at
+    lines it has not seen); dropping old lines moves ``base`` instead of rewriting every
+    start."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.starts: array[int] = array("q")
+        self.end = 0  # rows laid out, counted from the first line ever laid out
+        self.base = 0
+
+    @property
+    def rows(self) -> int:
+        return self.end - self.base
+
+    def extend(self, store: LogStore) -> None:
+        starts, width, end = self.starts, self.width, self.end
+        for first in range(len(starts), len(store), CHUNK_LINES):
+            for text in store.lines(first, min(len(store), first + CHUNK_LINES)):
+                starts.append(end)
+                # A character takes at most a tab's 8 cells: most lines need no measuring.
+                if len(text) * _TAB <= width:
+                    end += 1
+                else:
+                    end += max(1, -(-line_cells(text[:_RENDER_CHARS]) // width))
+        self.end = end
+
+    def drop(self, count: int) -> int:
+        """Forget the first ``count`` lines; returns the rows they took."""
+        if count >= len(self.starts):
+            gone = self.rows
+            self.starts = array("q")
+            self.base = self.end
+            return gone
+        gone = self.starts[count] - self.base
+        del self.starts[:count]
+        self.base = self.starts[0]
+        return gone
+
+    def row_of(self, index: int) -> int:
+        if index >= len(self.starts):
+            return self.rows
+        return self.starts[max(0, index)] - self.base
+
+    def line_at(self, row: int) -> tuple[int, int]:
+        """(line, row within it) shown on ``row``."""
+        if not self.starts:
+            return 0, 0
+        i = max(0, bisect_right(self.starts, row + self.base) - 1)
+        return i, row + self.base - self.starts[i]
+
+
 class LogPane(ScrollView, can_focus=True):
     """A scrolling, following, searchable view of one job's log lines."""
 
@@ -188,6 +261,42 @@ class LogPane(ScrollView, can_focus=True):
         Binding("end", "scroll_end", "End", show=False, id="log.end"),
         Binding("left", "scroll_left", "Left", show=False, id="log.left"),
         Binding("right", "scroll_right", "Right", show=False, id="log.right"),
+        # What less, vim, k9s and lazydocker users reach for first.
+        Binding("j", "scroll_down", "Down", show=False, tooltip="Line down", id="log.j"),
+        Binding("k", "scroll_up", "Up", show=False, tooltip="Line up", id="log.k"),
+        Binding("g", "scroll_home", "Top", show=False, tooltip="Top of the log", id="log.g"),
+        Binding(
+            "G",
+            "scroll_end",
+            "Bottom",
+            show=False,
+            tooltip="Bottom of the log, following it",
+            id="log.G",
+        ),
+        Binding(
+            "ctrl+d",
+            "half_page_down",
+            "Half page down",
+            show=False,
+            tooltip="Half a page down",
+            id="log.half_down",
+        ),
+        Binding(
+            "ctrl+u",
+            "half_page_up",
+            "Half page up",
+            show=False,
+            tooltip="Half a page up",
+            id="log.half_up",
+        ),
+        Binding(
+            "y",
+            "copy_line",
+            "Copy line",
+            show=False,
+            tooltip="Copy the selected line: the match, else the error line, else the top one",
+            id="log.copy",
+        ),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -195,6 +304,7 @@ class LogPane(ScrollView, can_focus=True):
         "log-pane--current-match",
         "log-pane--highlight",
         "log-pane--marker",
+        "log-pane--continued",
     }
 
     # 16-colour friendly: reverse and bold carry the meaning; $accent only tints.
@@ -217,6 +327,10 @@ class LogPane(ScrollView, can_focus=True):
         color: $accent;
         text-style: reverse bold;
     }
+    LogPane > .log-pane--continued {
+        color: $accent;
+        text-style: bold;
+    }
     """
 
     follow: reactive[bool] = reactive(True, init=False)
@@ -229,6 +343,18 @@ class LogPane(ScrollView, can_focus=True):
             super().__init__()
             self.pane = pane
             self.follow = follow
+
+        @property
+        def control(self) -> LogPane:
+            return self.pane
+
+    class ViewChanged(Message):
+        """Wrapping was turned on or off, or the view scrolled sideways: the frame around the
+        pane says so."""
+
+        def __init__(self, pane: LogPane) -> None:
+            super().__init__()
+            self.pane = pane
 
         @property
         def control(self) -> LogPane:
@@ -289,6 +415,16 @@ class LogPane(ScrollView, can_focus=True):
         self._lines: LRUCache[int, _StyledLine] = LRUCache(512)
         self._part_styles: dict[str, Style] = {}
         self._frame: _Frame | None = None
+        # Long lines: wrapped (a layout per width, the current one first) or cut at the edge.
+        self.wrap = False
+        self._layouts: dict[int, _WrapLayout] = {}
+        self._layout: _WrapLayout | None = None
+        # Attempt marker lines (absolute indices: dropped + index), the current attempt's.
+        self._separators: set[int] = set()
+        self._attempt_from = 0
+        for start in range(0, len(self.store), CHUNK_LINES):  # a store passed in
+            chunk = self.store.lines(start, start + CHUNK_LINES)
+            self._note_markers(chunk, self.store.dropped + start)
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -297,11 +433,19 @@ class LogPane(ScrollView, can_focus=True):
         event loop)."""
         if not lines:
             return
+        self._note_markers(lines, self.store.dropped + len(self.store))
         self.store.append(lines)
         self._note_widths(lines)
         if not self.follow:
             self._unseen += len(lines)
         self._dirty = True
+
+    def _note_markers(self, lines: list[str], at: int) -> None:
+        """Attempt markers among ``lines``, the first of which is absolute line ``at``."""
+        for i, line in enumerate(lines):
+            if line.startswith(ATTEMPT_MARKER):
+                self._separators.add(at + i)
+                self._attempt_from = at + i
 
     def _measure(self, store: LogStore) -> None:
         """Note the widths of lines already in a store passed in."""
@@ -349,7 +493,7 @@ class LogPane(ScrollView, can_focus=True):
         if store.dropped != self._seen_dropped:
             self._lines_dropped(store.dropped - self._seen_dropped)
             self._seen_dropped = store.dropped
-        size = Size(min(self._widest, MAX_WIDTH), len(store))
+        size = self._content_size()
         if size != self.virtual_size:
             self.virtual_size = size  # repaints
         else:
@@ -357,8 +501,21 @@ class LogPane(ScrollView, can_focus=True):
         if self.follow:
             self._scroll_to_end()
 
+    def _content_size(self) -> Size:
+        """The virtual size: the widest line by the lines, or the wrap width by the rows."""
+        layout = self._layout
+        if layout is None:
+            return Size(min(self._widest, MAX_WIDTH), len(self.store))
+        layout.extend(self.store)  # only lines added since the last flush
+        return Size(layout.width, layout.rows)
+
     def _lines_dropped(self, count: int) -> None:
         """The store dropped ``count`` old lines: every index moved down by that many."""
+        rows = count
+        if self._layout is not None:
+            rows = self._layout.drop(count)
+        for width in [w for w in self._layouts if self._layouts[w] is not self._layout]:
+            del self._layouts[width]  # laid out against indices that moved
 
         def shift(index: int | None) -> int | None:
             return None if index is None or index < count else index - count
@@ -369,7 +526,7 @@ class LogPane(ScrollView, can_focus=True):
         self._want.clear()
         self._lines.clear()
         if not self.follow:
-            self._scroll_quietly(y=max(0, self.scroll_offset.y - count))
+            self._scroll_quietly(y=max(0, self.scroll_offset.y - rows))
 
     # -- scrolling and follow ----------------------------------------------------------------
 
@@ -402,6 +559,8 @@ class LogPane(ScrollView, can_focus=True):
         self.post_message(self.FollowChanged(self, follow))
 
     def on_resize(self, event: events.Resize) -> None:
+        if self.wrap and self._wrap_width() != (self._layout and self._layout.width):
+            self._relayout()
         if self.follow:
             self.call_after_refresh(self._follow_end)
 
@@ -410,6 +569,71 @@ class LogPane(ScrollView, can_focus=True):
         # search box closing resizes the pane before its search worker answers).
         if self.follow:
             self._scroll_to_end()
+
+    # -- long lines ------------------------------------------------------------------------
+
+    def _wrap_width(self) -> int:
+        # As if the vertical scrollbar were shown: it appearing must not lay the log out again
+        # (a line wraps two cells early when there is none).
+        return max(8, self.content_region.width - self.styles.scrollbar_size_vertical)
+
+    def set_wrap(self, wrap: bool) -> None:
+        """Wrap long lines (True) or cut them at the pane's edge and scroll sideways; the line
+        at the top of the view stays there."""
+        if wrap == self.wrap:
+            return
+        top = self._line_at_row(self.scroll_offset.y)
+        self.wrap = wrap
+        if not wrap:
+            self._layout = None
+        self._relayout(top)
+        self.post_message(self.ViewChanged(self))
+
+    def _relayout(self, top: int | None = None) -> None:
+        """Lay out at the current width (a width seen before keeps its layout) and keep line
+        ``top`` at the top of the view (unless following)."""
+        if top is None:
+            top = self._line_at_row(self.scroll_offset.y)
+        if self.wrap:
+            width = self._wrap_width()
+            layout = self._layouts.get(width)
+            if layout is None:
+                if len(self._layouts) >= 3:
+                    self._layouts.clear()
+                layout = self._layouts[width] = _WrapLayout(width)
+            self._layout = layout
+        self.virtual_size = self._content_size()
+        if self.follow:
+            self._scroll_to_end()
+        else:
+            self._scroll_quietly(0, self._row_of_line(top))
+
+    def _line_at_row(self, row: int) -> int:
+        """The line shown on virtual row ``row``."""
+        if self._layout is None:
+            return row
+        return self._layout.line_at(row)[0]
+
+    def _row_of_line(self, index: int) -> int:
+        """The first virtual row of line ``index``."""
+        if self._layout is None:
+            return index
+        return self._layout.row_of(index)
+
+    @property
+    def scroll_column(self) -> int:
+        """The first cell shown of each line (0 when wrapping)."""
+        return 0 if self.wrap else round(self.scroll_offset.x)
+
+    def watch_scroll_x(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_x(old_value, new_value)
+        if round(old_value) != round(new_value):
+            self.post_message(self.ViewChanged(self))
+
+    @property
+    def attempt_start(self) -> int:
+        """Index of the current attempt's first line (its marker; 0 for the first)."""
+        return max(0, self._attempt_from - self.store.dropped)
 
     @property
     def _page(self) -> int:
@@ -452,11 +676,45 @@ class LogPane(ScrollView, can_focus=True):
         self.scroll_to(x=self.scroll_offset.x + _H_STEP, animate=False, immediate=True)
 
     @property
+    def _half_page(self) -> int:
+        return max(1, self.scrollable_content_region.height // 2)
+
+    def action_half_page_up(self) -> None:
+        self.follow = False
+        self.scroll_to(y=self.scroll_offset.y - self._half_page, animate=False, immediate=True)
+
+    def action_half_page_down(self) -> None:
+        self.scroll_to(y=self.scroll_offset.y + self._half_page, animate=False, immediate=True)
+        if self.scroll_offset.y >= self.max_scroll_y:
+            self.follow = True
+
+    @property
+    def selected_line(self) -> int | None:
+        """The line ``y`` copies. The pane has no cursor of its own, and needs none: the
+        selected line is the current search match (``/``, ``n``, ``N``) when there is one,
+        else the line ``e`` jumped to, else the line at the top of the view. None: no lines."""
+        if not len(self.store):
+            return None
+        for line in (self._match_line, self._highlight_line):
+            if line is not None and line < len(self.store):
+                return line
+        return min(self._line_at_row(self.scroll_offset.y), len(self.store) - 1)
+
+    def action_copy_line(self) -> None:
+        """Copy the selected line (:attr:`selected_line`) to the terminal's clipboard."""
+        index = self.selected_line
+        if index is None:
+            self.app.bell()
+            return
+        copy_text(self.app, self.store.line(index), f"line {index + 1:,}")
+
+    @property
     def unseen_lines(self) -> int:
         """New lines below the view while not following (what the marker row shows)."""
         if self.follow or not self._unseen:
             return 0
-        below = len(self.store) - (self.scroll_offset.y + self.scrollable_content_region.height)
+        last = self._line_at_row(self.scroll_offset.y + self.scrollable_content_region.height - 1)
+        below = len(self.store) - 1 - last
         return max(0, min(self._unseen, below))
 
     def _show_line(self, index: int, column: int = 0) -> None:
@@ -465,10 +723,14 @@ class LogPane(ScrollView, can_focus=True):
         height = self.scrollable_content_region.height
         width = self.scrollable_content_region.width
         x, y = self.scroll_offset
+        row = index
+        if self._layout is not None:  # wrapped: the row that holds the column
+            row = self._layout.row_of(index) + column // self._layout.width
+            column = x = 0
         new_y: int | None = None
         # The last row may hold the "new lines" marker: keep the line above it.
-        if not y <= index < y + max(1, height - 1):
-            new_y = max(0, index - height // 3)
+        if not y <= row < y + max(1, height - 1):
+            new_y = max(0, row - height // 3)
         new_x: int | None = None
         if not x <= column < x + width:
             new_x = max(0, column - width // 4)
@@ -552,8 +814,8 @@ class LogPane(ScrollView, can_focus=True):
     def _start_search(self, key: _SearchKey, backwards: bool) -> None:
         """Search from the current match when it is in view, else from the view's edge, in a
         worker that supersedes (cancels) the one before."""
-        top = self.scroll_offset.y
-        bottom = top + self.scrollable_content_region.height - 1
+        top = self._line_at_row(self.scroll_offset.y)
+        bottom = self._line_at_row(self.scroll_offset.y + self.scrollable_content_region.height - 1)
         current = self._match_line if key == self._search else None
         if current is not None and top <= current <= bottom:
             start = current - 1 if backwards else current + 1
@@ -764,8 +1026,9 @@ class LogPane(ScrollView, can_focus=True):
         key = self._search
         if self._highlight_worker is not None or not self._want or key is None:
             return
-        top = self.scroll_offset.y
-        bottom = min(top + self.scrollable_content_region.height, len(self.store))
+        top = self._line_at_row(self.scroll_offset.y)
+        last = self._line_at_row(self.scroll_offset.y + self.scrollable_content_region.height - 1)
+        bottom = min(last + 1, len(self.store))
         wanted = [i for i in self._want if top <= i < bottom and i not in self._spans]
         self._want.clear()
         if not wanted or not self._highlighting:
@@ -824,8 +1087,9 @@ class LogPane(ScrollView, can_focus=True):
             )
 
     def action_first_error(self) -> None:
-        """Jump to the first line that looks like a build error and highlight it."""
-        index = self.store.first_error()
+        """Jump to the first line that looks like a build error in the current attempt and
+        highlight it."""
+        index = self.store.first_error(self.attempt_start)
         if index is None:
             self.app.bell()
             return
@@ -872,7 +1136,17 @@ class LogPane(ScrollView, can_focus=True):
                 label = f" {unseen:,} new line{'s' if unseen != 1 else ''} ↓  (End: follow) "
                 style = base + self._component("log-pane--marker")
                 return Strip([Segment(label.center(width)[:width], style)], width)
-        index = frame.scroll_y + y
+        layout = self._layout
+        if layout is None:
+            index = frame.scroll_y + y
+            x0 = frame.scroll_x
+            x1 = x0 + width
+        else:  # wrapped: a slice of the layout's width of one line
+            if frame.scroll_y + y >= layout.rows:
+                return Strip.blank(width, base)
+            index, part = layout.line_at(frame.scroll_y + y)
+            x0 = part * layout.width
+            x1 = x0 + min(width, layout.width)
         if index >= len(self.store):
             return Strip.blank(width, base)
         line = self._lines.get(index)
@@ -880,11 +1154,22 @@ class LogPane(ScrollView, can_focus=True):
             line = self._styled_line(index, base)
             if line.final:
                 self._lines[index] = line
-        x0 = frame.scroll_x
-        x1 = x0 + width
+        if layout is None and width > 1 and line.cells > x1:
+            # Unwrapped and cut: an arrow in the last cell says the line goes on.
+            strip = self._row(line, x0, x1 - 1, width - 1, base)
+            style = base + self._component("log-pane--continued")
+            return Strip([*strip, Segment("→", style)], width)
+        return self._row(line, x0, x1, width, base)
+
+    def _row(self, line: _StyledLine, x0: int, x1: int, width: int, base: Style) -> Strip:
+        """Cells ``x0`` to ``x1`` of ``line``, padded to ``width``."""
         if not line.ascii:
             segments = [Segment(text, style) for text, style in line.runs]
-            return Strip(segments, line.cells).crop_extend(x0, x1, base)
+            return (
+                Strip(segments, line.cells)
+                .crop_extend(x0, x1, base)
+                .extend_cell_length(width, base)
+            )
         # One cell a character: crop by slicing, and build a single Strip (Strip.crop's
         # cell-by-cell split dominated the cost of a row).
         segments = []
@@ -909,6 +1194,10 @@ class LogPane(ScrollView, can_focus=True):
         line_style = base
         if index == self._highlight_line:
             line_style = base + self._component("log-pane--highlight")
+        elif self._separators and index + self.store.dropped in self._separators:
+            # Shorter than the marker it stands for: the measured width still holds.
+            text = f"── {text.removeprefix(_MARKER_PREFIX)} ──"
+            line_style = base + self._component("log-pane--marker")
         spans: list[tuple[int, int]] = []
         final = True
         if self._search is not None and self._highlighting:
