@@ -84,8 +84,11 @@ def card_text(app: MatuiApp) -> str:
     spaces made one: a wrapped value reads as one line again."""
     region = app.screen.query_one("#failure-card").region
     rows = screen_text(app).splitlines()[region.y : region.bottom]
-    inside = [row[region.x + 1 : region.right - 1] for row in rows]
+    inside = [row[region.x + 1 : region.right - 1].translate(_SCROLLBAR) for row in rows]
     return _words(" ".join(inside))
+
+
+_SCROLLBAR = str.maketrans(dict.fromkeys("▁▂▃▄▅▆▇█▔▏▎▍▌▋▊▉", " "))
 
 
 def _words(text: str) -> str:
