@@ -256,7 +256,7 @@ class MatuiApp(App[int]):
             "history",
             "History",
             show=False,
-            tooltip="Earlier runs of the image: open one read-only, d what changed since green",
+            tooltip="Earlier runs: open one read-only; d: what changed since green",
             id="history",
         ),
         Binding(
