@@ -2,8 +2,8 @@
 on the way (the context tar, .dockerignore, buildx progress parsing).
 
 ``start`` plans and launches; ``run`` supervises the jobs of one run and turns host bytes into
-events; ``progress`` reads buildx's plain progress; ``context`` and ``dockerignore`` stream the
-build context.
+events; ``progress`` reads buildx's plain progress; ``steps`` makes a job's step table and puts
+a run's arches side by side; ``context`` and ``dockerignore`` stream the build context.
 """
 
 from matui.engine.build.failure import FailureRecord, JobFacts, failure_record
@@ -25,12 +25,21 @@ from matui.engine.build.start import (
     PreparedBuild,
     start_build,
 )
+from matui.engine.build.steps import (
+    Comparison,
+    StepClock,
+    StepTable,
+    compare,
+    compare_run,
+    step_table,
+)
 from matui.engine.records import JobState
 
 __all__ = [
     "CHUNK",
     "BuildRefused",
     "BuildRun",
+    "Comparison",
     "Event",
     "FailureRecord",
     "FlagsEvent",
@@ -44,6 +53,11 @@ __all__ = [
     "RunFinished",
     "StateEvent",
     "StepChange",
+    "StepClock",
+    "StepTable",
+    "compare",
+    "compare_run",
     "failure_record",
     "start_build",
+    "step_table",
 ]
