@@ -26,10 +26,11 @@ from matui.engine.build.retry import (
     retry_hosts,
     suggest_retry,
 )
+from matui.engine.build.run import NoteEvent
 from matui.engine.config import HostConfig
 from matui.engine.plan import BuildJob
 from matui.engine.records import JobState, RunRecord
-from tests.unit.test_events import make_run
+from tests.unit.test_events import make_run, queued
 from tests.unit.test_job_truth import job_dir, run_script
 
 HOSTS = (
@@ -279,3 +280,14 @@ def test_a_damaged_build_cache_is_recognised_and_suggests_no_cache() -> None:
     assert "--no-cache" in record.advice
     _, choices = retry_choices(JOB, record.cause, retry_worth=record.retry)
     assert choices[0].suggested and choices[0].options == RetryOptions(no_cache=True)
+
+
+def test_moving_a_lost_job_says_its_build_may_still_run_on_the_old_host(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    run.config = type(run.config)(
+        None, (*run.config.hosts, HostConfig("amd64-2", "amd64", "192.0.2.20")), run.config.images
+    )
+    run.status["amd64"].state = JobState.LOST
+    asyncio.run(_retry_and_stop(run, host="amd64-2"))
+    notes = [e.text for e in queued(run) if isinstance(e, NoteEvent)]
+    assert any(n.startswith("amd64-1 lost this job: its build may still be running") for n in notes)

@@ -517,6 +517,14 @@ class BuildRun:
             raise RuntimeError(f"{status.job.arch} is still {status.state}; cancel it first")
         if host is not None:
             target = check_retry_host(self.config.hosts, status.job, host)
+            if status.state is JobState.LOST:
+                # Lost is not ended: its build may still run there and push the same tag later.
+                self._note(
+                    key,
+                    f"{status.job.host} lost this job: its build may still be running there "
+                    f"and push {status.job.ref} after this attempt does (`matui gc` on that "
+                    "host shows it)",
+                )
             status.job = replace(status.job, host=target.name, emulated=target.emulated)
             self.plan = replace(
                 self.plan,
