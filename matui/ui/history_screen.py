@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -145,28 +147,37 @@ class HistoryScreen(ModalScreen[str | None]):
         self.app.push_screen(ChangesScreen(changes))
 
 
-def render_changes(changes: Changes) -> Text:
-    """The comparison side by side: one line per input, a changed one marked and coloured."""
-    text = Text()
-    text.append(changes.message(), style="bold")
+def short(value: str | None) -> str:
+    """A digest as the panes show one (``sha256:`` and 12 hex digits); the comparison itself
+    is the engine's, on whole values."""
+    if value is None:
+        return "unknown"
+    if value.startswith("sha256:") and len(value) > 19:
+        return value[:19] + "…"
+    return value
+
+
+def render_changes(changes: Changes) -> Group:
+    """The comparison side by side: one row per input, a changed one marked and bold."""
+    head = Text(changes.message(), style="bold")
     if changes.green_run is None:
-        text.append("\n\nnothing to compare with: no earlier run of this image built it")
-        return text
-    green = f"green {changes.green_run} ({when(changes.green_started or 0)})"
-    now = f"run {changes.run}"
-    width = max([len(c.what) for c in changes.rows] + [4])
-    text.append(f"\n\n  {'':{width}}  {green}\n  {'':{width}}  {now}\n")
+        return Group(head, Text("\nnothing to compare with: no earlier run of this image built it"))
+    table = Table(box=None, padding=(0, 1), expand=False, show_edge=False)
+    table.add_column("", width=1, no_wrap=True)
+    table.add_column("WHAT", overflow="fold")
+    table.add_column("GREEN RUN", min_width=20, overflow="fold")
+    table.add_column("THIS RUN", min_width=20, overflow="fold")
     for change in changes.rows:
-        mark = "*" if change.changed else " "
         style = "bold yellow" if change.changed else ""
-        text.append(f"\n{mark} {change.what:{width}}  ", style=style)
-        if change.changed:
-            text.append(change.green or "unknown", style="dim")
-            text.append("\n  " + " " * width + "  ")
-            text.append(change.now or "unknown", style="bold")
-        else:
-            text.append(change.now or "unknown")
-    return text
+        table.add_row(
+            "*" if change.changed else "",
+            Text(change.what, style=style),
+            Text(short(change.green), style="dim" if change.changed else ""),
+            Text(short(change.now), style=style),
+        )
+    green = f"green run {changes.green_run} ({when(changes.green_started or 0)})"
+    runs = Text(f"{green} · this run {changes.run}", style="dim")
+    return Group(head, runs, Text(""), table)
 
 
 class ChangesScreen(ModalScreen[None]):
