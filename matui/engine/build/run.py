@@ -20,6 +20,7 @@ is such a cursor too: it is replayed as ordinary line events before the live one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -496,6 +497,58 @@ class BuildRun:
         keys = [key] if key else list(self.status)
         await asyncio.gather(*(self._cancel_one(k) for k in keys))
 
+    async def cancel_detached(
+        self, keys: Iterable[str] | None = None
+    ) -> dict[str, shell.CancelAnswer | None]:
+        """Stop jobs of a run that no matui follows any more (``matui cancel``), from its
+        resumed record, without :meth:`start_resumed`: nothing is launched.
+
+        Each job asked for (every job by default) that had launched is followed again, so its
+        log copy and record end as its host says; its host is asked to stop it (:meth:`cancel`
+        semantics: a request). Returns once each has ended — ``cancelled`` when its host
+        stopped it, ``succeeded`` or ``failed`` when it had ended first — or its cancel could
+        not be delivered (``lost``: it may still run), or its host answered that the build
+        survived SIGKILL or did not say (still ``running``). A ``lost`` job (it may still run)
+        is asked again, and stays ``lost`` unless its host says how it ended. A job that had
+        ended otherwise, or that the record says never launched (no pid: no host has it), is
+        not asked (answer None). The run's record ends when no job runs any more. Returns
+        each job's host answer."""
+        wanted = list(keys) if keys is not None else list(self.status)
+        answers: dict[str, shell.CancelAnswer | None] = {}
+
+        async def one(key: str) -> None:
+            status = self.status[key]
+            answers[key] = None
+            lost = status.state is JobState.LOST
+            if (status.state.finished and not lost) or status.pid is None:
+                return
+            error = status.error
+            if lost:  # asked again: running as far as we know, until its host says
+                self._set_state(status, JobState.RUNNING, f"asking {status.job.host} again")
+            task = asyncio.create_task(self._reattach_job(key), name=f"job-{key}-cancel")
+            self._tasks[key] = task
+            await self._cancel_one(key)
+            answers[key] = answer = self._cancel_answers.get(key)
+            if answer is not None and answer.word in ("stopped", "finished"):
+                await task  # the host wrote the exit file: the follow reads how it ended
+                return
+            task.cancel()  # undelivered (now lost), or the host says it still runs
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if lost and not status.state.finished:
+                status.error = error
+                self._set_state(status, JobState.LOST, error or "")
+
+        await asyncio.gather(*(one(key) for key in wanted))
+        if not self.running:
+            states = {status.state for status in self.status.values()}
+            if JobState.CANCELLED in states:
+                state = RunState.CANCELLED
+            else:
+                state = RunState.SUCCEEDED if self.succeeded else RunState.FAILED
+            self.record.update(finished=time.time(), state=state)
+        return answers
+
     def retry(
         self, key: str, *, no_cache: bool = False, pull: bool = False, host: str | None = None
     ) -> None:
@@ -823,6 +876,10 @@ class BuildRun:
             if task is not None:
                 task.cancel()  # not launched yet: nothing runs on the host
             return
+        if status.push_target is not None and not (
+            status.push_attempts and status.push_attempts[-1].open
+        ):
+            return  # waiting for a push retry: nothing runs on the host; the wait sees it
         attempts = 0
         while not status.state.finished:
             try:
@@ -867,7 +924,8 @@ class BuildRun:
             return
         status.error = (
             f"the cancel could not be delivered to {host} ({tries} retries: {problem}); the "
-            f"build may still be running on {host} — `matui attach {self.id}` follows it"
+            f"build may still be running on {host} — `matui attach --run {self.id}` follows "
+            f"it, `matui cancel --run {self.id}` stops it"
         )
         self._set_state(status, JobState.LOST, status.error)
         task = self._tasks.get(status.job.key)
