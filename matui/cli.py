@@ -94,9 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
             "runs on a host at a time, whoever starts it: when another run holds the image's "
             "lock for an arch, a run recorded on this machine is followed read-only (the same "
             "logs; Ctrl-C detaches and it goes on), and another operator's is refused, naming "
-            "who holds it (user, machine, run, since when). Ctrl-C asks the hosts to stop the "
-            "builds: a job ends cancelled only when its host stopped it, succeeded (with its "
-            "digest) when it had finished first, lost when the cancel could not be delivered."
+            "who holds it (user, machine, run, since when). "
+            "Ctrl-C CANCELS the builds (unlike the dashboard's q and `matui attach`, which "
+            "leave them running): it asks the hosts to stop them, and a job ends cancelled only "
+            "when its host stopped it, succeeded (with its digest) when it had finished first, "
+            "lost when the cancel could not be delivered. To leave a build running, kill matui "
+            "otherwise (its terminal closing, SIGTERM) and `matui attach` later."
         ),
     )
     _config_option(build)
@@ -106,13 +109,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     attach = sub.add_parser(
-        "attach", help="follow a run that is still building on its hosts (the newest by default)"
+        "attach",
+        help="follow a run that is still building on its hosts (the newest by default)",
+        description=(
+            "Follow a run that is still building on its hosts (the newest unfinished one by "
+            "default): its log so far, then live, then its summary. Ctrl-C DETACHES: the builds "
+            "go on on their hosts (`matui attach` again follows them, `matui cancel` stops "
+            "them). Exit 0 when the run ends publishable, 1 otherwise or when detached."
+        ),
     )
     _config_option(attach)
     attach.add_argument("--run", help="run id or unique prefix")
+    attach.add_argument("run_id", nargs="?", metavar="RUN", help="the same as --run RUN")
     attach.add_argument(
         "--json", action="store_true", help="log lines to stderr, one JSON document on stdout"
     )
+
+    cancel = sub.add_parser(
+        "cancel",
+        help="stop the builds of a run left running on its hosts (the newest by default)",
+        description=(
+            "Stop builds that a detached matui left running on their hosts (the newest "
+            "unfinished run by default; every arch unless --arch). A cancel is a request: each "
+            "host answers, and each job ends as its host says — cancelled when the host "
+            "stopped it, succeeded or failed when it had ended first, lost when the cancel "
+            "could not be delivered (it may still be running). Exit 0 when every cancel was "
+            "delivered and answered, 1 when one was not (the build may still be running)."
+        ),
+    )
+    _config_option(cancel)
+    cancel.add_argument("--run", help="run id or unique prefix")
+    cancel.add_argument("--arch", help="only this arch (amd64, linux/arm64, ...)")
 
     retry = sub.add_parser(
         "retry",
@@ -308,6 +335,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _cmd_build(args)
         if args.command == "attach":
             return _cmd_attach(args)
+        if args.command == "cancel":
+            return _cmd_cancel(args)
         if args.command == "retry":
             return _cmd_retry(args)
         if args.command == "manifest":
@@ -574,9 +603,12 @@ def _cmd_attach(args: argparse.Namespace) -> int:
     from matui.engine.records import find_run, state_dir, unfinished_runs
 
     config = _load(args)
-    if args.run:
+    if args.run and args.run_id and args.run != args.run_id:
+        raise UsageError(f"attach: --run {args.run} and RUN {args.run_id} differ; give one")
+    run_id = args.run or args.run_id
+    if run_id:
         try:
-            record = find_run(state_dir(), args.run)
+            record = find_run(state_dir(), run_id)
         except LookupError as exc:
             raise UsageError(str(exc)) from None
     else:
@@ -586,6 +618,92 @@ def _cmd_attach(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         record = found[0]
     return _run(_attach(config, record, args))
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    from matui.engine.records import JobState, find_run, state_dir, unfinished_runs
+
+    config = _load(args)
+    if args.run:
+        try:
+            record = find_run(state_dir(), args.run)
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        found = unfinished_runs(state_dir())
+        if not found:
+            print(
+                "matui: no unfinished run to cancel; `matui runs` lists the runs", file=sys.stderr
+            )
+            return EXIT_FAILED
+        record = found[0]
+    jobs = list(record.jobs)
+    if args.arch:
+        jobs = [job for job in jobs if args.arch in (job.arch, job.platform, job.key)]
+        if not jobs:
+            known = ", ".join(job.arch for job in record.jobs) or "none"
+            raise UsageError(
+                f"--arch {args.arch}: run {record.id} has no such arch (it has: {known})"
+            )
+    # A lost job may still be running on its host: it is asked again.
+    running = [job for job in jobs if not job.state.finished or job.state is JobState.LOST]
+    for job in jobs:
+        if job not in running:
+            print(f"{job.arch} on {job.host}: already {job.state}; nothing to cancel")
+    if not running:
+        return EXIT_OK
+    for job in running:
+        if job.pid is None:
+            print(
+                f"{job.arch} on {job.host}: never launched as far as run {record.id} knows "
+                f"(state {job.state}, no pid); nothing to stop"
+            )
+    if not any(job.pid is not None for job in running):
+        return EXIT_OK
+    return _run(_cancel(config, record, [job.key for job in running if job.pid is not None]))
+
+
+async def _cancel(config: Config, record: RunRecord, keys: list[str]) -> int:
+    """Ask each job's host to stop it and print what each host answered; the engine decides
+    what each job became (``BuildRun.cancel_detached``)."""
+    from matui.engine.build.run import BuildRun
+    from matui.engine.records import JobState
+    from matui.engine.registry import RegistryClient
+    from matui.engine.ssh import SshPool
+
+    async with SshPool(config.hosts) as pool:
+        run = BuildRun.resume(record, config, pool, registry=RegistryClient())
+        arches = ", ".join(run.status[key].job.arch for key in keys)
+        print(f"matui: asking the hosts to stop {arches} of run {run.id}…", file=sys.stderr)
+        answers = await run.cancel_detached(keys)
+    undelivered = False
+    for key in keys:
+        status = run.status[key]
+        answer = answers.get(key)
+        if answer is None:
+            said = "nothing: the cancel did not reach it"
+        else:
+            code = answer.exit_code
+            said = answer.word + (f" (exit {code})" if code is not None else "")
+        detail = status.digest or status.error or ""
+        print(
+            f"{status.job.arch} on {status.job.host}: {status.state}"
+            + (f" ({detail})" if detail else "")
+            + f"; the host answered: {said}"
+        )
+        for note in status.notes:
+            if "cancel" in note:
+                print(f"  {note}")
+        if answer is None or status.state is JobState.LOST or not status.state.finished:
+            undelivered = True
+    if undelivered:
+        print(
+            f"matui: not every build is known to have stopped; `matui attach --run {run.id}` "
+            "follows what still runs",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 async def _attach(config: Config, record: RunRecord, args: argparse.Namespace) -> int:
@@ -668,8 +786,9 @@ async def _follow_run(
     and end with the engine's verdict on the run (exit 0 only when it can be published).
 
     Ctrl-C asks the hosts to stop the remote builds (by process group); each job then ends as
-    its host says (``cancelled`` only when the host stopped it). ``read_only`` (following
-    another matui's run): Ctrl-C detaches and the builds go on.
+    its host says (``cancelled`` only when the host stopped it). ``attached`` (``matui
+    attach``, or following another matui's run, ``read_only``): Ctrl-C detaches and the builds
+    go on, as when the dashboard quits; the message says how to follow or stop them.
     """
     import asyncio
     import signal
@@ -700,7 +819,7 @@ async def _follow_run(
     detached: list[bool] = []
 
     def interrupt() -> None:
-        if read_only:
+        if attached or read_only:
             if not detached and following is not None:
                 detached.append(True)
                 following.cancel()
@@ -729,7 +848,9 @@ async def _follow_run(
         if not detached:
             raise
         print(
-            f"matui: detached from run {run.id}; its builds go on (`matui attach {run.id}`)",
+            f"matui: detached from run {run.id}; its builds go on on their hosts. "
+            f"Follow them again: `matui attach --run {run.id}`; stop them: "
+            f"`matui cancel --run {run.id}`",
             file=sys.stderr,
         )
         return EXIT_FAILED
@@ -973,11 +1094,11 @@ def _cmd_runs(args: argparse.Namespace) -> int:
                 time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)),
                 f"{r.image}:{','.join(r.tags)}",
                 " ".join(f"{j.arch}={j.state}" for j in r.jobs),
-                index,
                 summary[r.id].time_text(ascii_only=ascii_only),
+                index,  # last: scripts read a row's end ("... published")
             )
         )
-    print(_table(("RUN", "STARTED", "IMAGE", "JOBS", "INDEX", "TIME AND TREND"), rows))
+    print(_table(("RUN", "STARTED", "IMAGE", "JOBS", "TIME AND TREND", "INDEX"), rows))
     return EXIT_OK
 
 
@@ -1217,7 +1338,7 @@ def _compare_text(result: Comparison, width: int) -> list[str]:
         out.append(f"* parts ways at #{diverging.number} {diverging.name}: {result.why}")
     else:
         out.append(result.why)
-    bar_width = max(10, width - 2 - number - 4)
+    bar_width = max(10, width - number - 5)  # "  #N |bar|" fills the width
     estimated = (
         f"; estimated from durations: {', '.join(result.estimated)}" if result.estimated else ""
     )
