@@ -23,8 +23,14 @@ COMMON = [
     "#2 0.300 cc -c main.c",
 ]
 LOGS = {
-    "amd64": [*COMMON, "#2 0.900 linked on x86_64", "#2 DONE 1.0s", "", "#3 exporting to image"]
-    + ["#3 DONE 0.1s"],
+    "amd64": [
+        *COMMON,
+        "#2 0.900 linked on x86_64",
+        "#2 DONE 1.0s",
+        "",
+        "#3 exporting to image",
+        "#3 DONE 0.1s",
+    ],
     "arm64": [
         *COMMON,
         "#2 2.100 main.c:3: error: no simd here",
