@@ -23,6 +23,7 @@ from matui.engine.build.retry import RetryOptions
 from matui.engine.config import load_config
 from matui.engine.records import RunRecord
 from matui.ui.app import MatuiApp
+from matui.ui.confirm_screen import ConfirmScreen
 from matui.ui.retry_screen import RetryScreen
 from matui.ui.screens import PublishScreen, QuitScreen
 from matui.ui.widgets.panels import HostsPanel
@@ -373,8 +374,17 @@ async def test_x_cancels_the_focused_arch_only_and_b_builds_again(rig: Rig, tmp_
 
         amd = panes(app)["amd64"]
         assert app.focused is amd.view
+        # x asks first; esc keeps the build.
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "x asks")
+        assert "Cancel amd64 on host amd64-1?" in " ".join(screen_text(app).split())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen), "kept")
+        assert amd.state == "running" and not any("asking" in t for t in toasts(app))
         started = time.monotonic()
         await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "x asks again")
+        await pilot.press("y")
         await wait_for(pilot, lambda: amd.state == "cancelled", "amd64 cancelled", timeout=60)
         assert time.monotonic() - started < 60  # the sleep was cut short on the host
         await until_status(pilot, app, "cancelled: amd64", "the run to end")  # the verdict
