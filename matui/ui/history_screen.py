@@ -10,6 +10,7 @@ filling them; ``esc`` brings them back.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from matui.engine.history import Changes, HistoryRow
     from matui.engine.records import RunRecord
     from matui.ui.app import MatuiApp
+
+_OPENED = itertools.count(1)
+"""Old runs opened so far (their panes' ids)."""
 
 READ_ONLY_GROUP = "history-replay"
 """The worker group of an old run's replay (cancelled when the view closes)."""
@@ -270,17 +274,22 @@ async def open_read_only(app: MatuiApp, record: RunRecord) -> None:
     except Exception as exc:  # a record from another config: say so, do not crash
         app.notify(f"cannot open run {record.id}: {exc}", severity="warning")
         return
+    previous = app.viewing
     close_read_only(app)
+    # Another old run's panes are on their way out: not to be hidden, nor brought back later.
+    leaving = set(previous.panes.values()) if previous is not None else set()
     container = app.query_one("#panes")
     if container.has_class("-zoomed"):
         app.action_zoom()  # the zoom belongs to the current run's panes
-    hidden = [w for w in container.children if w.display]
+    hidden = [w for w in container.children if w.display and w not in leaving]
     for widget in hidden:
         widget.styles.display = "none"
     panes: dict[str, ArchPane] = {}
+    serial = next(_OPENED)
     for key, status in run.status.items():
         job = status.job
-        pane = ArchPane(f"old-{key}", job.arch, job.host, emulated=job.emulated)
+        # Ids of their own: the panes of an old run opened before may still be leaving.
+        pane = ArchPane(f"old{serial}-{key}", job.arch, job.host, emulated=job.emulated)
         pane.add_class("-read-only")
         pane.set_state(
             str(status.state),
@@ -328,8 +337,9 @@ def close_read_only(app: MatuiApp) -> bool:
         if pane.is_attached:
             pane.remove()
     for widget in viewing.hidden:
-        widget.styles.clear_rule("display")
-        widget.refresh(layout=True)
+        if widget.is_attached:  # a new build replaced the panes meanwhile: nothing to restore
+            widget.styles.clear_rule("display")
+            widget.refresh(layout=True)
     app._layout(app.size.width)
     app._update_title()
     try:

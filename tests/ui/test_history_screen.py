@@ -90,7 +90,12 @@ def _app(tmp_path: Path) -> MatuiApp:
 
 
 def _visible(app: MatuiApp) -> dict[str, ArchPane]:
-    return {p.id or "": p for p in app.query(ArchPane) if p.display}
+    """The panes on show, by id; an old run's as ``old-ARCH``."""
+    return {
+        f"old-{p.arch}" if p.has_class("-read-only") else p.id or "": p
+        for p in app.query(ArchPane)
+        if p.display
+    }
 
 
 async def test_open_an_old_run_read_only_then_esc_returns(tmp_path: Path) -> None:
@@ -118,7 +123,7 @@ async def test_open_an_old_run_read_only_then_esc_returns(tmp_path: Path) -> Non
             "the old run's stored lines in its panes",
         )
         await settle(pilot)
-        assert set(_visible(app)) == {"pane-old-amd64", "pane-old-arm64"}
+        assert set(_visible(app)) == {"old-amd64", "old-arm64"}
         title = screen_text(app).splitlines()[0]
         assert f"read-only: run {OLD}, " in title
         assert "#5 0.572 cc -O2" in screen_text(app)  # arm64's last line: it follows its end
@@ -138,7 +143,7 @@ async def test_open_an_old_run_read_only_then_esc_returns(tmp_path: Path) -> Non
         await wait_for(pilot, lambda: app.viewing is None, "back to the current run")
         await settle(pilot)
         assert set(_visible(app)) == {"pane-amd64", "pane-arm64"}
-        assert not list(app.query("#pane-old-amd64"))
+        assert not list(app.query(".-read-only"))
         assert "read-only" not in screen_text(app).splitlines()[0]
         assert len(app.query_one("#pane-amd64", ArchPane).view.store) == 3
         assert "live while viewing" in screen_text(app)
@@ -164,3 +169,32 @@ async def test_history_d_shows_what_changed_since_green_hashes_only(tmp_path: Pa
         await pilot.press("escape", "escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, HistoryScreen), "closed")
         assert app.viewing is None
+
+
+async def test_opening_another_old_run_replaces_the_first_and_esc_still_returns(
+    tmp_path: Path,
+) -> None:
+    app = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.show_jobs(fake_jobs())
+        await settle(pilot)
+        await pilot.press("H")
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen), "the history")
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: app.viewing is not None and app.viewing.id == OLD, OLD)
+        await pilot.press("H")
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen), "the history")
+        await pilot.press("enter")  # the newest: the failed run
+        await wait_for(pilot, lambda: app.viewing is not None and app.viewing.id == FAILED, FAILED)
+        panes = app.viewing.panes if app.viewing else {}
+        await wait_for(
+            pilot, lambda: all(len(p.view.store) == 5 for p in panes.values()), "its lines"
+        )
+        await settle(pilot)
+        assert sorted(p.state for p in _visible(app).values()) == ["failed", "succeeded"]
+        assert f"read-only: run {FAILED}, " in screen_text(app).splitlines()[0]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.viewing is None, "back to the current run")
+        await settle(pilot)
+        assert set(_visible(app)) == {"pane-amd64", "pane-arm64"}
+        assert len(list(app.query(ArchPane))) == 2
