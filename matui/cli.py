@@ -596,7 +596,9 @@ def _holder_run_read_only(config: Config, pool: SshPool, exc: ImageLocked) -> Bu
         return None
     copy = Path(tempfile.mkdtemp(prefix="matui-attach-")) / "runs" / record.id
     shutil.copytree(record.dir, copy, ignore=shutil.ignore_patterns(".lock", ".*.tmp"))
-    return BuildRun.resume(RunRecord.load(copy), config, pool, registry=RegistryClient())
+    run = BuildRun.resume(RunRecord.load(copy), config, pool, registry=RegistryClient())
+    run.follow_only = True  # the holder makes any push retry; this one follows it
+    return run
 
 
 def _cmd_attach(args: argparse.Namespace) -> int:
@@ -1215,6 +1217,7 @@ async def _follow_logs(config: Config, record: RunRecord, keys: dict[str, int | 
     try:
         async with SshPool(config.hosts) as pool:
             run = BuildRun.resume(RunRecord.load(copy), config, pool, registry=RegistryClient())
+            run.follow_only = True  # following: any push retry is the run's owner's to make
             run.start_resumed()
             loop.add_signal_handler(signal.SIGINT, interrupt)
             try:

@@ -182,3 +182,39 @@ def test_a_push_retry_goes_on_after_matui_died_and_attach_reads_it_back(
         log = next((tmp_path / "state").rglob(f"{job['key']}.log")).read_text()
         assert log.count("#0 building with") == 1
         assert log.count("@@matui push retry 1/3 after") == 1
+
+
+def test_a_read_only_follower_follows_the_owners_push_retries_and_makes_none(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """`matui logs --follow` on a run whose pushes are being retried shows each retry the run's
+    owner makes, ends with the run, and pushes nothing itself: the host's log holds the owner's
+    three retries per arch, not one more."""
+    with RegistryProxy(rig.registry) as proxy:
+        config, path = _project(tmp_path, rig, proxy)
+        with proxy.misbehaving(reject_repo=path, reject_puts=-1):
+            owner = spawn_matui("build", "--config", config, state=tmp_path / "state")
+            read_until(owner, "push retry 1/3 in ")
+            follower = run_matui(
+                "logs", "--config", config, "--follow", state=tmp_path / "state", timeout=300
+            )
+            out, _ = owner.communicate(timeout=300)
+    assert owner.returncode == 1, out[-3000:]
+    assert follower.returncode in (0, 1), follower.stderr[-3000:]
+    # The follower waited for the owner's pushes; the owner never found one of the follower's.
+    assert "the run's owner pushes" in follower.stderr, follower.stderr[-3000:]
+    assert "attached to it" not in out
+    jobs = _jobs(tmp_path / "state")
+    for job in jobs.values():
+        assert job["state"] == "failed" and len(job["push_attempts"]) == 3, job
+        arch = job["arch"]
+        host_log = (rig.host_job_dir(_run_id(tmp_path), job["key"]) / "build.log").read_text()
+        assert host_log.count("@@matui push retry ") == 3, host_log[-2000:]
+        shown = [line for line in follower.stdout.splitlines() if line.startswith(f"[{arch}]")]
+        assert sum("@@matui push retry " in line for line in shown) == 3, shown[-40:]
+        assert shown[-1].startswith(f"[{arch}] ERROR: push retry 3/3 failed"), shown[-5:]
+
+
+def _run_id(tmp_path: Path) -> str:
+    (record,) = (tmp_path / "state").rglob("run.json")
+    return record.parent.name

@@ -64,7 +64,7 @@ from matui.engine.build.retry import (
     retry_hosts,
 )
 from matui.engine.build.secrets import private_inputs, read_secrets
-from matui.engine.build.steps import StepClock, elsewhere, step_table
+from matui.engine.build.steps import StepClock, StepTable, elsewhere, step_table
 from matui.engine.flags import (
     Flag,
     FlagKind,
@@ -95,6 +95,10 @@ MAX_QUEUED_CHARS = 16 << 20
 """Characters that may wait in the queue, for logs of very long lines."""
 
 TAIL_LINES = 40
+
+OWNER_PATIENCE = 30.0
+"""Seconds a read-only follower waits for the run's owner's next push retry beyond the longest
+wait before one (:data:`~matui.engine.build.pushretry.PUSH_DELAY_CAP`, jittered)."""
 """Last lines of a job's log kept at hand, for the error of a buildx that dies unexplained."""
 
 
@@ -322,6 +326,9 @@ class BuildRun:
         """Push-only retries of a built image the registry rejected, before its job fails."""
         self.push_delay = PUSH_DELAY
         self.push_delay_cap = PUSH_DELAY_CAP
+        self.follow_only = False
+        """This matui follows another's run read-only (a copy of its record): it makes no push
+        retry of its own, it follows those the run's owner makes."""
         self._done = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self.secrets: dict[str, bytes] | None = None
@@ -792,7 +799,7 @@ class BuildRun:
                     self._set_state(status, JobState.FAILED, status.error)
             if all(task.done() for task in self._tasks.values()):
                 break  # else a retry started meanwhile: wait for it too
-        self._fill_elsewhere()
+        await self._fill_elsewhere()
         await self._postbuild_checks()
         self.record.update(
             finished=time.time(),
@@ -801,24 +808,23 @@ class BuildRun:
         self._done.set()
         self._emit(RunFinished())
 
-    def _fill_elsewhere(self) -> None:
+    async def _fill_elsewhere(self) -> None:
         """Each failure record gets the seconds its step took on the arches that passed (the
-        card's "how long the same step took elsewhere"), read from their logs once all ended."""
+        card's "how long the same step took elsewhere"), read from their logs once all ended:
+        in a worker thread, as a big log takes a second or more to read."""
         passed = [s for s in self.status.values() if s.state is JobState.SUCCEEDED]
         failed = [s for s in self.status.values() if s.failure is not None and s.failure.step]
         if not passed or not failed:
             return
-        tables = [
-            (
-                s.job,
-                step_table(
-                    log_lines(self._logs[s.job.key].path),
-                    observed=s.steps.to_json(),
-                    job_state=str(s.state),
-                ),
-            )
-            for s in passed
-        ]
+        paths = [(s.job, self._logs[s.job.key].path, s.steps.to_json()) for s in passed]
+
+        def read() -> list[tuple[BuildJob, StepTable]]:
+            return [
+                (job, step_table(log_lines(path), observed=seen, job_state="succeeded"))
+                for job, path, seen in paths
+            ]
+
+        tables = await asyncio.to_thread(read)
         for status in failed:
             assert status.failure is not None and status.failure.step is not None
             seconds = elsewhere(status.failure.step, status.job, tables)
@@ -1177,6 +1183,9 @@ class BuildRun:
         if number > of or key in self._cancelled:
             self._push_failed(status)
             return
+        if self.follow_only:
+            await self._follow_owners_push(host, status, log, number)
+            return
         delay = push_delay(number, base=self.push_delay, cap=self.push_delay_cap)
         answered = status.push_attempts[-1].error if status.push_attempts else status.error
         self._set_state(
@@ -1237,6 +1246,45 @@ class BuildRun:
         )
         if key in self._cancelled:
             await self._cancel_one(key)  # the cancel came while the push was starting
+        outcome = await self._follow_to_end(host, status, log)
+        await self._end_push_attempt(host, status, log, outcome, attempt)
+
+    async def _follow_owners_push(
+        self, host: Any, status: JobStatus, log: _JobLog, number: int
+    ) -> None:
+        """Read-only: the run's owner makes push retry ``number``; follow it once the job's log
+        grows (its push has started, or even ended), and judge it as the owner does (read back
+        from the registry). When none comes within the owner's longest wait and a margin (it
+        gave up, was cancelled or is gone), the job is left failed, saying so."""
+        key = status.job.key
+        target = status.push_target
+        assert target is not None
+        self._set_state(
+            status,
+            JobState.RUNNING,
+            f"push retry {number}/{self.push_retries}: the run's owner pushes {target.ref} again",
+        )
+        deadline = time.monotonic() + self.push_delay_cap * 1.2 + OWNER_PATIENCE
+        while True:
+            outcome = await self._outcome(host, status)
+            size = int(str(outcome.get("size", "0")).strip() or 0)
+            if size > status.offset - status.log_base:
+                break  # the owner's push wrote its first line
+            if time.monotonic() > deadline:
+                gone = (
+                    f"the run's owner made no push retry {number} of {target.ref} within "
+                    f"{self.push_delay_cap * 1.2 + OWNER_PATIENCE:g} s (it gave up, or is gone)"
+                )
+                status.notes.append(gone)
+                self._note(key, gone)
+                self._push_failed(status)
+                return
+            await asyncio.sleep(0.5)
+        attempt = PushAttempt(
+            number, self.push_retries, 0.0, target.ref, target.image_id, status.offset
+        )
+        attempt.pid = status.pid
+        status.push_attempts.append(attempt)
         outcome = await self._follow_to_end(host, status, log)
         await self._end_push_attempt(host, status, log, outcome, attempt)
 
