@@ -130,9 +130,7 @@ class HistoryRow:
         by: dict[str | None, list[str]] = {}
         for p in self.published:
             by.setdefault(p.by, []).append(p.tag)
-        return "; ".join(
-            ",".join(tags) + (f" by {who}" if who else "") for who, tags in by.items()
-        )
+        return "; ".join(",".join(tags) + (f" by {who}" if who else "") for who, tags in by.items())
 
     def to_json(self) -> dict[str, Any]:
         """The row's own keys, joined to the run record's in ``matui runs --json``."""

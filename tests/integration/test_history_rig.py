@@ -30,9 +30,7 @@ def _set_token(config: Path, value: str) -> None:
     before, _, rest = text.partition("build_args = { ")
     assert rest, "make_project writes one build_args line"
     base = rest.split('"', 2)[1]
-    config.write_text(
-        before + f'build_args = {{ BASE = "{base}", API_TOKEN = "{value}" }}\n'
-    )
+    config.write_text(before + f'build_args = {{ BASE = "{base}", API_TOKEN = "{value}" }}\n')
 
 
 def test_two_runs_then_runs_json_and_changes_since_green(rig: Rig, tmp_path: Path) -> None:
