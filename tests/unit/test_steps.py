@@ -191,6 +191,33 @@ def test_only_the_last_attempt_counts() -> None:
     assert [str(s.state) for s in table.steps] == ["done", "cached", *["done"] * 5]
 
 
+def test_long_logs_across_batches_and_attempts() -> None:
+    # A failing step printing 20 000 lines (the parser gets the log in batches) while a step
+    # of another stage printed once, early, and was cancelled at the end.
+    log = build_log("arm64", fail=True)
+    at = log.index("#4 ERROR: executor failed running [/bin/sh -c make]: exit code: 3")
+    log[at:at] = [
+        "",
+        "#9 [docs 1/1] RUN make docs",
+        "#9 0.050 docs start",
+        "",
+        "#4 [3/4] RUN make",
+        *(f"#4 {1 + i / 1000:.3f} cc unit {i}" for i in range(20_000)),
+    ]
+    log[-5:-5] = ["#9 CANCELED"]
+    table = step_table(log, job_state="failed")
+    by_number = {s.number: (str(s.state), s.seconds) for s in table.steps}
+    assert by_number[4] == ("error", 20.999)
+    assert by_number[9] == ("canceled", 0.05)
+    # A second attempt whose banner falls inside a batch: only it counts.
+    retried = [*log, "@@matui attempt 2: retry", *build_log("arm64")]
+    assert [str(s.state) for s in step_table(retried, job_state="succeeded").steps] == [
+        "done",
+        "cached",
+        *["done"] * 5,
+    ]
+
+
 # -- arches side by side -----------------------------------------------------------------------
 
 

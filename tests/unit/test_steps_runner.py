@@ -117,7 +117,7 @@ def test_failure_records_get_the_seconds_elsewhere_when_the_run_ends(tmp_path: P
     arm.state = JobState.FAILED
     arm.failure = failure_record(FAILED.splitlines(), JobFacts())
     assert arm.failure.step == "[2/2] RUN make" and arm.failure.elsewhere == {}
-    run._fill_elsewhere()
+    asyncio.run(run._fill_elsewhere())
     assert arm.failure.elsewhere == {"amd64": 2.0}
     saved = RunRecord.load(run.record.dir).job("arm64").failure
     assert saved is not None and saved["elsewhere"] == {"amd64": 2.0}

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -216,27 +216,32 @@ def step_table(
     still running ends on the timeline."""
     parser = ProgressParser()
     rows: dict[int, _Row] = {}
-    last_output: dict[str, str] = {}  # by "N": the step's last ``#N 0.243 text`` line
-    for line in lines:
-        if line.startswith(_BANNER):
-            # A new attempt: only the last one counts.
-            parser, rows, last_output = ProgressParser(), {}, {}
-        if line[:1] == "#":
-            sp = line.find(" ", 2)
-            if sp > 1 and "0" <= line[sp + 1 : sp + 2] <= "9":
-                last_output[line[1:sp]] = line
-        for event in parser.feed(line):
-            row = rows.get(event.step)
-            if row is None:
-                row = rows[event.step] = _Row(event.step, event.name or f"#{event.step}")
-            elif event.name and row.name.startswith("#"):
-                row.name = event.name
-            if event.state is not StepState.STARTED:
-                row.state = _ENDS[event.state]
-                row.seconds = event.seconds
+    last_output: dict[int, str] = {}  # each step's last ``#N 0.243 text`` line
+    for batch in _batches(lines):
+        # Whole batches go to the parser's fast path (step output lines skipped in C), cut
+        # where buildx's banner starts another attempt: only the last attempt counts.
+        for k, segment in enumerate(batch.split("\n" + _BANNER)):
+            if k or segment.startswith(_BANNER):
+                parser, rows, last_output = ProgressParser(), {}, {}
+                segment = segment if not k else _BANNER + segment
+            wanted = {n for n, row in rows.items() if row.state is None}
+            for event in parser.feed_text(segment):
+                wanted.add(event.step)
+                row = rows.get(event.step)
+                if row is None:
+                    row = rows[event.step] = _Row(event.step, event.name or f"#{event.step}")
+                elif event.name and row.name.startswith("#"):
+                    row.name = event.name
+                if event.state is not StepState.STARTED:
+                    row.state = _ENDS[event.state]
+                    row.seconds = event.seconds
+            for number in wanted:
+                found = _last_output(segment, number)
+                if found is not None:
+                    last_output[number] = found
     for number, row in rows.items():
         if row.seconds is None and row.state is not RowState.CACHED:
-            row.seconds = _output_seconds(last_output.get(str(number)))
+            row.seconds = _output_seconds(last_output.get(number))
     running = job_state is None or job_state in ("queued", "uploading", "running")
     exported = min((n for n, r in rows.items() if r.name.startswith("exporting ")), default=None)
     clock = {item["step"]: item for item in StepClock(observed).to_json()}
@@ -282,6 +287,38 @@ def step_table(
             )
         )
     return StepTable(tuple(steps), estimated)
+
+
+_BATCH = 8192
+"""Lines handed to the parser at once."""
+
+
+def _batches(lines: Iterable[str]) -> Iterator[str]:
+    """The lines joined by "\\n" in batches of :data:`_BATCH` (a log can be far larger than
+    memory should hold at once)."""
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= _BATCH:
+            yield "\n".join(batch)
+            batch = []
+    if batch:
+        yield "\n".join(batch)
+
+
+def _last_output(text: str, number: int) -> str | None:
+    """The last ``#number 0.243 text`` line of ``text`` (lines joined by "\\n"), found from
+    the end in C rather than line by line."""
+    key = f"#{number} "
+    end = len(text)
+    while (at := text.rfind(key, 0, end)) >= 0:
+        if at == 0 or text[at - 1] == "\n":
+            head = at + len(key)
+            if "0" <= text[head : head + 1] <= "9":
+                stop = text.find("\n", head)
+                return text[at : stop if stop >= 0 else len(text)]
+        end = at
+    return None
 
 
 def _output_seconds(line: str | None) -> float | None:
