@@ -360,6 +360,14 @@ class MatuiApp(App[int]):
         self.screen.set_class(narrow, "-narrow")
         self.screen.set_class(width >= WIDE, "-wide")
         self.screen.set_class(not self.panel_shown, "-collapsed")
+        # Beside the panes, the side panel is as wide as the hosts' badges need, from 36 up to
+        # 50 columns (WIDE and up: 50); on top of them, the stylesheet's whole width.
+        side = self.query_one("#side")
+        if narrow:
+            side.styles.width = None
+        else:
+            needed = self.query_one(HostsPanel).needed_width()
+            side.styles.width = 50 if width >= WIDE else max(36, min(50, needed))
         self._update_hint()
         panes = self.query_one("#panes")
         count = len(self.jobs)
@@ -390,8 +398,7 @@ class MatuiApp(App[int]):
         except NoMatches:
             return
         every = list(flags.flags) + [f for f in flags.host_flags if f not in flags.flags]
-        problems = sum(1 for severity, _ in flags.host_lines if severity == "error")
-        hint.update(panel_summary(self.probes, len(self.config.hosts), every, problems))
+        hint.update(panel_summary(self.probes, len(self.config.hosts), every))
 
     def action_toggle_wrap(self) -> None:
         """Every pane wraps long lines, or none: one way of reading for the whole screen."""
@@ -501,6 +508,7 @@ class MatuiApp(App[int]):
         self.host_flags = list(flags)
         hosts = self.query_one(HostsPanel)
         hosts.show_probes(self.probes)
+        self.call_after_refresh(self._layout, self.size.width)  # the hosts' width changed
         for panel in self.query(FlagsPanel):
             panel.show_hosts(self.probes, hosts.passed_over)
             panel.show_flags(self.run_flags, self.host_flags)
@@ -942,8 +950,11 @@ class MatuiApp(App[int]):
 
     @on(events.DescendantFocus)
     def _remember_pane(self, event: events.DescendantFocus) -> None:
-        if isinstance(event.widget, LogPane):
-            self._search_pane = self.focused_pane()
+        # From the event's widget, not app.focused: the event can arrive as the app shuts down,
+        # when there is no screen left to ask.
+        pane = event.widget.parent
+        if isinstance(event.widget, LogPane) and isinstance(pane, ArchPane):
+            self._search_pane = pane
 
     def action_leave(self) -> None:
         """``esc``: close the search box when it is open, else leave the zoom, else leave an

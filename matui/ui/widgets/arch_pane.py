@@ -1,4 +1,8 @@
-"""One build's pane: a titled frame around its live log."""
+"""One build's pane: a titled frame around its live log.
+
+Before a build it shows the plan (``planned``): the arch, the host the engine's plan puts it on
+and whether natively or under emulation.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,16 @@ from matui.ui.widgets.log_pane import LogPane
 if TYPE_CHECKING:
     from matui.engine.build.failure import FailureRecord
 
-STATE_CLASSES = ("queued", "uploading", "running", "succeeded", "failed", "cancelled", "lost")
+STATE_CLASSES = (
+    "planned",
+    "queued",
+    "uploading",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "lost",
+)
 
 
 class ArchPane(Vertical):
@@ -29,14 +42,17 @@ class ArchPane(Vertical):
     }
     """
 
-    def __init__(self, key: str, arch: str, host: str, *, emulated: bool = False) -> None:
-        super().__init__(id=f"pane-{key}", classes="arch-pane -queued")
+    def __init__(
+        self, key: str, arch: str, host: str, *, emulated: bool = False, planned: bool = False
+    ) -> None:
+        state = "planned" if planned else "queued"
+        super().__init__(id=f"pane-{key}", classes=f"arch-pane -{state}")
         self.key = key
         self.arch = arch
         self.host = host
         self.emulated = emulated
-        self.state = "queued"
-        self.detail = ""
+        self.state = state
+        self.detail = "planned: b builds it" if planned else ""
         self.failure: FailureRecord | None = None
         """Why the job failed (its card, key i), while it is failed or lost."""
         self.view = LogPane(id=f"log-{key}")
@@ -44,6 +60,9 @@ class ArchPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield self.view
+
+    def on_log_pane_view_changed(self, message: LogPane.ViewChanged) -> None:
+        self._retitle()  # wrap on/off, or the column scrolled to, in the subtitle
 
     def set_state(self, state: str, detail: str = "", failure: FailureRecord | None = None) -> None:
         for name in STATE_CLASSES:
@@ -68,14 +87,24 @@ class ArchPane(Vertical):
         # State before host: a narrow pane cuts the end of its title, and the state matters
         # most (at 120 columns, "arm64 · emu-1 (QEMU) · succeeded" lost its state).
         # Text, not str: a str title is read as markup, and the detail is host text.
-        self.border_title = Text(f"{self.arch} · {state} · {host}")
+        if self.state == "planned":  # where the plan puts it, and how
+            how = "emulated (QEMU)" if self.emulated else "native"
+            self.border_title = Text(f"{self.arch} · {how} on {self.host}")
+        else:
+            self.border_title = Text(f"{self.arch} · {state} · {host}")
         if self.failure is not None:
             # The step's own exit code and the cause, the step's name shortened to fit:
             # "exit 3 at [3/4] RUN … · build-error" (the engine's one line, as the CLI's).
             width = self.size.width - 6 if self.size.width > 26 else 60
-            self.border_subtitle = Text(self.failure.headline(width, self.detail))
+            subtitle = Text(self.failure.headline(width, self.detail))
         else:
-            self.border_subtitle = Text(_short(self.detail))
+            subtitle = Text(_short(self.detail))
+        # How long lines are shown, before the detail: wrapped, or from which column.
+        view = self.view
+        if view.wrap or view.scroll_column:
+            shown = "wrap" if view.wrap else f"col {view.scroll_column + 1}→"
+            subtitle = Text(f"{shown} · " if subtitle.plain else shown).append_text(subtitle)
+        self.border_subtitle = subtitle
 
 
 def _short(detail: str, width: int = 60) -> str:

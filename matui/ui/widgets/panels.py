@@ -116,6 +116,12 @@ class HostsPanel(DataTable[Text | str]):
             for column, value in zip(self.columns, row, strict=True):
                 self.update_cell(probe.name, column, value, update_width=True)
 
+    def needed_width(self) -> int:
+        """Cells the table needs to show every column up to its badges, frame included (the
+        BUILDX column after them may be cut)."""
+        columns = list(self.columns.values())[: self.COLUMNS.index("BADGES") + 1]
+        return sum(column.get_render_width(self) for column in columns) + 2
+
     def mark_emulating(self, hosts: Iterable[str]) -> None:
         self._emulating = set(hosts)
 
@@ -210,24 +216,23 @@ class FlagsPanel(Static):
         self.update(Text("\n").join(lines))
 
 
-def panel_summary(
-    probes: Sequence[HostProbe], hosts: int, flags: Sequence[Flag], host_lines: int = 0
-) -> Text:
+def panel_summary(probes: Sequence[HostProbe], hosts: int, flags: Sequence[Flag]) -> Text:
     """The side panel in one line, for when it is collapsed: how many hosts can build, the
-    flags by severity and the most severe one's kind and subject, so nothing that blocks a
-    publish is out of sight. ``host_lines``: hosts that cannot build (errors of their own)."""
-    line = Text()
+    flags by severity (a host that cannot build is an error of its own, as in the panel) and
+    the first error's subject, so nothing that blocks a build or a publish is out of sight."""
+    broken = [probe for probe in probes if host_badge(probe) is not None]
+    line = Text.assemble(("p", "bold reverse"), " ")  # the key that opens the panel
     if probes:
         ready = sum(1 for probe in probes if probe.state is HostState.OK)
         style = "green" if ready == len(probes) else "bold red"
         line.append(f"hosts {ready}/{hosts} ready", style=style)
     else:
         line.append(f"hosts {hosts}: not probed", style="dim")
-    counts: dict[str, int] = {"error": host_lines}
+    counts: dict[str, int] = {"error": len(broken)}
     for flag in flags:
         counts[str(flag.severity)] = counts.get(str(flag.severity), 0) + 1
     shown = [(severity, counts.get(severity, 0)) for severity in _ORDER]
-    line.append("  ·  ")
+    line.append(" · ")
     if not any(count for _, count in shown):
         line.append("no flags", style="dim")
     else:
@@ -240,9 +245,10 @@ def panel_summary(
             )
         )
         worst = sorted(flags, key=lambda f: _ORDER.get(str(f.severity), 3))
-        if worst:
+        if broken and (not worst or str(worst[0].severity) == "error"):
+            line.append(f" (host {broken[0].name} {broken[0].state.label})", style="bold")
+        elif worst:
             line.append(f" ({worst[0].kind} {worst[0].subject})", style="bold")
-    line.append("  ·  p: panel", style="dim")
     return line
 
 
