@@ -222,7 +222,7 @@ class MatuiApp(App[int]):
             "w",
             "toggle_wrap",
             "Wrap",
-            tooltip="Wrap long lines on/off (off: left/right scroll; → marks a cut line)",
+            tooltip="Wrap long lines on/off (off: ←/→ scroll sideways)",
             id="wrap",
         ),
         Binding(

@@ -227,3 +227,58 @@ def test_quit_while_building_80x24(snap_compare: SnapCompare) -> None:
 def test_help_80x24(snap_compare: SnapCompare) -> None:
     """80x24, the help screen (?): every key with what it does."""
     assert snap_compare(dashboard(TWO), terminal_size=SMALL, run_before=two_arches, press=["?"])
+
+
+@pytest.fixture
+def standard_colours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 16-colour terminal (TEXTUAL_COLOR_SYSTEM=standard): the app picks its ANSI theme."""
+    monkeypatch.setenv("TEXTUAL_COLOR_SYSTEM", "standard")
+    monkeypatch.setattr(textual.constants, "COLOR_SYSTEM", "standard")
+
+
+@pytest.mark.usefixtures("standard_colours")
+def test_failed_build_80x24_standard_colours(snap_compare: SnapCompare) -> None:
+    """80x24 in 16 colours, a failed build: the side panel collapsed to its one line (hosts
+    ready, 1 error and 1 info flag, the error's kind), the focused amd64 pane in a heavy frame,
+    the failed arm64 pane's error lines in view (no toast over them), cut lines ending in →,
+    the title with image:tag, the footer keeping b m r e p ? q."""
+    assert snap_compare(dashboard(TWO), terminal_size=SMALL, run_before=two_arches)
+
+
+@pytest.mark.usefixtures("standard_colours")
+def test_failed_build_focused_80x24_standard_colours(snap_compare: SnapCompare) -> None:
+    """80x24 in 16 colours, the failed arm64 pane focused (tab): its frame turns heavy, so the
+    focus shows without colour; the flags opened with p, their text wrapped across the width."""
+    assert snap_compare(
+        dashboard(TWO), terminal_size=SMALL, run_before=two_arches, press=["tab", "p"]
+    )
+
+
+@pytest.mark.usefixtures("standard_colours")
+def test_help_80x24_standard_colours(snap_compare: SnapCompare) -> None:
+    """80x24 in 16 colours, the help screen: the whole screen, scrollable (its subtitle says
+    how), 1…9 on one row, nothing clipped at the sides."""
+    assert snap_compare(dashboard(TWO), terminal_size=SMALL, run_before=two_arches, press=["?"])
+
+
+def test_wrapped_80x24(snap_compare: SnapCompare) -> None:
+    """80x24, w pressed: the failed arm64 pane's long buildx error lines wrap onto the next
+    rows (no → at the edge), the frame's subtitle starts with "wrap"."""
+    assert snap_compare(
+        dashboard(TWO), terminal_size=SMALL, run_before=two_arches, press=["tab", "w"]
+    )
+
+
+def test_plan_before_build_120x40(snap_compare: SnapCompare) -> None:
+    """120x40 before b: one dashed pane per planned arch, titled with its host and native or
+    emulated (s390x under QEMU on amd64-1), the side panel a third of the width."""
+
+    async def run_before(pilot: Pilot[int]) -> None:
+        app = pilot.app
+        assert isinstance(app, MatuiApp)
+        app.show_probes(fake_probes(FOUR), [warning_flag("s390x")])
+        jobs = fake_jobs(FOUR, emulated=["s390x"], hosts={"s390x": "amd64-1"})
+        await app.show_jobs(jobs, planned=True)
+        await settle(pilot)
+
+    assert snap_compare(dashboard(FOUR), terminal_size=(120, 40), run_before=run_before)

@@ -52,7 +52,9 @@ class ArchPane(Vertical):
         self.host = host
         self.emulated = emulated
         self.state = state
-        self.detail = "planned: b builds it" if planned else ""
+        self.detail = ""
+        if planned:
+            self.detail = "planned, under QEMU: b builds it" if emulated else "planned: b builds it"
         self.failure: FailureRecord | None = None
         """Why the job failed (its card, key i), while it is failed or lost."""
         self.view = LogPane(id=f"log-{key}")
@@ -88,7 +90,7 @@ class ArchPane(Vertical):
         # most (at 120 columns, "arm64 · emu-1 (QEMU) · succeeded" lost its state).
         # Text, not str: a str title is read as markup, and the detail is host text.
         if self.state == "planned":  # where the plan puts it, and how
-            how = "emulated (QEMU)" if self.emulated else "native"
+            how = "emulated" if self.emulated else "native"
             self.border_title = Text(f"{self.arch} · {how} on {self.host}")
         else:
             self.border_title = Text(f"{self.arch} · {state} · {host}")
