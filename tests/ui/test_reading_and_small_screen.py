@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from rich.text import Text
+from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets._footer import FooterKey
 
@@ -16,6 +17,7 @@ from matui.engine.arch import Platform
 from matui.engine.build.retry import RetryOptions, attempt_marker
 from matui.engine.build.run import LinesEvent, StateEvent
 from matui.engine.config import Config, HostConfig, ImageConfig
+from matui.engine.logstore import CHUNK_LINES, LogStore
 from matui.engine.records import JobState
 from matui.ui.app import MatuiApp, fit_title
 from matui.ui.widgets.arch_pane import ArchPane
@@ -283,3 +285,42 @@ async def test_a_retry_starts_a_separated_attempt_and_e_finds_its_error() -> Non
         view.scroll_to(y=0, animate=False, immediate=True)
         await settle(pilot)
         assert rows(view)[0].startswith(first[0])
+
+
+class PaneApp(App[None]):
+    def __init__(self, store: LogStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def compose(self) -> ComposeResult:
+        yield LogPane(self.store, id="log")
+
+
+async def test_wrapped_view_stays_on_its_lines_when_old_lines_are_dropped() -> None:
+    """A bounded store drops old chunks: wrapped, the layout drops their rows too, and a
+    reader scrolled up keeps seeing the same rows; new lines are laid out as they come."""
+    store = LogStore(max_lines=2 * CHUNK_LINES)
+    app = PaneApp(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(LogPane)
+        width_lines = [
+            f"#7 {i:05d} " + "x" * (100 if i % 3 == 0 else 20) for i in range(3 * CHUNK_LINES)
+        ]
+        pane.add_lines(width_lines[: 2 * CHUNK_LINES])
+        await settle(pilot)
+        pane.set_wrap(True)
+        await settle(pilot)
+        layout_width = pane.virtual_size.width
+        per_long = -(-110 // layout_width)
+        expected = sum(per_long if i % 3 == 0 else 1 for i in range(2 * CHUNK_LINES))
+        assert pane.virtual_size.height == expected
+        pane.follow = False
+        pane.scroll_to(y=6000, animate=False, immediate=True)
+        await settle(pilot)
+        top = rows(pane)[:5]
+        pane.add_lines(width_lines[2 * CHUNK_LINES : 3 * CHUNK_LINES])
+        await settle(pilot)
+        assert store.dropped == CHUNK_LINES
+        kept = range(CHUNK_LINES, 3 * CHUNK_LINES)
+        assert pane.virtual_size.height == sum(per_long if i % 3 == 0 else 1 for i in kept)
+        assert rows(pane)[:5] == top

@@ -45,6 +45,7 @@ from __future__ import annotations
 import time
 from array import array
 from bisect import bisect_left, bisect_right
+from itertools import accumulate
 from typing import ClassVar, NamedTuple
 
 from rich.cells import cell_len
@@ -212,14 +213,16 @@ class _WrapLayout:
 
     def extend(self, store: LogStore) -> None:
         starts, width, end = self.starts, self.width, self.end
+        short = width // _TAB  # a character takes at most a tab's 8 cells
         for first in range(len(starts), len(store), CHUNK_LINES):
-            for text in store.lines(first, min(len(store), first + CHUNK_LINES)):
-                starts.append(end)
-                # A character takes at most a tab's 8 cells: most lines need no measuring.
-                if len(text) * _TAB <= width:
-                    end += 1
-                else:
-                    end += max(1, -(-line_cells(text[:_RENDER_CHARS]) // width))
+            texts = store.lines(first, min(len(store), first + CHUNK_LINES))
+            # Most lines need no measuring (list comprehension: this runs a million times).
+            rows = [
+                1 if len(text) <= short else max(1, -(-line_cells(text[:_RENDER_CHARS]) // width))
+                for text in texts
+            ]
+            starts.extend(accumulate(rows[:-1], initial=end))
+            end += sum(rows)
         self.end = end
 
     def drop(self, count: int) -> int:
