@@ -74,7 +74,7 @@ _TONE_STYLE = {"good": "bold green", "bad": "bold red", "busy": "bold yellow"}
 
 def fit_title(parts: list[tuple[str, Text]], width: int) -> Text:
     """The title's (kind, text) parts joined to fit ``width`` cells. What gives first: the
-    wide separators, then the activity, the word matui, the index digest and the elapsed time,
+    wide separators, then the activity, the word matui, the elapsed time and the index digest,
     then the status (cut with an ellipsis, down to 10 cells); image:tag and the run id stay
     whole (a terminal too narrow even for them cuts the end)."""
     line = Text("  ·  ").join(text for _, text in parts)
@@ -82,7 +82,7 @@ def fit_title(parts: list[tuple[str, Text]], width: int) -> Text:
         return line
     sep = Text(" · ")
     kept = list(parts)
-    for kind in ("activity", "matui", "index", "elapsed"):
+    for kind in ("activity", "matui", "elapsed", "index"):
         line = sep.join(text for _, text in kept)
         if line.cell_len <= width:
             return line

@@ -13,6 +13,7 @@ from typing import Any
 from textual.app import App
 from textual.dom import DOMNode
 from textual.pilot import Pilot
+from textual.widget import Widget
 
 from matui.engine.arch import Platform
 from matui.engine.build.failure import FailureRecord, HostFacts, JobFacts, failure_record
@@ -176,6 +177,15 @@ def toasts(app: App[Any]) -> list[str]:
 def screen_text(app: App[Any]) -> str:
     """The active screen as plain text, one row a line (what a terminal would show)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def widget_text(app: App[Any], widget: Widget) -> str:
+    """The screen's text inside ``widget``'s region, frames removed, words joined by one space:
+    what the screen shows of it, apart from the widgets beside it on the same rows."""
+    region = widget.region
+    rows = screen_text(app).splitlines()[region.y : region.bottom]
+    text = " ".join(row[region.x : region.right] for row in rows)
+    return " ".join(text.translate(str.maketrans("│╭╮╰╯─┃┏┓┗┛━", "            ")).split())
 
 
 async def wait_for(

@@ -26,7 +26,7 @@ from matui.ui.app import MatuiApp
 from matui.ui.confirm_screen import ConfirmScreen
 from matui.ui.retry_screen import RetryScreen
 from matui.ui.screens import PublishScreen, QuitScreen
-from matui.ui.widgets.panels import HostsPanel
+from matui.ui.widgets.panels import FlagsPanel, HostsPanel
 from tests.helpers.dashboard import (
     panes,
     press_handled,
@@ -35,6 +35,7 @@ from tests.helpers.dashboard import (
     sleep_until,
     toasts,
     wait_for,
+    widget_text,
 )
 from tests.helpers.projects import make_project
 from tests.helpers.rig import Rig
@@ -518,5 +519,5 @@ async def test_c_flags_a_host_that_is_not_the_arch_it_claims(rig: Rig, tmp_path:
         await settle(pilot)
         assert host_rows(app)["emu-1"][1:3] == ["arm64", "amd64"]
         assert "MISMATCH" in host_rows(app)["emu-1"][4]
-        flags = " ".join(screen_text(app).split())
+        flags = widget_text(app, app.query_one(FlagsPanel))  # wrapped in its panel
         assert "ERROR arch-mismatch emu-1: declared arm64" in flags
