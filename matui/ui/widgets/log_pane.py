@@ -264,6 +264,23 @@ class LogPane(ScrollView, can_focus=True):
         Binding("end", "scroll_end", "End", show=False, id="log.end"),
         Binding("left", "scroll_left", "Left", show=False, id="log.left"),
         Binding("right", "scroll_right", "Right", show=False, id="log.right"),
+        # Half the pane's width at a time: an 800-column compiler line is a few presses away.
+        Binding(
+            "shift+left",
+            "scroll_left(True)",
+            "Left half a pane",
+            show=False,
+            tooltip="Scroll left by half the pane's width",
+            id="log.half_left",
+        ),
+        Binding(
+            "shift+right",
+            "scroll_right(True)",
+            "Right half a pane",
+            show=False,
+            tooltip="Scroll right by half the pane's width",
+            id="log.half_right",
+        ),
         # What less, vim, k9s and lazydocker users reach for first.
         Binding("j", "scroll_down", "Down", show=False, tooltip="Line down", id="log.j"),
         Binding("k", "scroll_up", "Up", show=False, tooltip="Line up", id="log.k"),
@@ -672,11 +689,16 @@ class LogPane(ScrollView, can_focus=True):
             self._scroll_to_end()
         self.follow = True
 
-    def action_scroll_left(self) -> None:
-        self.scroll_to(x=self.scroll_offset.x - _H_STEP, animate=False, immediate=True)
+    def _h_step(self, half: bool) -> int:
+        return max(_H_STEP, self.scrollable_content_region.width // 2) if half else _H_STEP
 
-    def action_scroll_right(self) -> None:
-        self.scroll_to(x=self.scroll_offset.x + _H_STEP, animate=False, immediate=True)
+    def action_scroll_left(self, half: bool = False) -> None:
+        x = self.scroll_offset.x - self._h_step(half)
+        self.scroll_to(x=x, animate=False, immediate=True)
+
+    def action_scroll_right(self, half: bool = False) -> None:
+        x = self.scroll_offset.x + self._h_step(half)
+        self.scroll_to(x=x, animate=False, immediate=True)
 
     @property
     def _half_page(self) -> int:
