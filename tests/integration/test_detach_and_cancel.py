@@ -106,7 +106,11 @@ def test_a_cancel_that_cannot_be_delivered_exits_non_zero_and_can_be_sent_again(
     finally:
         sshd.start()
     assert cancel.returncode == 1, cancel.stdout[-2000:] + cancel.stderr[-2000:]
-    assert "amd64 on h: lost (the cancel could not be delivered to h" in cancel.stdout
+    # Lost, whichever gives up first: the cancel's own attempts ("the cancel could not be
+    # delivered to h ...") or the follow that reattached to send it ("lost the connection to
+    # h ..."); both were seen, and either way the host's answer is none.
+    assert "amd64 on h: lost (" in cancel.stdout
+    assert "could not be delivered to h" in cancel.stdout or "connection to h" in cancel.stdout
     assert "the host answered: nothing: the cancel did not reach it" in cancel.stdout
     assert "not every build is known to have stopped" in cancel.stderr
     assert str(RunRecord.load(record.dir).jobs[0].state) == "lost"
