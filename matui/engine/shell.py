@@ -284,25 +284,52 @@ def buildx_argv(
     secrets: Iterable[str] = (),
     no_cache: bool = False,
     pull: bool = False,
+    builder: str | None = None,
+    builder_is_context: bool = False,
+    push_by_digest: bool = False,
+    attestations: Iterable[str] = (),
+    cache_ref: str | None = None,
 ) -> list[str]:
     """The one place that decides a build's flags. Paths are relative to the job directory.
+
+    ``builder`` builds through that buildx builder: ``--builder NAME``, or, when the builder
+    is a docker context (``builder_is_context``; buildx 0.13 refuses ``--builder`` for one),
+    ``docker --context NAME buildx build``. ``push_by_digest`` (a driver other than docker,
+    see :func:`matui.engine.builders.capabilities`) pushes the image by digest instead of
+    ``ref``; ``attestations`` (``provenance``, ``sbom``) are then asked for, and
+    ``cache_ref`` is the registry cache to read and write.
 
     ``build_args`` are names only: each becomes ``--build-arg=NAME``, whose value buildx reads
     from its environment (job.sh puts it there from :data:`BUILD_ARGS_FILE`). ``secrets`` are
     BuildKit secret ids, each read from :func:`secret_file`. No value is ever on this argv.
     ``no_cache`` and ``pull`` (a retry that asks for them) add ``--no-cache`` and ``--pull``."""
-    argv = [
-        "docker",
-        "buildx",
-        "build",
-        "--progress=plain",
-        f"--platform={platform}",
-        "--provenance=false",
-        "--metadata-file=metadata.json",
-        "--push",
-        f"--tag={ref}",
-        f"--file=context/{dockerfile}",
-    ]
+    argv = ["docker"]
+    if builder and builder_is_context:
+        argv.append(f"--context={check_name(builder, 'builder')}")
+    argv += ["buildx", "build"]
+    if builder and not builder_is_context:
+        argv.append(f"--builder={check_name(builder, 'builder')}")
+    argv += ["--progress=plain", f"--platform={platform}"]
+    wanted = sorted(set(attestations))
+    if push_by_digest:
+        # The repository without the tag: the image is pushed by digest only, and the index
+        # is made from the digests (no per-arch tag moves).
+        name = ref.rpartition(":")[0] if ":" in ref.rpartition("/")[2] else ref
+        argv.append(f"--provenance={'mode=max' if 'provenance' in wanted else 'false'}")
+        if "sbom" in wanted:
+            argv.append("--sbom=true")
+        argv.append("--metadata-file=metadata.json")
+        # OCI media types when attestations ride along: their index annotations survive.
+        argv.append(
+            f"--output=type=image,name={name},push-by-digest=true,name-canonical=true,push=true"
+            + (",oci-mediatypes=true" if wanted else "")
+        )
+    else:
+        argv += ["--provenance=false", "--metadata-file=metadata.json", "--push", f"--tag={ref}"]
+    if cache_ref:
+        argv.append(f"--cache-to=type=registry,ref={cache_ref},mode=max,ignore-error=true")
+        argv.append(f"--cache-from=type=registry,ref={cache_ref}")
+    argv.append(f"--file=context/{dockerfile}")
     argv += [f"--build-arg={name}" for name in sorted(build_args)]
     argv += [f"--secret=id={name},src={secret_file(name)}" for name in sorted(secrets)]
     argv += [f"--label={name}={value}" for name, value in sorted(labels.items())]
