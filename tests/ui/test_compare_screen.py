@@ -9,10 +9,11 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Static
 
-from matui.engine.records import JobRecord, JobState, RunRecord
+from matui.engine.records import JobState, RunRecord
 from matui.ui.app import MatuiApp
 from matui.ui.compare_screen import CompareScreen, StepOutputScreen, column_widths
 from tests.helpers.dashboard import REPO, fake_config, screen_text, settle, toasts, wait_for
+from tests.helpers.records import job_record, staged_run
 
 HEAD = [
     '#0 building with "default" instance using docker driver',
@@ -50,13 +51,9 @@ ARM64 = [
 
 def record_run(root: Path) -> RunRecord:
     jobs = [
-        JobRecord(
-            key=arch,
-            arch=arch,
-            platform=f"linux/{arch}",
-            host=f"{arch}-1",
-            arch_tag=f"1.0-{arch}",
-            ref=f"{REPO}:1.0-{arch}",
+        job_record(
+            arch,
+            REPO,
             state=state,
             seconds=seconds,
         )
@@ -65,10 +62,7 @@ def record_run(root: Path) -> RunRecord:
             ("arm64", JobState.FAILED, 4.5),
         )
     ]
-    record = RunRecord.create(root, image=REPO, tags=["1.0"], platforms=[], jobs=jobs)
-    record.log_path("amd64").write_text("\n".join(AMD64) + "\n")
-    record.log_path("arm64").write_text("\n".join(ARM64) + "\n")
-    return record
+    return staged_run(root, REPO, jobs, {"amd64": AMD64, "arm64": ARM64})
 
 
 def test_column_widths_fill_the_table() -> None:

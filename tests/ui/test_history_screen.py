@@ -24,6 +24,7 @@ from tests.helpers.dashboard import (
     toasts,
     wait_for,
 )
+from tests.helpers.records import job_record
 
 SIZE = (120, 40)
 OLD = "20260101-000001-aaaaaa"
@@ -32,13 +33,9 @@ SECRET = "s3cret-build-arg-value"
 
 
 def _job(arch: str, state: str, dockerfile: str, **values: object) -> JobRecord:
-    return JobRecord(
-        key=arch,
-        arch=arch,
-        platform=f"linux/{arch}",
-        host=f"{arch}-1",
-        arch_tag=f"1.0-{arch}",
-        ref=f"{REPO}:1.0-{arch}",
+    return job_record(
+        arch,
+        REPO,
         state=JobState(state),
         digest="sha256:" + "a" * 64 if state == "succeeded" else None,
         seconds=12.0,
@@ -48,7 +45,7 @@ def _job(arch: str, state: str, dockerfile: str, **values: object) -> JobRecord:
             "dockerfile": "Dockerfile",
             "dockerfile_sha256": "sha256:" + dockerfile * 64,
         },
-        **values,  # type: ignore[arg-type]
+        **values,
     )
 
 

@@ -21,8 +21,9 @@ from matui.engine.bundle import (
 )
 from matui.engine.config import ImageConfig
 from matui.engine.probe import HostProbe
-from matui.engine.records import JobRecord, JobState, RunRecord
+from matui.engine.records import JobState, RunRecord
 from tests.helpers.cli import run_matui
+from tests.helpers.records import job_record
 
 SECRET = "tok-9f8e7d6c5b4a"
 DEFAULT_SECRET = "dflt-1a2b3c4d"
@@ -57,18 +58,6 @@ ARM64_LOG = (
 AMD64_LOG = b"#6 [2/3] RUN echo hello\n#6 0.2 hello\n#6 DONE 0.3s\n"
 
 
-def _job(arch: str, **values: object) -> JobRecord:
-    return JobRecord(
-        key=arch,
-        arch=arch,
-        platform=f"linux/{arch}",
-        host=f"{arch}-1",
-        arch_tag=f"1.0-{arch}",
-        ref=f"r.example/app:1.0-{arch}",
-        **values,  # type: ignore[arg-type]
-    )
-
-
 def _staged(tmp_path: Path) -> tuple[RunRecord, ImageConfig]:
     context = tmp_path / "ctx"
     context.mkdir()
@@ -82,8 +71,10 @@ def _staged(tmp_path: Path) -> tuple[RunRecord, ImageConfig]:
         tags=["1.0"],
         platforms=["linux/amd64", "linux/arm64"],
         jobs=[
-            _job("amd64", state=JobState.SUCCEEDED, digest="sha256:" + "a" * 64, seconds=12.5),
-            _job(
+            job_record(
+                "amd64", state=JobState.SUCCEEDED, digest="sha256:" + "a" * 64, seconds=12.5
+            ),
+            job_record(
                 "arm64",
                 state=JobState.FAILED,
                 exit_code=3,

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from matui.engine.records import JobRecord, JobState, RunRecord, state_dir
+from matui.engine.records import JobState, RunRecord, state_dir
 from tests.helpers.cli import run_matui
+from tests.helpers.records import job_record, staged_run
 
 REPO = "registry.example/team/app"
 
@@ -42,22 +43,15 @@ LOGS = {
 def stage(tmp_path: Path) -> RunRecord:
     root = state_dir({"XDG_STATE_HOME": str(tmp_path / "state")})
     jobs = [
-        JobRecord(
-            key=arch,
-            arch=arch,
-            platform=f"linux/{arch}",
-            host=f"{arch}-1",
-            arch_tag=f"1.0-{arch}",
-            ref=f"{REPO}:1.0-{arch}",
+        job_record(
+            arch,
+            REPO,
             state=JobState.SUCCEEDED if arch == "amd64" else JobState.FAILED,
             seconds=2.0,
         )
         for arch in LOGS
     ]
-    record = RunRecord.create(root, image=REPO, tags=["1.0"], platforms=[], jobs=jobs)
-    for arch, lines in LOGS.items():
-        record.log_path(arch).write_text("\n".join(lines) + "\n")
-    return record
+    return staged_run(root, REPO, jobs, LOGS)
 
 
 def matui(tmp_path: Path, *args: str) -> tuple[int, str, str]:

@@ -32,6 +32,7 @@ from matui.engine.records import (
     list_runs,
 )
 from tests.helpers.cli import run_matui
+from tests.helpers.records import job_record
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "failures"
 BUSYBOX = "127.0.0.1:5000/matui/busybox:1.35"
@@ -40,13 +41,8 @@ SECRET = "hunter2-very-secret-value"
 
 
 def _job(arch: str, state: str = "succeeded", **values: Any) -> JobRecord:
-    return JobRecord(
-        key=arch,
-        arch=arch,
-        platform=f"linux/{arch}",
-        host=values.pop("host", f"{arch}-1"),
-        arch_tag=f"1.0-{arch}",
-        ref=f"r.example/app:1.0-{arch}",
+    return job_record(
+        arch,
         state=JobState(state),
         digest=values.pop("digest", "sha256:" + "a" * 64 if state == "succeeded" else None),
         **values,

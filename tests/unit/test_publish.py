@@ -36,6 +36,7 @@ from matui.engine.registry import (
     RegistryClient,
 )
 from matui.ui.publish import render_preview, render_report
+from tests.helpers.records import job_record
 
 REPO = parse_repository("r.example/team/app")
 AMD = "sha256:" + "a" * 64
@@ -71,14 +72,10 @@ SERVED = index(entry("linux/amd64", AMD), entry("linux/arm64", ARM))
 
 
 def job(arch: str, **values: object) -> JobRecord:
-    return JobRecord(
-        key=arch,
-        arch=arch,
-        platform=f"linux/{arch}",
-        host=f"{arch}-1",
-        arch_tag=f"1.0-{arch}",
-        ref=f"{REPO}:1.0-{arch}",
-        **values,  # type: ignore[arg-type]
+    return job_record(
+        arch,
+        REPO,
+        **values,
     )
 
 

@@ -14,7 +14,6 @@ from matui.engine.flags import BuiltImage, Flag, FlagKind, Severity
 from matui.engine.probe import HostProbe
 from matui.engine.records import (
     SCHEMA,
-    JobRecord,
     JobState,
     PublishRecord,
     RunRecord,
@@ -26,18 +25,7 @@ from matui.engine.records import (
     find_run,
     list_runs,
 )
-
-
-def _job(arch: str, **values: object) -> JobRecord:
-    return JobRecord(
-        key=arch,
-        arch=arch,
-        platform=f"linux/{arch}",
-        host=f"{arch}-1",
-        arch_tag=f"1.0-{arch}",
-        ref=f"r.example/app:1.0-{arch}",
-        **values,  # type: ignore[arg-type]
-    )
+from tests.helpers.records import job_record
 
 
 def _record(root: Path, **values: Any) -> RunRecord:
@@ -46,7 +34,7 @@ def _record(root: Path, **values: Any) -> RunRecord:
         image="r.example/app",
         tags=["1.0", "latest"],
         platforms=["linux/amd64", "linux/arm64"],
-        jobs=[_job("amd64"), _job("arm64")],
+        jobs=[job_record("amd64"), job_record("arm64")],
         **values,
     )
 
@@ -90,7 +78,7 @@ def test_a_schema_1_record_loads(tmp_path: Path) -> None:
         "image": "r.example/app",
         "tags": ["1.0"],
         "platforms": ["linux/amd64"],
-        "jobs": [{**_job("amd64").to_json(), "state": "succeeded", "bytes": 9, "extra": 1}],
+        "jobs": [{**job_record("amd64").to_json(), "state": "succeeded", "bytes": 9, "extra": 1}],
         "state": "succeeded",
         "manifests": [
             {
@@ -182,15 +170,15 @@ def test_built_images_are_the_succeeded_jobs_with_a_digest(tmp_path: Path) -> No
         tags=["1.0"],
         platforms=["linux/amd64", "linux/arm64", "linux/arm/v7"],
         jobs=[
-            _job(
+            job_record(
                 "amd64",
                 state=JobState.SUCCEEDED,
                 digest=digest,
                 arch_tag_before=before,
                 arch_evidence=["exec format error"],
             ),
-            _job("arm64", state=JobState.FAILED),
-            _job("armv7", state=JobState.SUCCEEDED),  # no digest recorded
+            job_record("arm64", state=JobState.FAILED),
+            job_record("armv7", state=JobState.SUCCEEDED),  # no digest recorded
         ],
     )
     assert record.built_images() == [

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from matui.engine.flags.model import FlagKind, Severity
 from matui.engine.records import (
-    JobRecord,
     Override,
     PublishRecord,
     RunRecord,
     RunState,
     VerdictKind,
 )
+from tests.helpers.records import job_record
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 OLD = {"Dockerfile": "sha256:01", "app.py": "sha256:02"}
@@ -24,13 +24,8 @@ NEW = {"Dockerfile": "sha256:03", "app.py": "sha256:02"}
 
 def _record(root: Path) -> RunRecord:
     jobs = [
-        JobRecord(
-            key=arch,
-            arch=arch,
-            platform=f"linux/{arch}",
-            host=f"{arch}-1",
-            arch_tag=f"1.0-{arch}",
-            ref=f"r.example/app:1.0-{arch}",
+        job_record(
+            arch,
         )
         for arch in ("amd64", "arm64")
     ]

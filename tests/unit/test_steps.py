@@ -25,6 +25,7 @@ from matui.engine.build.steps import (
 )
 from matui.engine.records import JobRecord, JobState, RunRecord
 from matui.engine.text import decode_lines
+from tests.helpers.records import job_record
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FROM = "[1/4] FROM 127.0.0.1:5000/matui/busybox:1.35@sha256:" + "a" * 64
@@ -42,13 +43,9 @@ def rows(table: object) -> list[tuple[object, ...]]:
 
 
 def job(arch: str, state: JobState = JobState.SUCCEEDED, seconds: float = 3.0) -> JobRecord:
-    return JobRecord(
-        key=arch,
-        arch=arch,
-        platform=f"linux/{arch}",
-        host=f"{arch}-1",
-        arch_tag=f"1.0-{arch}",
-        ref=f"127.0.0.1:5000/team/app:1.0-{arch}",
+    return job_record(
+        arch,
+        "127.0.0.1:5000/team/app",
         state=state,
         seconds=seconds,
     )
