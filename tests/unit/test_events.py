@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from matui.engine.arch import Platform
 from matui.engine.build.run import (
     BuildRun,
     Event,
@@ -17,15 +16,14 @@ from matui.engine.build.run import (
     StateEvent,
     StepChange,
 )
-from matui.engine.config import Config, HostConfig, ImageConfig
+from matui.engine.config import HostConfig
 from matui.engine.flags import Flag, FlagKind, Severity
 from matui.engine.logstore import LogStore
-from matui.engine.plan import BuildJob, BuildPlan
 from matui.engine.probe import HostProbe, parse_probe
-from matui.engine.records import JobRecord, JobState, RunRecord
-from matui.engine.ssh import SshPool
+from matui.engine.records import JobState, RunRecord
 from matui.engine.text import decode_lines, neutralise
 from tests.helpers.hostile import HOSTILE, HOSTILE_WORD, unsafe
+from tests.helpers.runs import offline_run
 
 DATA = Path(__file__).parent.parent / "data" / "progress"
 REPO = "registry.example/team/app"
@@ -35,27 +33,7 @@ def make_run(
     tmp_path: Path, arches: tuple[str, ...] = ("amd64",), max_queued_lines: int = 50_000
 ) -> BuildRun:
     """A real BuildRun over hosts it never dials (the tests below drive no SSH)."""
-    hosts = tuple(HostConfig(f"{a}-1", a, "192.0.2.10", user="build") for a in arches)
-    platforms = tuple(Platform.parse(f"linux/{a}") for a in arches)
-    image = ImageConfig(REPO, ("1.0",), tmp_path, platforms)
-    jobs = tuple(
-        BuildJob(p, f"{p.arch}-1", False, f"1.0-{p.arch}", f"{REPO}:1.0-{p.arch}")
-        for p in platforms
-    )
-    record = RunRecord.create(
-        tmp_path / "state",
-        image=REPO,
-        tags=["1.0"],
-        platforms=[str(p) for p in platforms],
-        jobs=[JobRecord.for_job(job) for job in jobs],
-    )
-    return BuildRun(
-        BuildPlan(image, ("1.0",), jobs),
-        Config(None, hosts, (image,)),
-        SshPool(hosts),
-        record,
-        max_queued_lines=max_queued_lines,
-    )
+    return offline_run(tmp_path, REPO, arches, max_queued_lines)
 
 
 def queued(run: BuildRun) -> list[Event]:

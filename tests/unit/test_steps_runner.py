@@ -10,13 +10,10 @@ import asyncio
 import time
 from pathlib import Path
 
-from matui.engine.arch import Platform
 from matui.engine.build.failure import FailureRecord, JobFacts, failure_record
 from matui.engine.build.run import BuildRun
-from matui.engine.config import Config, HostConfig, ImageConfig
-from matui.engine.plan import BuildJob, BuildPlan
-from matui.engine.records import JobRecord, JobState, RunRecord
-from matui.engine.ssh import SshPool
+from matui.engine.records import JobState, RunRecord
+from tests.helpers.runs import offline_run
 
 REPO = "registry.example/team/app"
 ARCHES = ("amd64", "arm64")
@@ -42,23 +39,7 @@ FAILED = LOG + (
 
 
 def make_run(tmp_path: Path) -> BuildRun:
-    hosts = tuple(HostConfig(f"{a}-1", a, "192.0.2.10", user="build") for a in ARCHES)
-    platforms = tuple(Platform.parse(f"linux/{a}") for a in ARCHES)
-    image = ImageConfig(REPO, ("1.0",), tmp_path, platforms)
-    jobs = tuple(
-        BuildJob(p, f"{p.arch}-1", False, f"1.0-{p.arch}", f"{REPO}:1.0-{p.arch}")
-        for p in platforms
-    )
-    record = RunRecord.create(
-        tmp_path / "state",
-        image=REPO,
-        tags=["1.0"],
-        platforms=[str(p) for p in platforms],
-        jobs=[JobRecord.for_job(job) for job in jobs],
-    )
-    return BuildRun(
-        BuildPlan(image, ("1.0",), jobs), Config(None, hosts, (image,)), SshPool(hosts), record
-    )
+    return offline_run(tmp_path, REPO, ARCHES)
 
 
 def feed(run: BuildRun, key: str, data: bytes) -> None:
