@@ -11,8 +11,8 @@ host key, no buildx; or its arch), for the CLI, ``--json`` and the dashboard ali
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,6 +33,11 @@ class BuildJob:
     emulated: bool
     arch_tag: str  # the per-arch tag this job pushes, e.g. 1.0-arm64
     ref: str  # REPO:ARCH_TAG
+    reason: str = ""
+    """Why the plan put the job on this host (``built this image's linux/amd64 last (cache
+    warm)``, ``least busy: 0 matui jobs, load 0.30``); empty: not planned here (a resumed run)."""
+    candidates: int = 1
+    """How many hosts could have taken the job (the chosen one included): 1 means no choice."""
 
     @property
     def arch(self) -> str:
@@ -51,7 +56,14 @@ class BuildJob:
             "emulated": self.emulated,
             "arch_tag": self.arch_tag,
             "ref": self.ref,
+            "reason": self.reason,
+            "candidates": self.candidates,
         }
+
+    def line(self) -> str:
+        """``linux/amd64 on amd64-2: built this image's linux/amd64 last (cache warm)``."""
+        how = " (emulated)" if self.emulated else ""
+        return f"{self.platform} on {self.host}{how}: {self.reason or 'as recorded'}"
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,7 @@ class PassedOver:
     host: str
     state: str
     """A :class:`~matui.engine.probe.HostState` value when its probe failed; else
-    ``wrong-arch``, ``not-needed`` or ``not-probed``."""
+    ``wrong-arch``, ``not-needed``, ``not-probed``, ``disk-low`` or ``at-max-jobs``."""
     reason: str
 
     def line(self) -> str:
@@ -94,14 +106,36 @@ def plan_build(
     tags: Sequence[str],
     hosts: Sequence[HostConfig],
     probes: Sequence[HostProbe],
+    *,
+    warm: Mapping[str, str] | None = None,
 ) -> BuildPlan:
-    """Assign each platform of ``image`` to a host; spread jobs over equally good hosts."""
+    """Assign each platform of ``image`` to a host of a pool: the hosts that build it natively
+    (else those allowed to emulate it), reachable and healthy.
+
+    Among them a host below its ``min_free_disk`` is passed over while another can build the
+    platform (when none can, the plan keeps it and the pre-flight's disk-space error refuses the
+    build with its fix), and a host already running ``max_jobs`` jobs (matui's, as its probe
+    counted them, plus this plan's) is passed over. Then the host that built this image's
+    platform last is preferred (``warm``: platform → host, read from the run records by the
+    caller, so planning stays pure): its build cache is warm. Then the least busy: fewest matui
+    jobs, then lowest load per CPU; ties keep config order. Host entries that are one machine
+    (same probed ``machine``) share their jobs and load."""
     if not tags:
         raise PlanError(f"image {image.name} has no tag to build; add tags or pass --tag")
-    by_name = {probe.name: probe for probe in probes}
-    load: dict[str, int] = {host.name: 0 for host in hosts}
+    warm = warm or {}
+    by_name = {probe.name: probe for probe in _one_figure_per_machine(probes)}
+    order = {host.name: i for i, host in enumerate(hosts)}
+    planned: dict[str, int] = {}  # jobs this plan puts on each machine
     jobs: list[BuildJob] = []
     problems: list[str] = []
+    why_not: dict[str, PassedOver] = {}  # the first reason a host lost a platform
+
+    def machine(name: str) -> str:
+        return by_name[name].machine or f"host:{name}"
+
+    def jobs_on(name: str) -> int:
+        return (by_name[name].jobs_running or 0) + planned.get(machine(name), 0)
+
     for platform in image.platforms:
         usable = [h for h in hosts if (p := by_name.get(h.name)) is not None and p.usable]
         native = [h for h in usable if by_name[h.name].native_arch == platform.arch]
@@ -115,20 +149,177 @@ def plan_build(
                 if h.allow_emulation and platform.arch in by_name[h.name].emulation
             ]
             emulated = True
-        if not pool:
-            problems.append(_no_host_message(platform, hosts, by_name))
+        full = [h for h in pool if h.max_jobs is not None and jobs_on(h.name) >= h.max_jobs]
+        for h in full:
+            why_not.setdefault(
+                h.name,
+                PassedOver(
+                    h.name,
+                    "at-max-jobs",
+                    f"at max_jobs: {jobs_on(h.name)} matui jobs running or planned there "
+                    f"(max_jobs = {h.max_jobs})",
+                ),
+            )
+        room = [h for h in pool if h not in full]
+        low = [h for h in room if _below_floor(h, by_name[h.name])]
+        healthy = [h for h in room if h not in low]
+        if healthy:
+            for h in low:
+                why_not.setdefault(h.name, _disk_low(h, by_name[h.name]))
+        else:
+            healthy = low  # the disk-space flag refuses the build, naming the host and the fix
+        if not healthy:
+            if full:
+                problems.append(
+                    f"{platform}: every host that could build it is at max_jobs ("
+                    + "; ".join(why_not[h.name].reason.join((f"{h.name}: ", "")) for h in full)
+                    + "); wait for a build there to end, or raise max_jobs"
+                )
+            else:
+                problems.append(_no_host_message(platform, hosts, by_name))
             continue
-        host = min(pool, key=lambda h: load[h.name])  # min() keeps config order on ties
-        load[host.name] += 1
+        ranked = sorted(
+            healthy,
+            key=lambda h: (
+                warm.get(str(platform)) != h.name,
+                jobs_on(h.name),
+                _load_rank(by_name[h.name]),
+                order[h.name],
+            ),
+        )
+        host = ranked[0]
+        reason = _reason(platform, host, ranked, by_name, warm, jobs_on, emulated)
+        for other in ranked[1:]:
+            why_not.setdefault(
+                other.name,
+                PassedOver(
+                    other.name,
+                    "not-needed",
+                    f"not needed: {platform} is built on {host.name}"
+                    + _lost(platform, host, other, by_name, warm, jobs_on),
+                ),
+            )
+        planned[machine(host.name)] = planned.get(machine(host.name), 0) + 1
         arch_tag = image.arch_tag_for(tags[0], platform)
-        jobs.append(BuildJob(platform, host.name, emulated, arch_tag, f"{image.name}:{arch_tag}"))
+        jobs.append(
+            BuildJob(
+                platform,
+                host.name,
+                emulated,
+                arch_tag,
+                f"{image.name}:{arch_tag}",
+                reason,
+                len(pool),
+            )
+        )
     if problems:
         raise PlanError("\n".join(problems))
     used = {job.host for job in jobs}
     passed_over = tuple(
-        _passed_over(h, by_name.get(h.name), image, jobs) for h in hosts if h.name not in used
+        why_not.get(h.name) or _passed_over(h, by_name.get(h.name), image, jobs)
+        for h in hosts
+        if h.name not in used
     )
     return BuildPlan(image, tuple(tags), tuple(jobs), passed_over)
+
+
+def _one_figure_per_machine(probes: Sequence[HostProbe]) -> list[HostProbe]:
+    """Host entries that are one machine (and login) were probed a moment apart: a job that
+    started in between would make one look busier than itself. Each gets the group's highest
+    figures, so equal hosts stay equal and config order decides."""
+    groups: dict[str, list[HostProbe]] = {}
+    for probe in probes:
+        if probe.machine:
+            groups.setdefault(probe.machine, []).append(probe)
+    merged = []
+    for probe in probes:
+        group = groups.get(probe.machine or "", [])
+        if len(group) > 1:
+            probe = replace(
+                probe,
+                jobs_running=max((p.jobs_running or 0) for p in group),
+                load=max((p.load for p in group if p.load is not None), default=None),
+            )
+        merged.append(probe)
+    return merged
+
+
+def _below_floor(host: HostConfig, probe: HostProbe) -> bool:
+    floor = host.min_free_disk
+    return bool(floor) and probe.free_bytes is not None and probe.free_bytes < floor
+
+
+def _disk_low(host: HostConfig, probe: HostProbe) -> PassedOver:
+    from matui.engine.config import format_size
+
+    assert probe.free_bytes is not None
+    return PassedOver(
+        host.name,
+        "disk-low",
+        f"disk below floor: {format_size(probe.free_bytes)} free, "
+        f"min_free_disk = {format_size(host.min_free_disk)}",
+    )
+
+
+def _load_rank(probe: HostProbe) -> float:
+    """Load per CPU, to a tenth: a wobble in the last digits does not reorder equal hosts."""
+    if probe.load is None:
+        return 0.0
+    return round(probe.load / max(probe.cpus or 1, 1), 1)
+
+
+def _busy(probe: HostProbe, jobs: int) -> str:
+    text = f"{jobs} matui job{'s' if jobs != 1 else ''}"
+    if probe.load is not None:
+        text += f", load {probe.load:.2f}"
+        if probe.cpus:
+            text += f" on {probe.cpus} CPUs"
+    return text
+
+
+def _reason(
+    platform: Platform,
+    host: HostConfig,
+    ranked: Sequence[HostConfig],
+    probes: Mapping[str, HostProbe],
+    warm: Mapping[str, str],
+    jobs_on: Callable[[str], int],
+    emulated: bool,
+) -> str:
+    if warm.get(str(platform)) == host.name:
+        return f"built this image's {platform} last (cache warm)"
+    busy = _busy(probes[host.name], jobs_on(host.name))
+    if len(ranked) == 1:
+        if emulated:
+            return f"the only usable host allowed to emulate {platform.arch} ({busy})"
+        return f"the only usable {platform.arch} host ({busy})"
+    runner_up = ranked[1]
+    if (jobs_on(runner_up.name), _load_rank(probes[runner_up.name])) == (
+        jobs_on(host.name),
+        _load_rank(probes[host.name]),
+    ):
+        return f"least busy: {busy}; first in the config of {len(ranked)} equally busy hosts"
+    return f"least busy: {busy}"
+
+
+def _lost(
+    platform: Platform,
+    winner: HostConfig,
+    loser: HostConfig,
+    probes: Mapping[str, HostProbe],
+    warm: Mapping[str, str],
+    jobs_on: Callable[[str], int],
+) -> str:
+    """Why ``loser`` was not chosen over ``winner``; empty when they were equal."""
+    if warm.get(str(platform)) == winner.name:
+        return ", which built it last (cache warm)"
+    mine, theirs = jobs_on(loser.name), jobs_on(winner.name)
+    if mine != theirs:
+        return f", which is less busy ({theirs} matui jobs there, {mine} here)"
+    load_here, load_there = _load_rank(probes[loser.name]), _load_rank(probes[winner.name])
+    if load_here != load_there:
+        return f", which is less loaded ({load_there:.1f} per CPU there, {load_here:.1f} here)"
+    return ""
 
 
 def _passed_over(

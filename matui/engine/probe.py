@@ -9,6 +9,7 @@ so the CLI, the dashboard and the run record only ever see safe text.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import time
@@ -18,7 +19,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from matui.engine.arch import ArchError, emulatable_arches, normalise_arch
-from matui.engine.shell import PROBE_SECTIONS, probe_script
+from matui.engine.builders import DOCKER_DRIVER, InspectError, parse_inspect
+from matui.engine.shell import PROBE_SECTIONS, builder_inspect_script, probe_script
 from matui.engine.text import neutralise
 
 if TYPE_CHECKING:
@@ -139,6 +141,19 @@ class HostProbe:
     fixes it, what a server that refused the login accepts."""
     registries: tuple[RegistryAccess, ...] = ()
     """Each registry the probe was asked about, as the host sees it."""
+    builder: str | None = None
+    """The host entry's buildx builder (``builder = "NAME"``); None: the engine's own."""
+    builder_driver: str | None = None
+    """That builder's driver as ``buildx inspect`` said; None: not read."""
+    builder_nodes: tuple[str, ...] = ()
+    """That builder's nodes as ``NAME=ARCH`` (each node's own arch; ``?`` when unknown)."""
+    cpus: int | None = None
+    load: float | None = None
+    """The 1-minute load average; None: not read."""
+    jobs_running: int | None = None
+    """matui jobs building there under this login (any operator's); None: not read."""
+    machine: str | None = None
+    """A key naming the machine and login: host entries with the same one are one machine."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -182,6 +197,7 @@ class HostProbe:
         values = {k: v for k, v in data.items() if k in known}
         values["emulation"] = tuple(values.get("emulation") or ())
         values["problems"] = tuple(values.get("problems") or ())
+        values["builder_nodes"] = tuple(values.get("builder_nodes") or ())
         values["registries"] = tuple(
             RegistryAccess.from_json(r)
             for r in values.get("registries") or ()
@@ -262,6 +278,7 @@ def parse_probe(host: HostConfig, text: str, seconds: float = 0.0) -> HostProbe:
     free = _free_bytes(section("df") or "")
     matui_bytes = _matui_bytes(sections.get("matui", ("", None))[0])
     registries = parse_registry_access(sections.get("registry", ("", None))[0])
+    busy = parse_busy(sections.get("busy", ("", None))[0])
     return HostProbe(
         name=host.name,
         arch=host.arch,
@@ -278,7 +295,29 @@ def parse_probe(host: HostConfig, text: str, seconds: float = 0.0) -> HostProbe:
         seconds=seconds,
         problems=tuple(problems),
         registries=registries,
+        cpus=int(busy["cpus"]) if busy.get("cpus", "").isdigit() and busy["cpus"] != "0" else None,
+        load=_float(busy.get("load")),
+        jobs_running=int(busy["jobs"]) if busy.get("jobs", "").isdigit() else None,
+        machine=busy.get("machine") or None,
     )
+
+
+def parse_busy(text: str) -> dict[str, str]:
+    """The probe's ``busy`` section: ``cpus N``, ``load L``, ``jobs N``, ``machine KEY`` lines
+    (the first word of each value); other lines are ignored."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] in ("cpus", "load", "jobs", "machine"):
+            found[words[0]] = words[1]
+    return found
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 def _matui_bytes(du: str) -> int | None:
@@ -371,7 +410,68 @@ async def probe_host(
             "and probe again.",
             time.monotonic() - started,
         )
-    return parse_probe(host, result.out_text(), time.monotonic() - started)
+    probe = parse_probe(host, result.out_text(), time.monotonic() - started)
+    if host.builder is None or not probe.reachable:
+        return probe
+    return await _with_builder(pool, host, probe, timeout)
+
+
+async def _with_builder(
+    pool: SshPool, host: HostConfig, probe: HostProbe, timeout: float
+) -> HostProbe:
+    """The probe of a host entry naming a builder: what ``buildx inspect`` says of it."""
+    from matui.engine.ssh import SshError
+
+    assert host.builder is not None
+    try:
+        result = await asyncio.wait_for(
+            pool.run(host, builder_inspect_script(host.builder)), timeout
+        )
+        text = result.out_text() if result.ok else ""
+        error = "" if result.ok else _last_line(result.err_text() or result.out_text())
+    except (SshError, TimeoutError) as exc:
+        text, error = "", str(exc) or "timed out"
+    return builder_probe(host, probe, text, error)
+
+
+def builder_probe(host: HostConfig, probe: HostProbe, text: str, error: str = "") -> HostProbe:
+    """``probe`` with the host's builder read from ``buildx inspect``'s output (``text``, or
+    ``error`` when the command failed); a builder that cannot build the host's arch on a node
+    of that arch (unless the host allows emulation), or whose driver matui does not build
+    through yet, is a problem of the host: the plan passes it over and says why."""
+    assert host.builder is not None
+    problems = list(probe.problems)
+    driver: str | None = None
+    nodes: tuple[str, ...] = ()
+    try:
+        info = parse_inspect(text) if text else None
+    except InspectError:
+        info = None
+    if info is None:
+        problems.append(
+            f"builder {host.builder}: `docker buildx inspect {host.builder}` failed "
+            f"({error or _last_line(text) or 'no output'}); create it on the host or fix "
+            "builder in the config"
+        )
+    else:
+        driver = info.driver
+        nodes = tuple(f"{n.name}={n.native_arch or '?'}" for n in info.nodes)
+        if info.driver != DOCKER_DRIVER:
+            problems.append(
+                f"builder {host.builder} uses the {info.driver} driver; this matui builds "
+                "through docker-driver builders (docker contexts) only — push by digest for "
+                "other drivers is not wired yet; use a docker context, or leave builder out"
+            )
+        elif why := info.refusal(host.arch, allow_emulation=host.allow_emulation):
+            problems.append(why)
+    return dataclasses.replace(
+        probe,
+        builder=host.builder,
+        builder_driver=driver,
+        builder_nodes=nodes,
+        problems=tuple(problems),
+        error="; ".join(problems) or None,
+    )
 
 
 async def probe_hosts(

@@ -99,7 +99,21 @@ class RemoteScript:
 
 
 # Markers that split the probe's output into sections; ASCII, unlikely in real output.
-PROBE_SECTIONS = ("uname", "docker", "buildx", "binfmt", "df", "matui", "registry")
+PROBE_SECTIONS = ("uname", "docker", "buildx", "binfmt", "df", "matui", "registry", "busy")
+
+# How busy the host is, for the planner: its CPUs and 1-minute load, matui's jobs running
+# under this login (a job directory whose build holds its lock), and a key naming the machine
+# and login (two host entries that are one machine share their figures). Read by
+# probe.parse_busy.
+_BUSY_CHECK = (
+    'echo "cpus $(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 0)"; '
+    'echo "load $(cut -d" " -f1 /proc/loadavg 2>/dev/null)"; '
+    'n=0; for j in "$HOME"/.matui/runs/*/*; do '
+    '[ -f "$j/pid" ] && [ ! -f "$j/exit" ] && ( cd "$j" && running ) && n=$((n+1)); done; '
+    'echo "jobs $n"; '
+    'echo "machine $(printf "%s %s" "$(cat /etc/machine-id 2>/dev/null || hostname)" "$HOME" '
+    '| cksum | cut -d" " -f1)"'
+)
 
 # One line per registry: whether the host's docker has a login for it (never the login itself)
 # and what its /v2/ answers from the host (curl, else wget; -k: only the status matters, and a
@@ -164,11 +178,13 @@ def probe_script(registries: Sequence[str] = ()) -> RemoteScript:
         # What matui itself keeps on the host (job directories), in KiB; 0 when it has none.
         "matui": 'if [ -d "$HOME/.matui" ]; then du -sk "$HOME/.matui"; else echo 0; fi',
         "registry": "; ".join(checks) or "true",
+        "busy": _BUSY_CHECK,
     }
     # The sections run concurrently (each docker CLI start costs ~0.1-0.3 s) and print in order.
     lines = ['d=$(mktemp -d 2>/dev/null) || { d="/tmp/matui-probe.$$"; mkdir -p "$d"; }']
     if checks:
         lines.append(_REGISTRY_CHECK)
+    lines.append(_RUNNING.rstrip("\n"))
     for name in PROBE_SECTIONS:
         lines.append(f'{{ ( {sections[name]} ) >"$d/{name}" 2>&1; echo $? >"$d/{name}.rc"; }} &')
     lines.append("wait")
@@ -882,3 +898,9 @@ def imagetools_create_argv(
 def engine_script() -> RemoteScript:
     """The docker engine's server version, to tell whether it answers right now."""
     return RemoteScript("docker version --format '{{.Server.Version}}'\n")
+
+
+def builder_inspect_script(builder: str) -> RemoteScript:
+    """What a host entry's builder is (driver, nodes): read by
+    :func:`matui.engine.builders.parse_inspect`."""
+    return RemoteScript.from_argv(["docker", "buildx", "inspect", check_name(builder, "builder")])

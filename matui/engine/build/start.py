@@ -15,12 +15,13 @@ from matui.engine.build.secrets import read_secrets
 from matui.engine.flags import check_hosts, has_errors
 from matui.engine.hostgc import GcReport, collect_garbage
 from matui.engine.plan import BuildJob, BuildPlan, PassedOver, PlanError, plan_build
-from matui.engine.records import JobRecord, RunRecord, state_dir
+from matui.engine.records import JobRecord, JobState, RunRecord, list_runs, state_dir
 from matui.engine.registry import RegistryClient, RegistryError
 
 if TYPE_CHECKING:
-    from matui.engine.config import Config, HostConfig
+    from matui.engine.config import Config, HostConfig, ImageConfig
     from matui.engine.flags import Flag
+    from matui.engine.probe import HostProbe
     from matui.engine.ssh import SshPool
 
 
@@ -80,6 +81,33 @@ async def image_holders(
     return [pair for pairs in results for pair in pairs]
 
 
+def warm_hosts(image: str, state_root: Path | None = None) -> dict[str, str]:
+    """For each platform, the host that built ``image`` for it last (a job that succeeded,
+    newest run first): its build cache is warm. The planner prefers it (:func:`plan_build`'s
+    ``warm``)."""
+    warm: dict[str, str] = {}
+    for record in list_runs(state_root or state_dir()):  # newest first
+        if record.image != image:
+            continue
+        for job in record.jobs:
+            if job.state is JobState.SUCCEEDED:
+                warm.setdefault(job.platform, job.host)
+    return warm
+
+
+def plan_for(
+    config: Config,
+    image: ImageConfig,
+    tags: Sequence[str],
+    probes: Sequence[HostProbe],
+    state_root: Path | None = None,
+) -> BuildPlan:
+    """The plan a build would follow now: the engine's one way to plan, for ``matui build``
+    and the dashboard's panes before ``b`` alike."""
+    warm = warm_hosts(image.name, state_root)
+    return plan_build(image, tags, config.hosts, probes, warm=warm)
+
+
 #: How long a build start waits for the clean-up of its hosts (it runs while the registry is
 #: read). A longer one (the first on a host full of old context copies) goes on beside the build.
 HOUSEKEEPING_WAIT = 10.0
@@ -129,7 +157,7 @@ async def start_build(
     registry = registry or RegistryClient()
     # The probe also asks each host for its way to the registry (reach, login) and its disk.
     report = await check_hosts(pool, config.hosts, [image_config.repository().registry])
-    plan = plan_build(image_config, run_tags, config.hosts, report.probes)
+    plan = plan_for(config, image_config, run_tags, report.probes, state_root)
     used = {job.host for job in plan.jobs}
     # One build of an image per arch at a time: a held lock refuses the whole run before
     # anything is uploaded (the launch checks again under the lock, for two starts at once).

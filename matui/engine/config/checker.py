@@ -14,6 +14,7 @@ from typing import NamedTuple
 import regex as regex_lib  # type: ignore[import-untyped]  # the package ships no type hints
 
 from matui.engine.arch import ARCHES, ArchError, Platform, normalise_arch
+from matui.engine.builders import ATTESTATIONS
 from matui.engine.config.model import (
     _ADDRESS_RE,
     _ARCH_PLACEHOLDERS,
@@ -30,6 +31,7 @@ from matui.engine.config.model import (
     DEFAULT_JOB_RETENTION_DAYS,
     DEFAULT_MIN_FREE_DISK,
     MAX_JOB_RETENTION_DAYS,
+    MAX_JOBS,
     SECRET_KINDS,
     FailureSignature,
     HostConfig,
@@ -80,6 +82,7 @@ _DEFAULT_KEYS: dict[str, _Key] = {
     "known_hosts": _Key(str, 'known_hosts = "~/.ssh/known_hosts"'),
     "job_retention_days": _Key(int, f"job_retention_days = {DEFAULT_JOB_RETENTION_DAYS}"),
     "min_free_disk": _Key(str, 'min_free_disk = "5GiB"'),
+    "max_jobs": _Key(int, "max_jobs = 2"),
 }
 _HOST_KEYS: dict[str, _Key] = {
     "name": _Key(str, 'name = "arm64-1"', required=True),
@@ -93,6 +96,8 @@ _HOST_KEYS: dict[str, _Key] = {
     "allow_emulation": _Key(bool, "allow_emulation = true"),
     "job_retention_days": _Key(int, f"job_retention_days = {DEFAULT_JOB_RETENTION_DAYS}"),
     "min_free_disk": _Key(str, 'min_free_disk = "5GiB"'),
+    "max_jobs": _Key(int, "max_jobs = 2"),
+    "builder": _Key(str, 'builder = "arm-fleet"'),
 }
 _IMAGE_KEYS: dict[str, _Key] = {
     "name": _Key(str, 'name = "registry.example.com/team/app"', required=True),
@@ -106,6 +111,8 @@ _IMAGE_KEYS: dict[str, _Key] = {
     "labels": _Key(dict, 'labels = { "org.opencontainers.image.source" = "https://..." }'),
     "retired_platforms": _Key(list, 'retired_platforms = ["linux/arm/v6"]'),
     "secrets": _Key(dict, 'secrets = { NPM_TOKEN = "env:NPM_TOKEN" }'),
+    "cache": _Key(str, 'cache = "registry.example.com/team/cache"'),
+    "attestations": _Key(list, 'attestations = ["provenance", "sbom"]'),
 }
 
 
@@ -127,6 +134,7 @@ class _Defaults:
     known_hosts: Path | None = None
     job_retention_days: int = DEFAULT_JOB_RETENTION_DAYS
     min_free_disk: int = DEFAULT_MIN_FREE_DISK
+    max_jobs: int | None = None
 
 
 class _Checker:
@@ -346,7 +354,20 @@ class _Checker:
         floor = self.string(table, "min_free_disk", "defaults", spec, where)
         if floor is not None and (size := self.size(floor, "defaults.min_free_disk")) is not None:
             result.min_free_disk = size
+        jobs = self.get(table, "max_jobs", "defaults", _DEFAULT_KEYS["max_jobs"], where)
+        if isinstance(jobs, int) and self.max_jobs(jobs, "defaults.max_jobs"):
+            result.max_jobs = jobs
         return result
+
+    def max_jobs(self, jobs: int, path: str) -> bool:
+        if 1 <= jobs <= MAX_JOBS:
+            return True
+        self.add(
+            path,
+            f"{jobs} is not a number of jobs; use 1 to {MAX_JOBS} (how many matui builds the "
+            "host runs at once), or leave max_jobs out for no cap",
+        )
+        return False
 
     def size(self, text: str, path: str) -> int | None:
         try:
@@ -521,6 +542,16 @@ class _Checker:
             self.retention(retention, f"{prefix}.job_retention_days")
         floor = take("min_free_disk")
         size = self.size(floor, f"{prefix}.min_free_disk") if isinstance(floor, str) else None
+        builder = take("builder")
+        if isinstance(builder, str) and not _HOST_NAME_RE.fullmatch(builder):
+            self.add(
+                f"{prefix}.builder",
+                f"{_q(builder)} is not a buildx builder name; give a name `docker buildx ls` "
+                'lists on the host (letters, digits, _ . -), e.g. builder = "arm-fleet"',
+            )
+        max_jobs = take("max_jobs")
+        if isinstance(max_jobs, int):
+            self.max_jobs(max_jobs, f"{prefix}.max_jobs")
         if len(self.problems) > count:
             return None
         assert isinstance(name, str) and isinstance(address, str) and canonical is not None
@@ -538,6 +569,8 @@ class _Checker:
                 retention if isinstance(retention, int) else defaults.job_retention_days
             ),
             min_free_disk=size if size is not None else defaults.min_free_disk,
+            builder=builder if isinstance(builder, str) else None,
+            max_jobs=max_jobs if isinstance(max_jobs, int) else defaults.max_jobs,
         )
 
     def jump(
@@ -825,6 +858,25 @@ class _Checker:
                 'e.g. target = "runtime"',
             )
 
+        cache = self.string(entry, "cache", prefix, spec("cache"), where)
+        if cache is not None:
+            try:
+                parse_repository(cache)
+            except RefError as exc:
+                self.add(f"{prefix}.cache", _reword(str(exc), cache))
+        attestations: list[str] = []
+        for path, kind in (
+            self.string_list(entry, "attestations", prefix, spec("attestations"), where) or []
+        ):
+            if kind not in ATTESTATIONS:
+                self.add(
+                    path,
+                    f"{_q(kind)} is not an attestation matui asks buildx for; use "
+                    f"{' or '.join(map(_q, ATTESTATIONS))}",
+                )
+            elif kind not in attestations:
+                attestations.append(kind)
+
         if len(self.problems) > count:
             return None
         assert name is not None and context is not None
@@ -840,6 +892,8 @@ class _Checker:
             labels=MappingProxyType(labels),
             retired_platforms=tuple(retired),
             secrets=MappingProxyType(secrets),
+            cache=cache,
+            attestations=tuple(attestations),
         )
 
     def secrets(

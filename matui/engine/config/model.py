@@ -74,6 +74,8 @@ DEFAULT_ARCH_TAG = "{tag}-{arch}"
 #: for a matui that lost a build over a holiday to reattach and read it.
 DEFAULT_JOB_RETENTION_DAYS = 14
 MAX_JOB_RETENTION_DAYS = 3650
+#: The highest ``max_jobs`` a host may have: a typo (1000) is caught, a big builder fits.
+MAX_JOBS = 256
 #: Free disk a host must have before a build starts (``min_free_disk``): a build that fills the
 #: disk fails late (``no space left on device``) and can take the host's other work with it.
 DEFAULT_MIN_FREE_DISK = 2 * 1024**3
@@ -159,6 +161,11 @@ class HostConfig:
     min_free_disk: int = DEFAULT_MIN_FREE_DISK
     """Bytes of free disk (where the host's docker keeps its data) below which a build is
     refused; 0: no floor."""
+    max_jobs: int | None = None
+    """matui jobs the host may run at once (any run's, counted by its probe); None: no cap."""
+    builder: str | None = None
+    """An existing buildx builder on the host to build through (``docker buildx inspect``
+    says its driver and nodes); None: the engine's own."""
 
     def label(self) -> str:
         """``name (user@address:port)``, for messages."""
@@ -207,6 +214,11 @@ class ImageConfig:
     secrets: Mapping[str, SecretSource] = field(default_factory=_empty_secrets)
     """BuildKit secrets by id (``--secret id=ID``, read in the Dockerfile with
     ``RUN --mount=type=secret,id=ID``): their sources, never their values."""
+    cache: str | None = None
+    """A repository for a registry build cache per arch (``REPO:{image}-{arch}``); only a
+    builder whose driver exports caches can honour it."""
+    attestations: tuple[str, ...] = ()
+    """``provenance`` and/or ``sbom``; only a builder whose driver keeps them can honour it."""
 
     def repository(self) -> Repository:
         return parse_repository(self.name)
