@@ -180,6 +180,10 @@ class JobRecord:
     #: job started (``StepClock.to_json()``: ``{"step": N, "start": s, "end": e}``); empty: not
     #: observed live (an older matui, a log replayed after a reattach).
     steps: list[dict[str, Any]] = field(default_factory=list)
+    #: The host's buildx builder the job was built through (``builder = "NAME"``) and the node
+    #: that built it (from the build's metadata); None: the engine's own builder, or not known.
+    builder: str | None = None
+    builder_node: str | None = None
 
     @classmethod
     def for_job(cls, job: BuildJob, **values: Any) -> JobRecord:

@@ -1068,6 +1068,10 @@ class BuildRun:
             secrets=list(image.secrets),
             no_cache=options.no_cache,
             pull=options.pull,
+            # A host's builder: the probe refuses any but a docker-driver one (a docker
+            # context, which buildx 0.13 reaches only as `docker --context NAME buildx`).
+            builder=host.builder,
+            builder_is_context=True,
         )
         await self._send_private_inputs(host, job)
         lock = shell.ImageLock(
@@ -1587,6 +1591,8 @@ class BuildRun:
             self._set_state(status, JobState.FAILED, status.error)
             return
         status.digest = meta["digest"]
+        if self._builder_mismatch(status, str(outcome.get("metadata", ""))):
+            return
         detail = status.digest
         if key in self._cancelled:
             late = (
@@ -1598,6 +1604,33 @@ class BuildRun:
                 self._note(key, late)
             detail = f"{status.digest} (the cancel came too late: it had finished)"
         self._set_state(status, JobState.SUCCEEDED, detail)
+
+    def _builder_mismatch(self, status: JobStatus, metadata: str) -> bool:
+        """Record the builder and node that built a job through a host's builder (from the
+        metadata's ``buildx.build.ref``); a node of another arch fails the job as an arch
+        mismatch (True)."""
+        from matui.engine.builders import node_from_metadata
+
+        host = next((h for h in self.config.hosts if h.name == status.job.host), None)
+        if host is None or host.builder is None:
+            return False
+        node = node_from_metadata(metadata, host.builder)
+        self.record.update_job(status.job.key, builder=host.builder, builder_node=node)
+        self._note(
+            status.job.key,
+            f"built through builder {host.builder} on node {node or '(not named in metadata)'}",
+        )
+        probe = next((p for p in self.probes if p.name == host.name), None)
+        arches = dict(n.partition("=")[::2] for n in (probe.builder_nodes if probe else ()))
+        arch = arches.get(node or "")
+        if arch in (None, "?", status.job.platform.arch) or status.job.emulated:
+            return False
+        status.error = (
+            f"arch mismatch: {status.job.platform} was built on node {node} of builder "
+            f"{host.builder}, a {arch} node; its image is not native {status.job.platform.arch}"
+        )
+        self._set_state(status, JobState.FAILED, status.error)
+        return True
 
 
 # What buildx and the engine print when the engine dies under a build (Docker 20.10 .. 28).

@@ -28,6 +28,7 @@ from matui.engine.flags.base_images import (
     parse_dockerfile,
 )
 from matui.engine.flags.diff import PlatformChange, RegistryReader, _one_line, index_diff
+from matui.engine.flags.driver import driver_flags
 from matui.engine.flags.model import Flag, FlagKind, Severity, has_errors, host_arch_flags
 from matui.engine.flags.readiness import disk_floor_flags, push_access_flags
 from matui.engine.flags.tag_overwrite import (
@@ -117,6 +118,8 @@ async def preflight_flags(
     flags = duplicate_push_flags(plan)
     if hosts is not None:
         flags += emulation_flags(plan, hosts, probes)
+        used = {job.host for job in plan.jobs}
+        flags += driver_flags(plan.image, [h for h in hosts if h.name in used], probes)
     for job in plan.jobs:
         flags += arch_tag_flags(job, state.get(job.arch_tag))
     platforms = [job.platform for job in plan.jobs]
@@ -336,6 +339,10 @@ async def check_config(
             targets = [(platform, platform) for platform in image.platforms]
         label = image.name if len(config.images) > 1 else None
         flags += await base_image_flags(image, targets, reader, label=label)
+        arches = {p.arch for p in image.platforms}
+        flags += driver_flags(
+            image, [h for h in config.hosts if h.arch in arches], report.probes, label=label
+        )
     return CheckReport(report.probes, tuple(flags))
 
 

@@ -30,6 +30,7 @@ class FlagKind(StrEnum):
     BASE_IMAGE = "base-image"  # a Dockerfile FROM without an image for a planned platform
     PUSH_ACCESS = "push-access"  # a host's docker cannot reach or log in to the registry
     DISK_SPACE = "disk-space"  # a host's free disk is below the configured floor
+    BUILDER_DRIVER = "builder-driver"  # an image asks what its host's buildx driver cannot do
 
 
 @dataclass(frozen=True)

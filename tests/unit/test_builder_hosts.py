@@ -1,0 +1,141 @@
+"""A host entry naming a buildx builder: its config keys, the probe's reading of the builder
+(``buildx inspect`` outputs recorded on real builders, tests/data/builders/), and the pre-flight
+and ``matui check`` refusal of a cache or attestations its driver cannot honour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from matui.engine.config import ConfigError, HostConfig, ImageConfig, parse_config
+from matui.engine.flags import FlagKind, Severity
+from matui.engine.flags.driver import driver_flags
+from matui.engine.probe import HostProbe, builder_probe
+from matui.engine.shell import builder_inspect_script
+
+DATA = Path(__file__).parent.parent / "data" / "builders"
+#: A build context with a Dockerfile (the config checker looks for it).
+CONTEXT = Path(__file__).parents[2] / "examples" / "hello"
+
+CONFIG = """
+[[hosts]]
+name = "a"
+arch = "amd64"
+address = "a.example"
+{host}
+
+[[images]]
+name = "registry.example.com/team/app"
+tags = ["1.0"]
+context = "."
+platforms = ["linux/amd64"]
+{image}
+"""
+
+
+def load(host: str = "", image: str = "") -> tuple[HostConfig, ImageConfig]:
+    config = parse_config(CONFIG.format(host=host, image=image), None, CONTEXT)
+    return config.hosts[0], config.images[0]
+
+
+def config_problems(host: str = "", image: str = "") -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load(host, image)
+    return [str(p) for p in caught.value.problems]
+
+
+# -- config --------------------------------------------------------------------------------------
+
+
+def test_keys_load() -> None:
+    host, image = load(
+        'builder = "second"',
+        'cache = "registry.example.com/team/cache"\nattestations = ["sbom", "provenance", "sbom"]',
+    )
+    assert host.builder == "second"
+    assert image.cache == "registry.example.com/team/cache"
+    assert image.attestations == ("sbom", "provenance")
+    assert load() == (HostConfig("a", "amd64", "a.example"), load()[1])
+    assert load()[0].builder is None and load()[1].cache is None
+
+
+def test_bad_values_are_one_problem_each_naming_the_key() -> None:
+    (problem,) = config_problems('builder = "x; rm"')
+    assert problem.startswith('hosts[0].builder: "x; rm" is not a buildx builder name')
+    (problem,) = config_problems(image='attestations = ["slsa"]')
+    assert problem.startswith('images[0].attestations[0]: "slsa" is not an attestation')
+    assert '"provenance" or "sbom"' in problem
+    (problem,) = config_problems(image='cache = "Not A Repo"')
+    assert problem.startswith("images[0].cache:")
+
+
+# -- the probe -----------------------------------------------------------------------------------
+
+
+def probed(
+    name: str, *, arch: str = "amd64", emulation: bool = False, error: str = ""
+) -> HostProbe:
+    host = HostConfig("a", arch, "a.example", builder="b", allow_emulation=emulation)
+    text = (DATA / name).read_text() if name else ""
+    return builder_probe(host, HostProbe("a", arch, True, native_arch="amd64"), text, error)
+
+
+def test_docker_context_builder_of_the_hosts_arch_is_usable() -> None:
+    probe = probed("docker-context.txt")
+    assert probe.usable
+    assert (probe.builder, probe.builder_driver, probe.builder_nodes) == (
+        "b",
+        "docker",
+        ("second=amd64",),
+    )
+    assert HostProbe.from_json(probe.to_json()) == probe
+
+
+def test_builder_with_no_native_node_is_a_problem_of_the_host() -> None:
+    """The rig's engine lists linux/arm64 (QEMU): not a native arm64 node."""
+    probe = probed("docker-default.txt", arch="arm64")
+    assert not probe.usable
+    assert probe.error is not None
+    assert "builder default (docker driver) has no running arm64 node" in probe.error
+    assert probed("docker-default.txt", arch="arm64", emulation=True).usable
+
+
+def test_other_drivers_are_refused_for_now_saying_so() -> None:
+    probe = probed("docker-container-two-nodes.txt")
+    assert not probe.usable
+    assert probe.builder_driver == "docker-container"
+    assert probe.builder_nodes == ("elated_tesla0=amd64", "elated_tesla1=arm64")
+    assert "uses the docker-container driver" in (probe.error or "")
+
+
+def test_missing_builder() -> None:
+    probe = probed("", error='ERROR: no builder "b" found')
+    assert probe.error is not None
+    assert 'docker buildx inspect b` failed (ERROR: no builder "b" found)' in probe.error
+
+
+def test_inspect_script() -> None:
+    assert builder_inspect_script("second").script == "docker buildx inspect second"
+
+
+# -- the driver's capabilities, at pre-flight and matui check -----------------------------------
+
+
+def test_cache_and_attestations_on_docker_driver_hosts_are_refused() -> None:
+    host, image = load(image='cache = "registry.example.com/cache"\nattestations = ["sbom"]')
+    flags = driver_flags(image, [host])  # no builder: the engine's own, the docker driver
+    assert [(f.kind, f.severity, f.subject) for f in flags] == [
+        (FlagKind.BUILDER_DRIVER, Severity.ERROR, "a")
+    ] * 2
+    assert "the engine's own builder (docker driver)" in flags[0].message
+    assert "docker-container, remote or kubernetes" in flags[0].message
+
+    context_host = HostConfig("a", "amd64", "a.example", builder="second")
+    probe = probed("docker-context.txt")
+    (cache, _) = driver_flags(image, [context_host], [probe])
+    assert "builds with second (docker driver)" in cache.message
+    # A builder the probe could not read is judged by its probe, not here.
+    assert driver_flags(image, [context_host], []) == []
+    # Nothing asked, nothing refused.
+    assert driver_flags(load()[1], [host]) == []
