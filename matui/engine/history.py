@@ -429,6 +429,20 @@ def _text_or_none(value: Any) -> str | None:
     return None if value is None else neutralise(str(value))
 
 
+def _keyed_rows(label: str, a: Any, b: Any, missing: str | None) -> list[Change]:
+    """A row per key of either side's mapping (``{ref: digest}``, ``{arg: hash}``), sorted;
+    a key one side lacks reads ``missing`` there."""
+    a, b = a or {}, b or {}
+    return [
+        Change(
+            f"{label} {neutralise(str(key))}",
+            _text_or_none(a.get(key)) if key in a else missing,
+            _text_or_none(b.get(key)) if key in b else missing,
+        )
+        for key in sorted(set(a) | set(b))
+    ]
+
+
 def _inputs(job: JobRecord) -> dict[str, Any]:
     inputs = job.inputs if isinstance(job.inputs, Mapping) else {}
     return dict(inputs)
@@ -449,26 +463,8 @@ def compare_jobs(
         rows.append(
             Change(name.replace("_", " "), _text_or_none(fa.get(name)), _text_or_none(fb.get(name)))
         )
-    images_a = a.get("base_images") or {}
-    images_b = b.get("base_images") or {}
-    for ref in sorted(set(images_a) | set(images_b)):
-        rows.append(
-            Change(
-                f"base image {neutralise(str(ref))}",
-                _text_or_none(images_a.get(ref)) if ref in images_a else None,
-                _text_or_none(images_b.get(ref)) if ref in images_b else None,
-            )
-        )
-    args_a = a.get("build_args") or {}
-    args_b = b.get("build_args") or {}
-    for name in sorted(set(args_a) | set(args_b)):
-        rows.append(
-            Change(
-                f"build arg {neutralise(str(name))}",
-                _text_or_none(args_a.get(name)) if name in args_a else "(not set)",
-                _text_or_none(args_b.get(name)) if name in args_b else "(not set)",
-            )
-        )
+    rows += _keyed_rows("base image", a.get("base_images"), b.get("base_images"), None)
+    rows += _keyed_rows("build arg", a.get("build_args"), b.get("build_args"), "(not set)")
     rows.append(
         Change(
             "Dockerfile sha256",
