@@ -43,3 +43,15 @@ def offline_run(
         record,
         max_queued_lines=max_queued_lines,
     )
+
+
+def feed(run: BuildRun, key: str, data: bytes) -> None:
+    """``data`` arriving on job ``key``'s output, as the follower hands it on: written to the
+    job's log file and parsed, the file open only while it is fed."""
+    status, log = run.status[key], run._logs[key]
+    log.file = log.path.open("ab")
+    try:
+        run._ingest(status, log, data)
+    finally:
+        log.file.close()
+        log.file = None

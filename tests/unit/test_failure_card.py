@@ -12,6 +12,7 @@ from matui.engine.build.failure import FailureRecord, HostFacts
 from matui.engine.build.run import BuildRun, StateEvent
 from matui.engine.probe import HostProbe
 from matui.engine.records import JobRecord, JobState, RunRecord
+from tests.helpers.runs import feed
 from tests.unit.test_events import make_run, queued
 
 FAILURES = Path(__file__).resolve().parents[1] / "data" / "failures"
@@ -37,14 +38,8 @@ def probed_run(tmp_path: Path) -> BuildRun:
 
 def fail_with(run: BuildRun, log_name: str, buildx_exit: str = "1") -> None:
     """The job's log as the host wrote it, then buildx's exit as the host reports it."""
-    status, log = run.status["amd64"], run._logs["amd64"]
-    log.file = log.path.open("ab")
-    try:
-        run._ingest(status, log, (FAILURES / log_name).read_bytes())
-    finally:
-        log.file.close()
-        log.file = None
-    run._finish(status, log.parser, {"exit": buildx_exit})
+    feed(run, "amd64", (FAILURES / log_name).read_bytes())
+    run._finish(run.status["amd64"], run._logs["amd64"].parser, {"exit": buildx_exit})
 
 
 def test_each_job_keeps_its_hosts_facts_from_the_probe(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from matui.engine import shell
 from matui.engine.build.run import BuildRun, NoteEvent, StateEvent, buildx_death_error
 from matui.engine.flags import FlagKind, Severity, pushed_after_cancel_flags
 from matui.engine.records import JobState, RunRecord
+from tests.helpers.runs import feed
 from tests.unit.test_events import DATA, make_run, queued
 
 DIGEST = "sha256:0917a8d08ea9dd6dcbc78c26b4e637f0cb0025df60d82a1d40288554d1c78450"
@@ -24,13 +25,7 @@ METADATA = (DATA / "push_metadata.json").read_text()
 
 
 def feed_log(run: BuildRun, name: str) -> None:
-    status, log = run.status["amd64"], run._logs["amd64"]
-    log.file = log.path.open("ab")
-    try:
-        run._ingest(status, log, (DATA / name).read_bytes())
-    finally:
-        log.file.close()
-        log.file = None
+    feed(run, "amd64", (DATA / name).read_bytes())
 
 
 # -- a buildx that dies without a step error --------------------------------------------------

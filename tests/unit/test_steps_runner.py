@@ -13,7 +13,7 @@ from pathlib import Path
 from matui.engine.build.failure import FailureRecord, JobFacts, failure_record
 from matui.engine.build.run import BuildRun
 from matui.engine.records import JobState, RunRecord
-from tests.helpers.runs import offline_run
+from tests.helpers.runs import feed, offline_run
 
 REPO = "registry.example/team/app"
 ARCHES = ("amd64", "arm64")
@@ -40,16 +40,6 @@ FAILED = LOG + (
 
 def make_run(tmp_path: Path) -> BuildRun:
     return offline_run(tmp_path, REPO, ARCHES)
-
-
-def feed(run: BuildRun, key: str, data: bytes) -> None:
-    status, log = run.status[key], run._logs[key]
-    log.file = log.path.open("ab")
-    try:
-        run._ingest(status, log, data)
-    finally:
-        log.file.close()
-        log.file = None
 
 
 def test_live_output_notes_each_steps_times(tmp_path: Path) -> None:
