@@ -1616,10 +1616,10 @@ class BuildRun:
             return False
         node = node_from_metadata(metadata, host.builder)
         self.record.update_job(status.job.key, builder=host.builder, builder_node=node)
-        self._note(
-            status.job.key,
-            f"built through builder {host.builder} on node {node or '(not named in metadata)'}",
-        )
+        built = f"built through builder {host.builder} on node {node or '(not named in metadata)'}"
+        if built not in status.notes:
+            status.notes.append(built)
+            self._note(status.job.key, built)
         probe = next((p for p in self.probes if p.name == host.name), None)
         arches = dict(n.partition("=")[::2] for n in (probe.builder_nodes if probe else ()))
         arch = arches.get(node or "")
