@@ -804,6 +804,9 @@ async def _follow_run(
     arch = {job.key: job.arch for job in plan.jobs}
     for flag in run.flags:
         print(f"matui: {flag.severity} {flag.kind} {flag.subject}: {flag.message}", file=log)
+    for job in plan.jobs:  # where each job goes and why (empty for a resumed run's jobs)
+        if job.reason:
+            print(f"matui: plan: {job.line()}", file=log)
     for passed in plan.passed_over:  # a host not used is named, with why, before the build
         print(f"matui: {passed.line()}", file=log)
     print(
@@ -888,6 +891,11 @@ async def _follow_run(
             "jobs": [s.to_json() for s in jobs],
             "flags": [flag.to_json() for flag in run.flags],
             "passed_over": [p.to_json() for p in plan.passed_over],
+            # Each job's host and why it was chosen, each host passed over and why.
+            "plan": {
+                "jobs": [job.plan_json() for job in plan.jobs],
+                "passed_over": [p.to_json() for p in plan.passed_over],
+            },
         }
         json.dump(doc, sys.stdout, indent=2)
         print()

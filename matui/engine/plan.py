@@ -37,7 +37,9 @@ class BuildJob:
     """Why the plan put the job on this host (``built this image's linux/amd64 last (cache
     warm)``, ``least busy: 0 matui jobs, load 0.30``); empty: not planned here (a resumed run)."""
     candidates: int = 1
-    """How many hosts could have taken the job (the chosen one included): 1 means no choice."""
+    """How many hosts the job had to choose from: the usable ones that could build it and the
+    configured hosts of its arch (a host that is down counts: the plan says why it was not
+    chosen); 1: a lone host, nothing to explain."""
 
     @property
     def arch(self) -> str:
@@ -56,9 +58,11 @@ class BuildJob:
             "emulated": self.emulated,
             "arch_tag": self.arch_tag,
             "ref": self.ref,
-            "reason": self.reason,
-            "candidates": self.candidates,
         }
+
+    def plan_json(self) -> dict[str, Any]:
+        """The job as planned: :meth:`to_json` (a job record's fields) and why this host."""
+        return {**self.to_json(), "reason": self.reason, "candidates": self.candidates}
 
     def line(self) -> str:
         """``linux/amd64 on amd64-2: built this image's linux/amd64 last (cache warm)``."""
@@ -209,7 +213,8 @@ def plan_build(
                 arch_tag,
                 f"{image.name}:{arch_tag}",
                 reason,
-                len(pool),
+                # The pool as configured: a host of this arch that is down still counts.
+                len({h.name for h in pool} | {h.name for h in hosts if h.arch == platform.arch}),
             )
         )
     if problems:

@@ -518,12 +518,14 @@ class MatuiApp(App[int]):
         """Before any build: one pane per arch where the engine's plan (from the last probe)
         would build it, its host and native or emulated, so the operator sees it before b.
         A run on screen (building, resumed, opened) is never replaced by a plan."""
-        from matui.engine.plan import PlanError, plan_build
+        from matui.engine.build.start import plan_for
+        from matui.engine.plan import PlanError
 
         if self.image is None or self.run_ is not None or self._planning:
             return
         try:
-            plan = plan_build(self.image, self.tags, self.config.hosts, self.probes)
+            # The engine's own planning, warm-cache preference included (as `matui build`).
+            plan = plan_for(self.config, self.image, self.tags, self.probes, self.state_root)
         except PlanError as exc:
             for placeholder in self.query("#placeholder").results(Static):
                 placeholder.update(
@@ -582,6 +584,10 @@ class MatuiApp(App[int]):
         ]
         for pane in new:
             pane.view.set_wrap(self.wrap)
+        for pane, job in zip(new, jobs, strict=True):
+            # A host chosen from a pool: the subtitle says why (the engine's reason).
+            if planned and job.reason and job.candidates > 1 and not job.emulated:
+                pane.set_state("planned", f"{job.reason} · b builds it")
         self.query_one(HostsPanel).mark_emulating(j.host for j in jobs if j.emulated)
         self._layout(self.size.width)
 
