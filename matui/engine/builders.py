@@ -174,14 +174,15 @@ class Capabilities:
         if cache and not self.registry_cache:
             out.append(
                 f"cache = {cache!r} needs a registry cache export, which the {self.driver} "
-                "driver cannot do: remove cache, or name a builder with the docker-container, "
-                'remote or kubernetes driver (builder = "NAME")'
+                "driver cannot do: remove cache (it needs a docker-container, remote or "
+                "kubernetes builder, which this matui does not drive yet)"
             )
         if attestations and not self.attestations:
             out.append(
                 f"attestations = {list(attestations)!r} need an image store that keeps them, "
-                f"which the {self.driver} driver does not: remove attestations, or name a "
-                "builder with the docker-container, remote or kubernetes driver"
+                f"which the {self.driver} driver does not: remove attestations (they need a "
+                "docker-container, remote or kubernetes builder, which this matui does not "
+                "drive yet)"
             )
         return out
 
