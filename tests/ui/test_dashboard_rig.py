@@ -84,8 +84,8 @@ async def until_status(
     )
 
 
-def dashboard(tmp_path: Path, config: Path) -> MatuiApp:
-    return MatuiApp(load_config(config), probe_on_start=False, state_root=tmp_path / "state")
+def dashboard(tmp_path: Path, config: Path, *, probe: bool = False) -> MatuiApp:
+    return MatuiApp(load_config(config), probe_on_start=probe, state_root=tmp_path / "state")
 
 
 def skopeo_raw(ref: str) -> bytes | None:

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from matui.engine.config import load_config
-from matui.ui.app import MatuiApp
 from matui.ui.screens import PublishScreen
 from tests.helpers.dashboard import panes, screen_text, settle, toasts, wait_for
 from tests.helpers.projects import make_project
@@ -23,6 +21,7 @@ from tests.ui.test_dashboard_rig import (
     PUSH,
     RETRY_DOCKERFILE,
     SIZE,
+    dashboard,
     served,
     states,
     until_status,
@@ -31,15 +30,11 @@ from tests.ui.test_dashboard_rig import (
 pytestmark = pytest.mark.rig
 
 
-def app_for(tmp_path: Path, config: Path, *, probe: bool = False) -> MatuiApp:
-    return MatuiApp(load_config(config), probe_on_start=probe, state_root=tmp_path / "state")
-
-
 async def test_the_plan_shows_before_b_then_b_builds_into_its_panes(
     rig: Rig, tmp_path: Path
 ) -> None:
     config, _ = make_project(tmp_path, rig, DOCKERFILE)
-    app = app_for(tmp_path, config, probe=True)
+    app = dashboard(tmp_path, config, probe=True)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await wait_for(pilot, lambda: len(panes(app)) == 2, "the plan's panes", timeout=60)
         await settle(pilot)
@@ -59,7 +54,7 @@ async def test_after_a_restart_the_failed_run_is_opened_and_r_retries_it(
     rig: Rig, tmp_path: Path
 ) -> None:
     config, _ = make_project(tmp_path, rig, RETRY_DOCKERFILE, files={"verdict": b"fail\n"})
-    first = app_for(tmp_path, config)
+    first = dashboard(tmp_path, config)
     async with first.run_test(size=SIZE, notifications=True) as pilot:
         await pilot.press("b")
         await until_status(pilot, first, "failed: arm64", "arm64 to fail")
@@ -72,7 +67,7 @@ async def test_after_a_restart_the_failed_run_is_opened_and_r_retries_it(
         assert any("e jumps to the error, r retries" in m.plain for m in first.messages)
         await pilot.press("q")
 
-    again = app_for(tmp_path, config)
+    again = dashboard(tmp_path, config)
     async with again.run_test(size=SIZE, notifications=True) as pilot:
         await wait_for(pilot, lambda: again.run_ is not None, "the last run opened", timeout=30)
         assert again.run_ is not None and again.run_.id == run_id
@@ -119,7 +114,7 @@ async def test_after_a_restart_the_built_run_is_opened_and_m_publishes_it(
     rig: Rig, tmp_path: Path
 ) -> None:
     config, repo = make_project(tmp_path, rig, DOCKERFILE)
-    first = app_for(tmp_path, config)
+    first = dashboard(tmp_path, config)
     async with first.run_test(size=SIZE, notifications=True) as pilot:
         await pilot.press("b")
         await until_status(pilot, first, "built", "the build")
@@ -128,7 +123,7 @@ async def test_after_a_restart_the_built_run_is_opened_and_m_publishes_it(
         built = {str(s.job.platform): s.digest for s in first.run_.status.values()}
         await pilot.press("q")
 
-    again = app_for(tmp_path, config)
+    again = dashboard(tmp_path, config)
     async with again.run_test(size=SIZE, notifications=True) as pilot:
         await wait_for(pilot, lambda: again.run_ is not None, "the last run opened", timeout=30)
         assert again.run_ is not None and again.run_.id == run_id
@@ -143,7 +138,7 @@ async def test_after_a_restart_the_built_run_is_opened_and_m_publishes_it(
         assert served(f"{repo}:1.0")[1] == built
 
     # Published: a third start opens nothing (the plan or the placeholder only).
-    third = app_for(tmp_path, config)
+    third = dashboard(tmp_path, config)
     async with third.run_test(size=SIZE, notifications=True) as pilot:
         await wait_for(
             pilot,
