@@ -24,6 +24,16 @@ FROM ${BASE}
 RUN echo start-%s
 """
 
+#: A two-arch build whose arm64 step exits 3 (two lines of its own, one on stderr) while amd64
+#: builds; the step before prints lines that are not that step's.
+ARM64_EXITS_3 = """\
+ARG BASE
+FROM ${BASE}
+RUN echo "arch is $(uname -m)"; for i in 1 2 3; do echo "other step $i"; done
+RUN if [ "$(uname -m)" = aarch64 ]; then echo boom one; echo boom two >&2; exit 3; fi
+RUN echo built > /built
+"""
+
 
 def project(
     tmp_path: Path,

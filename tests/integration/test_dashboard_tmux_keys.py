@@ -8,7 +8,6 @@ command (``s`` would save a file in the app's directory, ``h`` open the hosts sc
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,8 @@ import pytest
 from tests.helpers.projects import project
 from tests.helpers.rig import Rig
 from tests.helpers.sshd import Sshd
-from tests.integration.test_dashboard_tmux import BUILD, Tmux
-from tests.integration.test_dashboard_tmux import tmux as tmux  # the fixture
+from tests.helpers.tmux import BUILD, Tmux
+from tests.helpers.tmux import tmux as tmux  # the fixture
 
 pytestmark = pytest.mark.rig
 
@@ -39,17 +38,7 @@ def test_a_burst_after_slash_goes_into_the_search_box_in_tmux(
     workdir = tmp_path / "cwd"  # where s would save the focused pane's log
     workdir.mkdir()
     status = tmp_path / "exit-status"
-    script = 'exec 3>"$1"; cd "$2"; shift 2; "$@" 3>&-; echo "$?" >&3'
-    matui = [sys.executable, "-m", "matui", "--config", str(config)]
-    tmux.start(
-        ["sh", "-c", script, "sh", str(status), str(workdir), *matui],
-        {
-            "XDG_STATE_HOME": str(tmp_path / "state"),
-            "LANG": "C.UTF-8",
-            "TERM": "screen-256color",
-        },
-    )
-    tmux.wait(lambda s: "ready: press b to build" in s, "the probe", timeout=60)
+    tmux.start_matui(config, tmp_path / "state", status, cwd=workdir)
     tmux.keys("b")
     built = tmux.wait(
         lambda s: "amd64 · succeeded" in s and "built: ready to publish" in s.splitlines()[0],

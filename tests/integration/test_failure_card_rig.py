@@ -12,27 +12,18 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.cli import run_matui
-from tests.helpers.projects import make_project
+from tests.helpers.projects import ARM64_EXITS_3, make_project
 from tests.helpers.rig import Rig
-from tests.integration.test_dashboard_tmux import BUILD, Tmux
-from tests.integration.test_dashboard_tmux import tmux as tmux  # the fixture: one tmux server
+from tests.helpers.tmux import BUILD, Tmux
+from tests.helpers.tmux import tmux as tmux  # the fixture: one tmux server
 
 pytestmark = pytest.mark.rig
-
-DOCKERFILE = """\
-ARG BASE
-FROM ${BASE}
-RUN echo "arch is $(uname -m)"; for i in 1 2 3; do echo "other step $i"; done
-RUN if [ "$(uname -m)" = aarch64 ]; then echo boom one; echo boom two >&2; exit 3; fi
-RUN echo built > /built
-"""
 
 CARD_END = "esc closes"
 SCROLLBAR = str.maketrans(dict.fromkeys("▁▂▃▄▅▆▇█▔▏▎▍▌▋▊▉", " "))
@@ -91,16 +82,10 @@ def check_card(seen: str) -> None:
 def test_arm64_exit_3_card_in_the_dashboard_at_120x40_and_80x24_then_in_the_cli(
     rig: Rig, tmp_path: Path, tmux: Tmux
 ) -> None:
-    config, _ = make_project(tmp_path, rig, DOCKERFILE)
+    config, _ = make_project(tmp_path, rig, ARM64_EXITS_3)
     state = tmp_path / "state"
     status = tmp_path / "exit-status"
-    script = 'exec 3>"$1"; shift; "$@" 3>&-; echo "$?" >&3'
-    command = ["sh", "-c", script, "sh", str(status), sys.executable, "-m", "matui"]
-    tmux.start(
-        [*command, "--config", str(config)],
-        {"XDG_STATE_HOME": str(state), "LANG": "C.UTF-8", "TERM": "screen-256color"},
-    )
-    tmux.wait(lambda s: "ready: press b to build" in s, "the probe", timeout=60)
+    tmux.start_matui(config, state, status)
     tmux.keys("b")
 
     def ended(screen: str) -> bool:

@@ -10,22 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import run_matui
-from tests.helpers.projects import make_project
+from tests.helpers.projects import ARM64_EXITS_3, make_project
 from tests.helpers.rig import Rig
 
 pytestmark = pytest.mark.rig
 
-DOCKERFILE = """\
-ARG BASE
-FROM ${BASE}
-RUN echo "arch is $(uname -m)"; for i in 1 2 3; do echo "other step $i"; done
-RUN if [ "$(uname -m)" = aarch64 ]; then echo boom one; echo boom two >&2; exit 3; fi
-RUN echo built > /built
-"""
-
 
 def test_arm64_step_exit_3_has_a_failure_record(rig: Rig, tmp_path: Path) -> None:
-    config, _ = make_project(tmp_path, rig, DOCKERFILE)
+    config, _ = make_project(tmp_path, rig, ARM64_EXITS_3)
     with config.open("a") as file:
         file.write(
             "\n[[failure_signatures]]\npattern = '^boom two$'\ncause = \"boom\"\n"
