@@ -288,6 +288,14 @@ def expand(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
     return text
 
 
+def _plain(word: str, i: int, env: Mapping[str, str], escape: str) -> tuple[str, int]:
+    """At ``word[i]``, neither a quote nor an escape: a variable's value when it is ``$`` (in
+    double quotes as outside them), else the character itself; and where the text goes on."""
+    if word[i] == "$":
+        return _variable(word, i, env, escape)
+    return word[i], i + 1
+
+
 def _expand(
     word: str, i: int, env: Mapping[str, str], escape: str, stop: str | None
 ) -> tuple[str, int]:
@@ -321,18 +329,12 @@ def _expand(
                 if ch == escape and i + 1 < len(word) and word[i + 1] in f'$"{escape}':
                     out.append(word[i + 1])
                     i += 2
-                elif ch == "$":
-                    value, i = _variable(word, i, env, escape)
-                    out.append(value)
                 else:
-                    out.append(ch)
-                    i += 1
-        elif ch == "$":
-            value, i = _variable(word, i, env, escape)
-            out.append(value)
+                    value, i = _plain(word, i, env, escape)
+                    out.append(value)
         else:
-            out.append(ch)
-            i += 1
+            value, i = _plain(word, i, env, escape)
+            out.append(value)
     if stop is not None:
         raise ExpandError(f"unclosed ${{ in {word!r}")
     return "".join(out), i
