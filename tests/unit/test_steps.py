@@ -18,6 +18,7 @@ from matui.engine.build.steps import (
     compare,
     compare_run,
     elsewhere,
+    match_key,
     normalise_name,
     side_by_side,
     step_output,
@@ -221,6 +222,11 @@ def test_long_logs_across_batches_and_attempts() -> None:
 def test_normalise_name() -> None:
     assert normalise_name(FROM) == "[1/4] FROM 127.0.0.1:5000/matui/busybox:1.35"
     assert normalise_name("[linux/arm64 builder 3/4] RUN make") == "[builder 3/4] RUN make"
+    # A FROM shared with a concurrent three-step build on the same engine (seen on the rig)
+    # matches the five-step build's own.
+    assert match_key("[1/3] FROM b:1") == match_key("[1/5] FROM b:1") == "[] FROM b:1"
+    assert match_key("[builder 3/4] RUN make") == "[builder] RUN make"
+    assert match_key("[internal] load metadata for b:1") == "[internal] load metadata for b:1"
     ref = "127.0.0.1:5000/team/app:1.0-arm64"
     assert (
         normalise_name(f"pushing {ref} with docker", ref=ref, arch_tag="1.0-arm64")

@@ -50,6 +50,7 @@ __all__ = [
     "compare",
     "compare_run",
     "elsewhere",
+    "match_key",
     "normalise_name",
     "side_by_side",
     "step_output",
@@ -360,6 +361,10 @@ class JobNames(Protocol):
 
 _DIGEST_RE = re.compile(r"@sha256:[0-9a-f]{64}")
 _PLATFORM_RE = re.compile(r"^\[[a-z0-9]+/[a-z0-9]+(?:/[a-z0-9]+)? ")
+# The ``3/4`` of ``[builder 3/4]``: BuildKit shares one vertex between concurrent builds of the
+# same instruction on one engine, and its name is then the other build's (seen on the rig: an
+# arch's FROM printed as ``[1/3] FROM ...`` in a five-step build), so steps match without it.
+_COUNTER_RE = re.compile(r"^\[([^\]]*?) ?[0-9]+/[0-9]+\]")
 ARCH_TAG = "<arch tag>"
 
 
@@ -376,15 +381,24 @@ def normalise_name(name: str, *, ref: str = "", arch_tag: str = "") -> str:
     return name
 
 
-def _keys(table: StepTable, ref: str, arch_tag: str) -> list[tuple[str, Step]]:
-    """Each step's matching key: its normalised name, numbered when a name repeats."""
+def match_key(name: str) -> str:
+    """What a normalised step name is matched across arches by: without the step counter
+    (``[builder 3/4]`` -> ``[builder]``), which a step shared with another build on the same
+    engine takes from that build."""
+    return _COUNTER_RE.sub(r"[\1]", name)
+
+
+def _keys(table: StepTable, ref: str, arch_tag: str) -> list[tuple[str, str, Step]]:
+    """Each step's matching key (:func:`match_key` of its normalised name, numbered when a
+    name repeats), its normalised name, and the step."""
     seen: dict[str, int] = {}
     keyed = []
     for step in table.steps:
         name = normalise_name(step.name, ref=ref, arch_tag=arch_tag)
-        count = seen.get(name, 0)
-        seen[name] = count + 1
-        keyed.append((name if not count else f"{name}\x00{count}", step))
+        key = match_key(name)
+        count = seen.get(key, 0)
+        seen[key] = count + 1
+        keyed.append((key if not count else f"{key}\x00{count}", name, step))
     return keyed
 
 
@@ -582,28 +596,30 @@ def compare(
     order: list[str] = []
     for job in jobs:
         after = -1
-        for key, _ in keyed[job.key]:
+        for key, _, _ in keyed[job.key]:
             if key in order:
                 after = order.index(key)
                 continue
             after += 1
             order.insert(after, key)
-    by_arch = {j.key: dict(keyed[j.key]) for j in jobs}
+    by_arch = {j.key: {key: (name, step) for key, name, step in keyed[j.key]} for j in jobs}
     rows: list[CompareRow] = []
     for key in order:
         cells = []
         first: Step | None = None
+        name = ""
         for job in jobs:
-            step = by_arch[job.key].get(key)
-            if step is None:
+            found = by_arch[job.key].get(key)
+            if found is None:
                 cells.append(Cell(job.arch, RowState.NOT_REACHED))
                 continue
-            first = first or step
+            if first is None:
+                name, first = found
+            step = found[1]
             cells.append(
                 Cell(job.arch, step.state, step.seconds, step.number, step.start, step.end)
             )
         assert first is not None
-        name = key.partition("\x00")[0]
         rows.append(CompareRow(first.number, name, first.stage, tuple(cells)))
     first_divergence = None
     why = "one arch only: nothing to compare" if len(jobs) < 2 else "the arches agree at every step"
