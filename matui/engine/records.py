@@ -184,6 +184,12 @@ class JobRecord:
     #: that built it (from the build's metadata); None: the engine's own builder, or not known.
     builder: str | None = None
     builder_node: str | None = None
+    #: The hosts the job was sent to, in order (its first, then each a retry or a move chose);
+    #: empty: an older matui, which recorded only ``host``.
+    tried_hosts: list[str] = field(default_factory=list)
+    #: Moves to another host after an infrastructure failure (``HostMove.to_json()``: from,
+    #: to, cause, detail), in order; empty when the job never moved (or an older matui).
+    moves: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def for_job(cls, job: BuildJob, **values: Any) -> JobRecord:
@@ -217,6 +223,8 @@ class JobRecord:
             dict(a) for a in values.get("push_attempts") or () if isinstance(a, Mapping)
         ]
         values["steps"] = [dict(s) for s in values.get("steps") or () if isinstance(s, Mapping)]
+        values["tried_hosts"] = [str(h) for h in values.get("tried_hosts") or ()]
+        values["moves"] = [dict(m) for m in values.get("moves") or () if isinstance(m, Mapping)]
         return cls(**values)
 
 
