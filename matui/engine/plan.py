@@ -112,6 +112,7 @@ def plan_build(
     probes: Sequence[HostProbe],
     *,
     warm: Mapping[str, str] | None = None,
+    earlier: Mapping[str, int] | None = None,
 ) -> BuildPlan:
     """Assign each platform of ``image`` to a host of a pool: the hosts that build it natively
     (else those allowed to emulate it), reachable and healthy.
@@ -123,13 +124,18 @@ def plan_build(
     platform last is preferred (``warm``: platform → host, read from the run records by the
     caller, so planning stays pure): its build cache is warm. Then the least busy: fewest matui
     jobs, then lowest load per CPU; ties keep config order. Host entries that are one machine
-    (same probed ``machine``) share their jobs and load."""
+    (same probed ``machine``) share their jobs and load.
+
+    ``max_jobs`` counts other runs' jobs (as the probe found them): a host full of them is
+    passed over. This plan's own jobs (and, in a release (:func:`plan_release`), ``earlier``:
+    the jobs its earlier images put on each machine) beyond ``max_jobs`` wait for a slot there
+    (:mod:`~matui.engine.build.slots`) instead, and the job's reason says so."""
     if not tags:
         raise PlanError(f"image {image.name} has no tag to build; add tags or pass --tag")
     warm = warm or {}
     by_name = {probe.name: probe for probe in _one_figure_per_machine(probes)}
     order = {host.name: i for i, host in enumerate(hosts)}
-    planned: dict[str, int] = {}  # jobs this plan puts on each machine
+    planned: dict[str, int] = dict(earlier or {})  # jobs this plan (release) puts on each machine
     jobs: list[BuildJob] = []
     problems: list[str] = []
     why_not: dict[str, PassedOver] = {}  # the first reason a host lost a platform
@@ -153,14 +159,19 @@ def plan_build(
                 if h.allow_emulation and platform.arch in by_name[h.name].emulation
             ]
             emulated = True
-        full = [h for h in pool if h.max_jobs is not None and jobs_on(h.name) >= h.max_jobs]
+
+        def busy_with(name: str) -> int:
+            # This run's (release's) own jobs queue for a slot: only others' fill a host.
+            return by_name[name].jobs_running or 0
+
+        full = [h for h in pool if h.max_jobs is not None and busy_with(h.name) >= h.max_jobs]
         for h in full:
             why_not.setdefault(
                 h.name,
                 PassedOver(
                     h.name,
                     "at-max-jobs",
-                    f"at max_jobs: {jobs_on(h.name)} matui jobs running or planned there "
+                    f"at max_jobs: {busy_with(h.name)} matui jobs running there "
                     f"(max_jobs = {h.max_jobs})",
                 ),
             )
@@ -193,6 +204,12 @@ def plan_build(
         )
         host = ranked[0]
         reason = _reason(platform, host, ranked, by_name, warm, jobs_on, emulated)
+        if host.max_jobs is not None and jobs_on(host.name) >= host.max_jobs:
+            ahead = jobs_on(host.name)
+            reason += (
+                f"; waits for a slot there (max_jobs = {host.max_jobs}: {ahead} matui "
+                f"job{'' if ahead == 1 else 's'} running or planned before it)"
+            )
         for other in ranked[1:]:
             why_not.setdefault(
                 other.name,
@@ -226,6 +243,51 @@ def plan_build(
         if h.name not in used
     )
     return BuildPlan(image, tuple(tags), tuple(jobs), passed_over)
+
+
+def machine_of(name: str, probes: Sequence[HostProbe]) -> str:
+    """The machine a host entry is (entries on one machine share jobs, load and slots)."""
+    for probe in probes:
+        if probe.name == name and probe.machine:
+            return probe.machine
+    return f"host:{name}"
+
+
+def plan_release(
+    images: Sequence[tuple[ImageConfig, Sequence[str]]],
+    hosts: Sequence[HostConfig],
+    probes: Sequence[HostProbe],
+    *,
+    warm: Callable[[ImageConfig], Mapping[str, str]] | None = None,
+) -> list[BuildPlan]:
+    """Plan the images of a release (each with its tags) against one pool, jointly: each
+    image's jobs count on the hosts the next one chooses from, so eight images spread over a
+    pool instead of all landing on its least busy host. Beyond a host's ``max_jobs`` the
+    release's jobs wait for a slot there. Raises one :class:`PlanError` naming
+    every image that cannot be planned."""
+    load: dict[str, int] = {}
+    plans: list[BuildPlan] = []
+    problems: list[str] = []
+    for image, tags in images:
+        try:
+            plan = plan_build(
+                image,
+                tags,
+                hosts,
+                probes,
+                warm=warm(image) if warm else None,
+                earlier=load,
+            )
+        except PlanError as exc:
+            problems.append(f"{image.name}: {exc}" if len(images) > 1 else str(exc))
+            continue
+        for job in plan.jobs:
+            machine = machine_of(job.host, probes)
+            load[machine] = load.get(machine, 0) + 1
+        plans.append(plan)
+    if problems:
+        raise PlanError("\n".join(problems))
+    return plans
 
 
 def _one_figure_per_machine(probes: Sequence[HostProbe]) -> list[HostProbe]:

@@ -381,6 +381,9 @@ class RunRecord:
     publishes: list[PublishRecord] = field(default_factory=list)
     #: Who started the run (``user@machine``); None: an older matui recorded it.
     started_by: str | None = field(default_factory=lambda: who())
+    #: The release this run is one image of (:func:`~matui.engine.build.start.start_release`:
+    #: every image of one ``matui build`` shares it); None: a run of its own.
+    release: str | None = None
     #: Source manifests read so far, by (job key, source digest): the digest names the content,
     #: so an entry never goes stale, and the verdict (asked at every title update) reads each
     #: manifest once.
@@ -449,6 +452,7 @@ class RunRecord:
                     for p in data.get("publishes") or data.get("manifests") or ()
                 ],
                 started_by=data.get("started_by"),
+                release=data.get("release"),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"{path / 'run.json'} is not a readable run record: {exc}") from exc
@@ -470,6 +474,7 @@ class RunRecord:
             "finished": self.finished,
             "publishes": [p.to_json() for p in self.publishes],
             "started_by": self.started_by,
+            "release": self.release,
         }
 
     def save(self) -> None:
@@ -740,6 +745,13 @@ def list_runs(root: Path) -> list[RunRecord]:
             continue
     records.sort(key=lambda r: (r.created, r.id), reverse=True)
     return records
+
+
+def release_runs(root: Path, release: str) -> list[RunRecord]:
+    """The runs of one release (one per image), in the order their images were configured
+    (the order they were created in)."""
+    runs = [r for r in list_runs(root) if r.release == release]
+    return sorted(runs, key=lambda r: (r.created, r.id))
 
 
 def unfinished_runs(root: Path, image: str | None = None) -> list[RunRecord]:

@@ -117,20 +117,32 @@ def test_a_host_at_max_jobs_is_passed_over() -> None:
     assert plan.jobs[0].host == "amd64-2"
     (passed,) = plan.passed_over
     assert (passed.host, passed.state) == ("amd64-1", "at-max-jobs")
-    assert passed.reason == ("at max_jobs: 2 matui jobs running or planned there (max_jobs = 2)")
+    assert passed.reason == "at max_jobs: 2 matui jobs running there (max_jobs = 2)"
 
 
-def test_max_jobs_counts_this_plans_own_jobs() -> None:
+def test_this_plans_own_jobs_past_max_jobs_wait_for_a_slot() -> None:
     """One host that emulates arm64 and builds amd64 natively, max_jobs = 1: the second job
-    has no room, and the error says which host is full and what to do."""
+    waits for the first to end there, and its reason says so."""
     h = HostConfig("x", "amd64", "h", allow_emulation=True, max_jobs=1)
     probe = HostProbe("x", "amd64", reachable=True, native_arch="amd64", emulation=("arm64",))
+    plan = plan_build(image(AMD64, ARM64), ["1.0"], [h], [probe])
+    assert [job.host for job in plan.jobs] == ["x", "x"]
+    assert "waits for a slot" not in plan.jobs[0].reason
+    assert plan.jobs[1].reason.endswith(
+        "; waits for a slot there (max_jobs = 1: 1 matui job running or planned before it)"
+    )
+
+
+def test_a_host_full_of_other_runs_jobs_refuses_with_the_fix() -> None:
+    h = HostConfig("x", "amd64", "h", max_jobs=1)
+    probe = HostProbe(
+        "x", "amd64", reachable=True, native_arch="amd64", jobs_running=1
+    )
     with pytest.raises(PlanError) as caught:
-        plan_build(image(AMD64, ARM64), ["1.0"], [h], [probe])
+        plan_build(image(AMD64), ["1.0"], [h], [probe])
     assert str(caught.value) == (
-        "linux/arm64: every host that could build it is at max_jobs (x: at max_jobs: 1 matui "
-        "jobs running or planned there (max_jobs = 1)); wait for a build there to end, or "
-        "raise max_jobs"
+        "linux/amd64: every host that could build it is at max_jobs (x: at max_jobs: 1 matui "
+        "jobs running there (max_jobs = 1)); wait for a build there to end, or raise max_jobs"
     )
 
 

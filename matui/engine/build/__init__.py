@@ -23,7 +23,10 @@ from matui.engine.build.start import (
     BuildRefused,
     ImageLocked,
     PreparedBuild,
+    PreparedRelease,
+    release_images,
     start_build,
+    start_release,
 )
 from matui.engine.build.steps import (
     Comparison,
@@ -50,6 +53,7 @@ __all__ = [
     "LinesEvent",
     "NoteEvent",
     "PreparedBuild",
+    "PreparedRelease",
     "RunFinished",
     "StateEvent",
     "StepChange",
@@ -58,6 +62,8 @@ __all__ = [
     "compare",
     "compare_run",
     "failure_record",
+    "release_images",
     "start_build",
+    "start_release",
     "step_table",
 ]

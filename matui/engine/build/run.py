@@ -28,6 +28,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -64,6 +65,7 @@ from matui.engine.build.retry import (
     retry_hosts,
 )
 from matui.engine.build.secrets import private_inputs, read_secrets
+from matui.engine.build.slots import HostSlots
 from matui.engine.build.steps import StepClock, StepTable, elsewhere, step_table
 from matui.engine.flags import (
     Flag,
@@ -331,6 +333,9 @@ class BuildRun:
         retry of its own, it follows those the run's owner makes."""
         self._done = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
+        self.slots: HostSlots | None = None
+        """Build slots per host shared with the other runs of a release (``max_jobs``); None:
+        every job starts at once."""
         self.secrets: dict[str, bytes] | None = None
         """The image's BuildKit secrets, read on this machine at the first launch (or by
         :func:`~matui.engine.build.start.start_build` before anything starts); kept in memory
@@ -943,12 +948,13 @@ class BuildRun:
         job = status.job
         try:
             host = self.config.host(job.host)
-            status.started = time.time()
-            self._set_state(status, JobState.UPLOADING, f"sending context to {job.host}")
-            await self._upload(host, key)
-            status.pid = await self._launch(host, job)
-            self._set_state(status, JobState.RUNNING, f"pid {status.pid} on {job.host}")
-            await self._follow_until_done(host, status)
+            async with self._slotted(status):
+                status.started = time.time()
+                self._set_state(status, JobState.UPLOADING, f"sending context to {job.host}")
+                await self._upload(host, key)
+                status.pid = await self._launch(host, job)
+                self._set_state(status, JobState.RUNNING, f"pid {status.pid} on {job.host}")
+                await self._follow_until_done(host, status)
         except asyncio.CancelledError:
             # Our task ends either because the operator cancelled this job before it launched,
             # or because matui itself is going away: then the build goes on on its host and the
@@ -961,6 +967,24 @@ class BuildRun:
                 status.error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
                 lost = isinstance(exc, _Lost)
                 self._set_state(status, JobState.LOST if lost else JobState.FAILED, status.error)
+
+    @asynccontextmanager
+    async def _slotted(self, status: JobStatus) -> AsyncIterator[None]:
+        """Hold a build slot on the job's host for the block (a release's runs share
+        :attr:`slots`); while none is free the job is queued and says what it waits for."""
+        host = status.job.host
+        if self.slots is None:
+            yield
+            return
+        if not self.slots.free(host):
+            self._set_state(
+                status,
+                JobState.QUEUED,
+                f"waiting for a slot on {host} (max_jobs: {self.slots.cap(host)} of this "
+                "release's jobs at a time)",
+            )
+        async with self.slots.slot(host):
+            yield
 
     async def _reattach_job(self, key: str) -> None:
         status = self.status[key]

@@ -1,4 +1,10 @@
-"""Start a build run: probe hosts, plan, record, launch. Shared by the CLI and the dashboard."""
+"""Start a build run, or a release of many images: probe hosts, plan, record, launch.
+Shared by the CLI and the dashboard.
+
+A release is one run per image, planned together against one pool (each image's jobs count
+on the hosts the next chooses from), pre-flighted together (nothing starts while any image is
+refused), recorded with one release id, and launched at once within each host's ``max_jobs``
+(:mod:`~matui.engine.build.slots`). A build of one image is a release of one."""
 
 from __future__ import annotations
 
@@ -12,16 +18,18 @@ from matui.engine import shell
 from matui.engine.build.failure import HostFacts
 from matui.engine.build.run import BuildRun
 from matui.engine.build.secrets import read_secrets
-from matui.engine.flags import check_hosts, has_errors
+from matui.engine.build.slots import HostSlots
+from matui.engine.flags import check_hosts
 from matui.engine.hostgc import GcReport, collect_garbage
-from matui.engine.plan import BuildJob, BuildPlan, PassedOver, PlanError, plan_build
-from matui.engine.records import JobRecord, JobState, RunRecord, list_runs, state_dir
+from matui.engine.plan import BuildJob, BuildPlan, PassedOver, PlanError, plan_build, plan_release
+from matui.engine.records import JobRecord, JobState, RunRecord, list_runs, new_run_id, state_dir
 from matui.engine.registry import RegistryClient, RegistryError
 
 if TYPE_CHECKING:
     from matui.engine.config import Config, HostConfig, ImageConfig
-    from matui.engine.flags import Flag
+    from matui.engine.flags import CheckReport, Flag
     from matui.engine.probe import HostProbe
+    from matui.engine.registry import Manifest
     from matui.engine.ssh import SshPool
 
 
@@ -115,6 +123,20 @@ _background: set[asyncio.Task[GcReport]] = set()
 
 
 @dataclass(frozen=True)
+class PreparedRelease:
+    id: str | None
+    """Shared by the release's run records (:attr:`RunRecord.release`); None: one image."""
+    builds: tuple[PreparedBuild, ...]
+    """One per image, in the order the images are configured."""
+    probes: tuple[HostProbe, ...]
+    slots: HostSlots
+
+    @property
+    def runs(self) -> list[BuildRun]:
+        return [build.run for build in self.builds]
+
+
+@dataclass(frozen=True)
 class PreparedBuild:
     plan: BuildPlan
     flags: tuple[Flag, ...]
@@ -130,6 +152,21 @@ def _start_housekeeping(pool: SshPool, hosts: Sequence[HostConfig]) -> asyncio.T
     return task
 
 
+def release_images(config: Config, names: Sequence[str] | None = None) -> list[ImageConfig]:
+    """The images a release builds: the ones named (each as ``--image`` resolves it, a unique
+    prefix will do; each once), else every configured image, in config order."""
+    if not names:
+        if not config.images:
+            config.image(None)  # raises the "no images are configured" error with its fix
+        return list(config.images)
+    chosen: list[ImageConfig] = []
+    for name in names:
+        image = config.image(name)
+        if image not in chosen:
+            chosen.append(image)
+    return [image for image in config.images if image in chosen]
+
+
 async def start_build(
     config: Config,
     pool: SshPool,
@@ -140,35 +177,132 @@ async def start_build(
     registry: RegistryClient | None = None,
 ) -> PreparedBuild:
     """Probe every host, plan the jobs natively, check the registry, record the run and launch
-    every job at once. The plan names each host it passed over and why
-    (:attr:`~matui.engine.plan.BuildPlan.passed_over`): front ends show it before the build.
+    every job at once: :func:`start_release` of one image (``image``; None: the only one).
 
     Raises :class:`~matui.engine.plan.PlanError` when a platform has no host,
     :class:`ImageLocked` when another run is building this image for a planned arch, and
     :class:`~matui.engine.plan.BuildRefused` (carrying the flags) when a check says the build
     must not start, e.g. a per-arch push would land on a tag that holds a multi-arch index.
     """
-    from matui.engine.flags import base_image_flags, build_targets, preflight_flags, read_tags
+    name = config.image(image).name
+    release = await start_release(
+        config, pool, images=[name], tags=tags, state_root=state_root, registry=registry
+    )
+    return release.builds[0]
 
-    image_config = config.image(image)
+
+async def start_release(
+    config: Config,
+    pool: SshPool,
+    *,
+    images: Sequence[str] | None = None,
+    tags: Sequence[str] | None = None,
+    state_root: Path | None = None,
+    registry: RegistryClient | None = None,
+) -> PreparedRelease:
+    """Build the images named (else every configured one) at once: probe every host once,
+    plan every image against the one pool, check each image's tags and base images, record one
+    run per image (sharing a release id when there are several) and launch them all; jobs past
+    a host's ``max_jobs`` wait for a slot there. The plan names each host it passed over and
+    why (:attr:`~matui.engine.plan.BuildPlan.passed_over`).
+
+    Nothing starts unless every image may: raises :class:`~matui.engine.plan.PlanError`,
+    :class:`ImageLocked` or :class:`BuildRefused` as :func:`start_build` does, naming the
+    image when there are several.
+    """
+    image_configs = release_images(config, images)
+    many = len(image_configs) > 1
     # A secret that cannot be read stops the build before anything is probed or started.
-    secret_values = read_secrets(config, image_config)
-    run_tags = tuple(tags) if tags else tuple(image_config.tags)
+    secret_values = [read_secrets(config, image) for image in image_configs]
     registry = registry or RegistryClient()
     # The probe also asks each host for its way to the registry (reach, login) and its disk.
-    report = await check_hosts(pool, config.hosts, [image_config.repository().registry])
-    plan = plan_for(config, image_config, run_tags, report.probes, state_root)
-    used = {job.host for job in plan.jobs}
+    registries = list(dict.fromkeys(i.repository().registry for i in image_configs))
+    report = await check_hosts(pool, config.hosts, registries)
+    plans = plan_release(
+        [(image, tuple(tags) if tags else tuple(image.tags)) for image in image_configs],
+        config.hosts,
+        report.probes,
+        warm=lambda image: warm_hosts(image.name, state_root),
+    )
+    used = {job.host for plan in plans for job in plan.jobs}
     # One build of an image per arch at a time: a held lock refuses the whole run before
-    # anything is uploaded (the launch checks again under the lock, for two starts at once).
-    if held := await image_holders(pool, config, plan):
-        raise ImageLocked(held)
+    # anything is uploaded (the launch checks again under the lock itself, for two starts).
+    held = await asyncio.gather(*(image_holders(pool, config, plan) for plan in plans))
+    if holders := [pair for pairs in held for pair in pairs]:
+        raise ImageLocked(holders)
     # Job directories past their retention go while the registry is read: the SSH connections
     # are idle meanwhile, so a host allowing one session at a time is not asked for two.
     housekeeping = _start_housekeeping(pool, [h for h in config.hosts if h.name in used])
+    checked = await asyncio.gather(*(_check_plan(config, plan, report, registry) for plan in plans))
+    refused: list[str] = []
+    all_flags: list[Flag] = []
+    for plan, (_, flags) in zip(plans, checked, strict=True):
+        all_flags += flags
+        for flag in flags:
+            if flag.severity == "error":
+                where = f"{plan.image.name}: " if many else ""
+                refused.append(f"  {where}{flag.kind} {flag.subject}: {flag.message}")
+    if refused:
+        raise BuildRefused(
+            "not starting the build:\n" + "\n".join(refused),
+            all_flags,
+            [p for plan in plans for p in plan.passed_over],
+        )
+    release_id = new_run_id() if many else None
+    probes = {probe.name: probe for probe in report.probes}
+    records = []
+    for plan, (state, flags) in zip(plans, checked, strict=True):
+        image_config = plan.image
+        records.append(
+            RunRecord.create(
+                state_root or state_dir(),
+                image=image_config.name,
+                tags=plan.tags,
+                platforms=[str(p) for p in image_config.platforms],
+                config=str(config.path) if config.path else None,
+                context=str(image_config.context),
+                hosts=list(report.probes),
+                flags=list(flags),
+                release=release_id,
+                jobs=[
+                    JobRecord.for_job(
+                        job,
+                        arch_tag_before=(m.digest if (m := state.get(job.arch_tag)) else None),
+                        # The host as probed now: the failure card shows it after a restart.
+                        host_facts=HostFacts.of(
+                            job, probes.get(job.host), config.host(job.host).arch
+                        ).to_json(),
+                    )
+                    for job in plan.jobs
+                ],
+            )
+        )
+    await asyncio.wait({housekeeping}, timeout=HOUSEKEEPING_WAIT)
+    slots = HostSlots.for_hosts(config.hosts, report.probes)
+    builds = []
+    for plan, (_, flags), record, secret in zip(
+        plans, checked, records, secret_values, strict=True
+    ):
+        run = BuildRun(plan, config, pool, record, list(report.probes), registry=registry)
+        run.secrets = secret
+        run.flags = list(flags)
+        run.slots = slots
+        run.start()
+        builds.append(PreparedBuild(plan, tuple(flags), run, housekeeping))
+    return PreparedRelease(release_id, tuple(builds), tuple(report.probes), slots)
+
+
+async def _check_plan(
+    config: Config, plan: BuildPlan, report: CheckReport, registry: RegistryClient
+) -> tuple[dict[str, Manifest | None], list[Flag]]:
+    """One image's pre-flight: its tags as the registry serves them now, and its flags (the
+    hosts it uses as probed, the tag and arch checks, its base images for each platform)."""
+    from matui.engine.flags import base_image_flags, build_targets, preflight_flags, read_tags
+
+    image_config = plan.image
     repo = image_config.repository()
     try:
-        state = await read_tags(registry, repo, [j.arch_tag for j in plan.jobs] + list(run_tags))
+        state = await read_tags(registry, repo, [j.arch_tag for j in plan.jobs] + list(plan.tags))
         # The base images are read beside the tags: a FROM without an image for a planned
         # platform refuses the run here, before any job starts.
         checks, bases = await asyncio.gather(
@@ -181,40 +315,5 @@ async def start_build(
     except RegistryError as exc:
         raise PlanError(f"cannot read {repo} to check the tags before building: {exc}") from exc
     # A misdeclared host this build does not use is `matui check`'s business, not this run's.
-    flags = (*(f for f in report.flags if f.subject in used), *checks)
-    if has_errors(flags):
-        errors = [f for f in flags if f.severity == "error"]
-        raise BuildRefused(
-            "not starting the build:\n"
-            + "\n".join(f"  {f.kind} {f.subject}: {f.message}" for f in errors),
-            flags,
-            plan.passed_over,
-        )
-    probes = {probe.name: probe for probe in report.probes}
-    record = RunRecord.create(
-        state_root or state_dir(),
-        image=image_config.name,
-        tags=run_tags,
-        platforms=[str(p) for p in image_config.platforms],
-        config=str(config.path) if config.path else None,
-        context=str(image_config.context),
-        hosts=list(report.probes),
-        flags=list(flags),
-        jobs=[
-            JobRecord.for_job(
-                job,
-                arch_tag_before=(m.digest if (m := state.get(job.arch_tag)) else None),
-                # The host as probed now: the failure card shows it, also after a restart.
-                host_facts=HostFacts.of(
-                    job, probes.get(job.host), config.host(job.host).arch
-                ).to_json(),
-            )
-            for job in plan.jobs
-        ],
-    )
-    await asyncio.wait({housekeeping}, timeout=HOUSEKEEPING_WAIT)
-    run = BuildRun(plan, config, pool, record, list(report.probes), registry=registry)
-    run.secrets = secret_values
-    run.flags = list(flags)
-    run.start()
-    return PreparedBuild(plan, flags, run, housekeeping)
+    used = {job.host for job in plan.jobs}
+    return state, [*(f for f in report.flags if f.subject in used), *checks]
