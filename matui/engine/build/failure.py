@@ -33,6 +33,7 @@ from typing import Any
 import regex as regex_lib  # type: ignore[import-untyped]  # the package ships no type hints
 
 from matui.engine.build.progress import ProgressParser, step_of
+from matui.engine.build.retry import HostMove, moves_host
 from matui.engine.config import FailureSignature
 from matui.engine.config.checker import SIGNATURE_FLAGS
 from matui.engine.plan import BuildJob
@@ -265,6 +266,18 @@ class HostFacts:
         )
 
 
+def _inert_move(move: HostMove) -> HostMove:
+    """A move read back from a record, its text made inert."""
+    return HostMove(
+        neutralise(move.source),
+        neutralise(move.target),
+        neutralise(move.cause),
+        move.emulated,
+        neutralise(move.reason),
+        neutralise(move.detail),
+    )
+
+
 def _elsewhere(seconds: Mapping[str, float]) -> str:
     """The same step's seconds on the arches that passed, as ``amd64 4.2 s, s390x 9.0 s``."""
     return ", ".join(f"{arch} {took:.1f} s" for arch, took in seconds.items())
@@ -323,6 +336,10 @@ class FailureRecord:
     """The host it ran on, as probed when the run started (None: not known)."""
     buildx_exit: int | None = None
     """buildx's own exit status (1 whatever the step returned), apart from the step's."""
+    moves: tuple[HostMove, ...] = ()
+    """The job's moves to another host after infrastructure failures before this one."""
+    tried_hosts: tuple[str, ...] = ()
+    """Every host the job was sent to, in order (this failure's last); empty: not known."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -341,6 +358,8 @@ class FailureRecord:
             "elsewhere": dict(self.elsewhere),
             "host": None if self.host is None else self.host.to_json(),
             "buildx_exit": self.buildx_exit,
+            "moves": [move.to_json() for move in self.moves],
+            "tried_hosts": list(self.tried_hosts),
         }
 
     @classmethod
@@ -373,6 +392,12 @@ class FailureRecord:
             elsewhere=_elsewhere_seconds(data.get("elsewhere")),
             host=HostFacts.from_json(host) if isinstance(host, Mapping) else None,
             buildx_exit=number("buildx_exit"),
+            moves=tuple(
+                _inert_move(HostMove.from_json(m))
+                for m in data.get("moves") or ()
+                if isinstance(m, Mapping)
+            ),
+            tried_hosts=tuple(neutralise(str(h)) for h in data.get("tried_hosts") or ()),
         )
 
     # -- what both front ends show ------------------------------------------------------------
@@ -419,6 +444,13 @@ class FailureRecord:
         fields_.append(("retry worth it", "yes" if self.retry else "no"))
         if self.host is not None:
             fields_.append(("host", self.host.line()))
+        for move in self.moves:
+            fields_.append(("moved", move.words()))
+        if self.tried_hosts and (moves_host(self.cause) or len(self.tried_hosts) > 1):
+            tried = ", ".join(self.tried_hosts)
+            if moves_host(self.cause):
+                tried += " (no other healthy host that may build this platform is left to move to)"
+            fields_.append(("hosts tried", tried))
         if self.elsewhere:
             fields_.append(("same step elsewhere", _elsewhere(self.elsewhere)))
         if self.error and self.exit_code is None:

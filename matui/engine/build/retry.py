@@ -9,6 +9,12 @@ corrupt cache wants ``--no-cache``. The answer depends only on the failure's cau
 pure function here (:func:`suggest_retry`), and both front ends show the same choices
 (:func:`retry_choices`), the suggested one first.
 
+A failure of the host itself (unreachable, engine gone, disk full, lost) is not the code's: the
+job moves, by itself, to another healthy host that may build its platform, at most once per
+host (:func:`move_target` picks it, from the run's probes, by the planner's rules: natively,
+or under QEMU only for a job the plan put under QEMU, never as a fallback for a native one); a
+build error never moves.
+
 Each new attempt of a job starts with one line in the job's log (:func:`attempt_marker`,
 written on the host where buildx appends its output, so it travels the one data path to the
 local copy, the panes, ``matui logs`` and the bundle): ``@@matui attempt 2: retry --no-cache on
@@ -28,9 +34,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matui.engine.config import HostConfig
     from matui.engine.plan import BuildJob
+    from matui.engine.probe import HostProbe
 
 __all__ = [
     "ATTEMPT_MARKER",
+    "MOVING_CAUSES",
+    "HostMove",
     "RetryChoice",
     "RetryError",
     "RetryHost",
@@ -39,6 +48,8 @@ __all__ = [
     "RetrySuggestion",
     "attempt_marker",
     "check_retry_host",
+    "move_target",
+    "moves_host",
     "parse_attempt_marker",
     "retry_choices",
     "retry_hosts",
@@ -318,3 +329,145 @@ def retry_choices(
     )
     marked = RetryChoice(pick.kind, pick.options, pick.label, suggested=True)
     return suggestion, [marked, *(c for c in choices if c is not pick)]
+
+
+# -- moving a job off a failed host ------------------------------------------------------------
+
+MOVING_CAUSES: dict[str, str] = {
+    "host-or-engine-lost": "host or engine lost",
+    "disk-full": "disk full",
+}
+"""The causes that are the host's, not the build's (cause name -> words for a note): a job that
+fails with one of them moves to another host. A build error, a wrong-arch binary, an OOM kill
+(the build's own appetite), a network or registry failure (not the host's), a QEMU crash and a
+user signature's cause never move."""
+
+
+def moves_host(cause: str | None) -> bool:
+    """Whether a failure of this cause moves the job to another host."""
+    return cause in MOVING_CAUSES
+
+
+@dataclass(frozen=True)
+class HostMove:
+    """A job moved from one host to another after an infrastructure failure."""
+
+    source: str
+    """The host that failed."""
+    target: str
+    """The host the job moves to."""
+    cause: str
+    """The failure's cause name (one of :data:`MOVING_CAUSES`)."""
+    emulated: bool = False
+    """The job builds under QEMU on the target (only ever for a job planned emulated)."""
+    reason: str = ""
+    """Why this target: ``least busy: 0 matui jobs, load 0.30``."""
+    detail: str = ""
+    """What failed, in words (``engine gone``, ``unreachable``, ``host lost``, ``disk full``)
+    and the error, shortened: ``engine gone (the docker engine on amd64-1 went away ...)``."""
+
+    def words(self) -> str:
+        """``from amd64-1 to amd64-2: engine gone (...)``."""
+        how = " (emulated)" if self.emulated else ""
+        what = self.detail or MOVING_CAUSES.get(self.cause, self.cause)
+        return f"from {self.source} to {self.target}{how}: {what}"
+
+    def line(self, platform: str) -> str:
+        """``moved linux/amd64 from amd64-1 to amd64-2: engine gone (...)``."""
+        return f"moved {platform} {self.words()}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "from": self.source,
+            "to": self.target,
+            "cause": self.cause,
+            "emulated": self.emulated,
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HostMove:
+        return cls(
+            str(data.get("from") or "?"),
+            str(data.get("to") or "?"),
+            str(data.get("cause") or "?"),
+            bool(data.get("emulated")),
+            str(data.get("reason") or ""),
+            str(data.get("detail") or ""),
+        )
+
+
+def _load_rank(probe: HostProbe) -> float:
+    """Load per CPU, to a tenth (as the planner ranks it)."""
+    if probe.load is None:
+        return 0.0
+    return round(probe.load / max(probe.cpus or 1, 1), 1)
+
+
+def move_target(
+    cause: str | None,
+    job: BuildJob,
+    hosts: Sequence[HostConfig],
+    probes: Sequence[HostProbe],
+    tried_hosts: Sequence[str],
+    *,
+    running: Mapping[str, int] | None = None,
+) -> HostMove | None:
+    """Where ``job`` moves after failing with ``cause`` on its host, or None: it stays failed.
+
+    Only a cause of :data:`MOVING_CAUSES` moves. A target is a configured host that is not
+    ``job.host`` nor in ``tried_hosts`` (once per host: a job never moves back), whose probe
+    (``probes``: the run's pre-flight) found it usable, not below its ``min_free_disk``, not at
+    its ``max_jobs``, and able to build the platform by the planner's rules: natively (its
+    probed arch), or, for a job the plan put under QEMU (``job.emulated``: the configured
+    choice), under QEMU on a host with ``allow_emulation`` and a handler for the arch. A native
+    job never moves to emulation. Native hosts come first, then the least busy (matui jobs:
+    the probe's count plus ``running``, this run's unfinished jobs by host; then load per
+    CPU); ties keep config order. A host without a probe is not known healthy: not a target."""
+    if not moves_host(cause):
+        return None
+    assert cause is not None
+    by_name = {probe.name: probe for probe in probes}
+    running = running or {}
+    avoid = {job.host, *tried_hosts}
+
+    def machine(name: str) -> str:
+        return by_name[name].machine or f"host:{name}"
+
+    def jobs_on(name: str) -> int:
+        mine = sum(
+            n for host, n in running.items() if host in by_name and machine(host) == machine(name)
+        )
+        return (by_name[name].jobs_running or 0) + mine
+
+    candidates: list[tuple[tuple[bool, int, float, int], HostConfig, bool]] = []
+    for order, host in enumerate(hosts):
+        probe = by_name.get(host.name)
+        if host.name in avoid or probe is None or not probe.usable:
+            continue
+        if probe.native_arch == job.arch:
+            emulated = False
+        elif job.emulated and host.allow_emulation and job.arch in probe.emulation:
+            emulated = True
+        else:
+            continue
+        floor = host.min_free_disk
+        if floor and probe.free_bytes is not None and probe.free_bytes < floor:
+            continue
+        busy = jobs_on(host.name)
+        if host.max_jobs is not None and busy >= host.max_jobs:
+            continue
+        candidates.append(((emulated, busy, _load_rank(probe), order), host, emulated))
+    if not candidates:
+        return None
+    candidates.sort(key=lambda c: c[0])
+    (_, busy, _, _), host, emulated = candidates[0]
+    probe = by_name[host.name]
+    reason = f"least busy: {busy} matui job{'s' if busy != 1 else ''}"
+    if probe.load is not None:
+        reason += f", load {probe.load:.2f}"
+    if len(candidates) == 1:
+        busy_words = reason.removeprefix("least busy: ")
+        reason = f"the only other healthy host for {job.platform} ({busy_words})"
+    return HostMove(job.host, host.name, cause, emulated, reason)

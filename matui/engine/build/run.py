@@ -56,11 +56,14 @@ from matui.engine.build.pushretry import (
 )
 from matui.engine.build.retry import (
     ATTEMPT_MARKER,
+    HostMove,
     RetryChoice,
+    RetryError,
     RetryOptions,
     RetrySuggestion,
     attempt_marker,
     check_retry_host,
+    move_target,
     retry_choices,
     retry_hosts,
 )
@@ -190,6 +193,11 @@ class JobStatus:
     retry moved the job to another host (whose log starts afresh)."""
     retry_options: RetryOptions | None = None
     """What the current attempt's retry asked for (None: the first attempt)."""
+    tried_hosts: list[str] = field(default_factory=list)
+    """The hosts the job was sent to, in order: its planned one, then each a retry or a move
+    chose (a move never goes back to one of them)."""
+    moves: list[HostMove] = field(default_factory=list)
+    """Its moves to another host after infrastructure failures, in order."""
     host_facts: HostFacts | None = None
     """Its host as probed when the run started (kept in the record: a resumed run has them)."""
     steps: StepClock = field(default_factory=StepClock)
@@ -225,6 +233,8 @@ class JobStatus:
             "attempt": self.attempt,
             "log_base": self.log_base,
             "retry_options": None if self.retry_options is None else self.retry_options.to_json(),
+            "tried_hosts": list(self.tried_hosts),
+            "moves": [move.to_json() for move in self.moves],
             "steps": self.steps.to_json(),
         }
 
@@ -307,6 +317,9 @@ class BuildRun:
         self.status = {job.key: JobStatus(job) for job in plan.jobs}
         for status in self.status.values():
             status.host_facts = self._host_facts(status.job)
+            status.tried_hosts = [status.job.host]
+        self._unreachable: set[str] = set()
+        """Jobs whose current attempt failed reaching their host (a connection error)."""
         self.reconnect_attempts = reconnect_attempts
         self.reconnect_delay = reconnect_delay
         self.reconnect_cap = reconnect_cap
@@ -412,6 +425,8 @@ class BuildRun:
             status.log_base = saved.log_base
             if saved.retry_options is not None:
                 status.retry_options = RetryOptions.from_json(saved.retry_options)
+            status.tried_hosts = list(saved.tried_hosts) or [saved.host]
+            status.moves = [HostMove.from_json(move) for move in saved.moves]
             status.started = time.time() - (saved.seconds or 0.0)
             if saved.state.finished:
                 status.host_seconds = saved.seconds  # what it took; it no longer grows
@@ -596,6 +611,9 @@ class BuildRun:
                 jobs=tuple(status.job if j.key == key else j for j in self.plan.jobs),
             )
             status.log_base = status.offset
+            if target.name not in status.tried_hosts:
+                status.tried_hosts.append(target.name)
+        self._unreachable.discard(key)
         status.attempt += 1
         status.retry_options = RetryOptions(no_cache, pull, host)
         self._cancelled.discard(key)
@@ -776,7 +794,8 @@ class BuildRun:
             declared_arch=None if probe is None else probe.arch,
             native_arch=None if probe is None else probe.native_arch,
             emulated=job.emulated,
-            engine_gone=(status.error or "").startswith(f"the docker engine on {job.host} went"),
+            engine_gone=(status.error or "").startswith(f"the docker engine on {job.host} went")
+            or job.key in self._unreachable,
         )
         log = self._logs[job.key]
         record = failure_record(
@@ -790,7 +809,57 @@ class BuildRun:
             host = self._host_facts(job)
         if status.push_attempts:  # the build's push, then matui's: the error says both
             record = replace(record, error=status.error)
-        return replace(record, host=host, buildx_exit=status.exit_code)
+        return replace(
+            record,
+            host=host,
+            buildx_exit=status.exit_code,
+            moves=tuple(status.moves),
+            tried_hosts=tuple(status.tried_hosts),
+        )
+
+    def _move_on(self, key: str) -> None:
+        """A job that failed for its host's sake (unreachable, engine gone, disk full, lost:
+        :data:`~matui.engine.build.retry.MOVING_CAUSES`) moves to another healthy host that may
+        build its platform (:func:`~matui.engine.build.retry.move_target`), never back to one
+        it was on, through :meth:`retry`. With none left it stays failed, and its card names
+        the hosts tried. A cancelled job, and a run followed read-only (its owner moves it),
+        never move."""
+        status = self.status[key]
+        failure = status.failure
+        if (
+            failure is None
+            or self.follow_only
+            or key in self._cancelled
+            or status.state not in (JobState.FAILED, JobState.LOST)
+        ):
+            return
+        running: dict[str, int] = {}
+        for other in self.status.values():
+            if not other.state.finished:
+                running[other.job.host] = running.get(other.job.host, 0) + 1
+        move = move_target(
+            failure.cause,
+            status.job,
+            self.config.hosts,
+            self.probes,
+            status.tried_hosts,
+            running=running,
+        )
+        if move is None:
+            return
+        move = replace(move, detail=_move_detail(status, key in self._unreachable))
+        line = move.line(str(status.job.platform))
+        self._note(key, line)
+        options = status.retry_options or RetryOptions()
+        status.moves.append(move)
+        try:
+            self.retry(key, no_cache=options.no_cache, pull=options.pull, host=move.target)
+        except RetryError as exc:  # the config changed under a resumed run: it stays failed
+            status.moves.pop()
+            self._note(key, f"not moved to {move.target}: {exc}")
+            return
+        status.notes.append(neutralise(line))
+        self.record.update_job(key, notes=list(status.notes))
 
     async def _supervise(self) -> None:
         while True:
@@ -966,7 +1035,10 @@ class BuildRun:
             if not status.state.finished:
                 status.error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
                 lost = isinstance(exc, _Lost)
+                if not lost and (isinstance(exc, OSError) or _is_connection_error(exc)):
+                    self._unreachable.add(key)  # its host is down or dropped us: it may move
                 self._set_state(status, JobState.LOST if lost else JobState.FAILED, status.error)
+        self._move_on(key)
 
     @asynccontextmanager
     async def _slotted(self, status: JobStatus) -> AsyncIterator[None]:
@@ -998,6 +1070,7 @@ class BuildRun:
                 status.error = str(exc) or type(exc).__name__
                 state = JobState.LOST if isinstance(exc, _Lost) else JobState.FAILED
                 self._set_state(status, state, status.error)
+        self._move_on(key)
 
     async def _clock_from_host(self, host: Any, status: JobStatus) -> None:
         """A reattached job's running time counts from its start on the host (by the host's own
@@ -1700,6 +1773,25 @@ def _host_seconds(outcome: dict[str, Any]) -> float | None:
     except ValueError:
         return None
     return ended - started if ended >= started else None
+
+
+def _move_detail(status: JobStatus, unreachable: bool) -> str:
+    """What failed on the job's host, in words a note and a card show: ``engine gone (...)``,
+    ``unreachable (...)``, ``host lost (...)``, ``disk full (...)``."""
+    error = status.error or ""
+    cause = status.failure.cause if status.failure is not None else ""
+    if unreachable:
+        what = "unreachable"
+    elif error.startswith(f"the docker engine on {status.job.host} went"):
+        what = "engine gone"
+    elif cause == "disk-full":
+        what = "disk full"
+    elif status.state is JobState.LOST:
+        what = "host lost"
+    else:
+        what = "host or engine lost"
+    why = (status.failure.error if status.failure is not None else None) or error
+    return f"{what} ({_short(why, 200)})" if why else what
 
 
 def _times(count: int) -> str:
