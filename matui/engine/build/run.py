@@ -809,6 +809,8 @@ class BuildRun:
             host = self._host_facts(job)
         if status.push_attempts:  # the build's push, then matui's: the error says both
             record = replace(record, error=status.error)
+        elif record.error is None and status.error:  # it failed before buildx said anything
+            record = replace(record, error=status.error)
         return replace(
             record,
             host=host,
@@ -1778,20 +1780,21 @@ def _host_seconds(outcome: dict[str, Any]) -> float | None:
 def _move_detail(status: JobStatus, unreachable: bool) -> str:
     """What failed on the job's host, in words a note and a card show: ``engine gone (...)``,
     ``unreachable (...)``, ``host lost (...)``, ``disk full (...)``."""
-    error = status.error or ""
-    cause = status.failure.cause if status.failure is not None else ""
+    failure = status.failure
+    error = status.error or (failure.error if failure is not None else None) or ""
+    cause = failure.cause if failure is not None else ""
     if unreachable:
         what = "unreachable"
     elif error.startswith(f"the docker engine on {status.job.host} went"):
         what = "engine gone"
+        error = error.partition(" — buildx said: ")[2] or error
     elif cause == "disk-full":
         what = "disk full"
     elif status.state is JobState.LOST:
         what = "host lost"
     else:
         what = "host or engine lost"
-    why = (status.failure.error if status.failure is not None else None) or error
-    return f"{what} ({_short(why, 200)})" if why else what
+    return f"{what} ({_short(error, 200)})" if error else what
 
 
 def _times(count: int) -> str:
