@@ -916,6 +916,9 @@ async def _follow_run(
                 ],
             )
         )
+        for s in jobs:  # a job its host's failure moved: where from, where to, why
+            for move in s.moves if s.failure is None else ():  # a card shows its own moves
+                print(move.line(str(s.job.platform)))
         for s in jobs:  # why each failed arch failed: the dashboard's card (key i), as text
             if s.failure is not None:
                 print()
