@@ -888,7 +888,8 @@ async def _follow_run(
             "tag": plan.tags[0],
             "tags": list(plan.tags),
             "verdict": {"kind": str(verdict.kind), "reason": verdict.reason},
-            "jobs": [s.to_json() for s in jobs],
+            # "pushed": how each image left its builder ("pushed by digest; builder X/node N").
+            "jobs": [{**s.to_json(), "pushed": s.pushed_line} for s in jobs],
             "flags": [flag.to_json() for flag in run.flags],
             "passed_over": [p.to_json() for p in plan.passed_over],
             # Each job's host and why it was chosen, each host passed over and why.
@@ -910,7 +911,7 @@ async def _follow_run(
                         str(s.state),
                         (s.digest or "-")[:19],
                         f"{s.seconds:.1f}" if s.seconds is not None else "-",
-                        s.failing_step or s.error or "",
+                        s.failing_step or s.error or s.pushed_line,
                     )
                     for s in jobs
                 ],
@@ -949,6 +950,8 @@ def format_preview(preview: PublishPreview) -> list[str]:
         return [f"run {preview.record.id}: no index to publish"]
     where = f" (created on {preview.host})" if preview.host else ""
     lines = [f"run {preview.record.id}: index for {plan.repository}{where}"]
+    if by_digest := [str(s.platform) for s in plan.sources if s.by_digest]:
+        lines.append(f"  {', '.join(by_digest)}: pushed by digest (no per-arch tag)")
     for tag in preview.tags:
         if tag.now is None:
             held = "nothing (new tag)"

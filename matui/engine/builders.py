@@ -10,7 +10,9 @@ the worker's default platform first; buildx puts platforms set by ``buildx creat
 marked ``*``, first as well — an operator's statement of what the node is for).
 
 Pure functions over recorded text (``tests/data/builders/``): the probe runs the command, this
-module reads its answer; the build asks :func:`capabilities` which flags the driver allows.
+module reads its answer; the build asks :func:`build_route` how a job's image leaves its builder
+(per-arch tag, or push by digest with attestations and a registry cache), and the checks, the
+index and the front ends read the same answer (:attr:`BuildRoute.pushed_as`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from matui.engine.arch import ArchError, normalise_arch
 
@@ -174,15 +177,14 @@ class Capabilities:
         if cache and not self.registry_cache:
             out.append(
                 f"cache = {cache!r} needs a registry cache export, which the {self.driver} "
-                "driver cannot do: remove cache (it needs a docker-container, remote or "
-                "kubernetes builder, which this matui does not drive yet)"
+                "driver cannot do: remove cache, or build on hosts whose builder = names a "
+                "docker-container, remote or kubernetes builder"
             )
         if attestations and not self.attestations:
             out.append(
                 f"attestations = {list(attestations)!r} need an image store that keeps them, "
-                f"which the {self.driver} driver does not: remove attestations (they need a "
-                "docker-container, remote or kubernetes builder, which this matui does not "
-                "drive yet)"
+                f"which the {self.driver} driver does not: remove attestations, or build on "
+                "hosts whose builder = names a docker-container, remote or kubernetes builder"
             )
         return out
 
@@ -193,6 +195,81 @@ def capabilities(driver: str) -> Capabilities:
     own BuildKit and exports to the registry: push by digest, attestations, registry cache."""
     full = driver != DOCKER_DRIVER
     return Capabilities(driver=driver, push_by_digest=full, attestations=full, registry_cache=full)
+
+
+BY_DIGEST = "by digest"
+"""A job's ``pushed_as`` when its image was pushed by digest only (no per-arch tag moved)."""
+
+
+@dataclass(frozen=True)
+class BuildRoute:
+    """How one job's image leaves its builder: decided once by :func:`build_route`, turned into
+    flags by :func:`matui.engine.shell.buildx_argv`, recorded on the job (``pushed_as``)."""
+
+    builder: str | None
+    """The host's builder (``builder = "NAME"``); None: the engine's own."""
+    driver: str
+    builder_is_context: bool
+    """A docker-driver builder is a docker context: ``docker --context NAME buildx build``
+    (buildx 0.13 refuses ``--builder`` for one); other drivers get ``--builder NAME``."""
+    push_by_digest: bool
+    attestations: tuple[str, ...] = ()
+    cache_ref: str | None = None
+
+    @property
+    def pushed_as(self) -> str | None:
+        """:data:`BY_DIGEST`, or None: the job's per-arch tag (the caller knows it)."""
+        return BY_DIGEST if self.push_by_digest else None
+
+    def buildx_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`matui.engine.shell.buildx_argv` this route decides."""
+        return {
+            "builder": self.builder,
+            "builder_is_context": self.builder_is_context,
+            "push_by_digest": self.push_by_digest,
+            "attestations": self.attestations,
+            "cache_ref": self.cache_ref,
+        }
+
+
+def pushed_line(pushed_as: str | None, builder: str | None, node: str | None = None) -> str:
+    """How a job's image was pushed and through what, in one line for the front ends:
+    ``pushed by digest; builder kube/node builder-arm64``. Empty for a job that pushes its
+    per-arch tag through the engine's own builder: nothing beyond the usual to say."""
+    parts = ["pushed by digest"] if pushed_as == BY_DIGEST else []
+    if builder:
+        parts.append(f"builder {builder}" + (f"/node {node}" if node else ""))
+    return "; ".join(parts)
+
+
+def build_route(
+    builder: str | None,
+    driver: str | None,
+    *,
+    repository: str,
+    arch: str,
+    cache: str | None = None,
+    attestations: Sequence[str] = (),
+) -> BuildRoute:
+    """The one decision of how a job's image leaves its builder: a host without a builder, or
+    with a docker-driver one (a docker context), pushes the per-arch tag; a builder with its own
+    BuildKit (docker-container, remote, kubernetes) pushes by digest, with the image's
+    ``attestations`` (OCI media types) and its registry ``cache`` per image and arch.
+
+    ``driver`` is the probe's reading of the builder (None: not read — a record from before the
+    probe read drivers; such a builder was a docker context, the only kind driven then)."""
+    driver = driver if builder is not None and driver else DOCKER_DRIVER
+    caps = capabilities(driver)
+    wanted = tuple(sorted(set(attestations))) if caps.attestations else ()
+    name = repository.rstrip("/").rpartition("/")[2]
+    return BuildRoute(
+        builder=builder,
+        driver=driver,
+        builder_is_context=builder is not None and driver == DOCKER_DRIVER,
+        push_by_digest=caps.push_by_digest,
+        attestations=wanted,
+        cache_ref=cache_ref(cache, name, arch) if cache and caps.registry_cache else None,
+    )
 
 
 def cache_ref(cache: str, image: str, arch: str) -> str:

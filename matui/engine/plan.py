@@ -464,9 +464,20 @@ def _no_host_message(
 
 @dataclass(frozen=True)
 class IndexSource:
+    """One platform of an index: always its digest (``ref`` is REPO@sha256:...), never a tag."""
+
     platform: Platform
     digest: str
     ref: str  # REPO@sha256:...
+    pushed_as: str | None = None
+    """How its job pushed it: ``"by digest"`` (no per-arch tag exists for it) or its per-arch
+    tag; None: not recorded (an older run, which pushed the per-arch tag)."""
+
+    @property
+    def by_digest(self) -> bool:
+        from matui.engine.builders import BY_DIGEST
+
+        return self.pushed_as == BY_DIGEST
 
 
 @dataclass(frozen=True)
@@ -487,7 +498,12 @@ class IndexPlan:
             "repository": str(self.repository),
             "tags": list(self.tags),
             "sources": [
-                {"platform": str(s.platform), "digest": s.digest, "ref": s.ref}
+                {
+                    "platform": str(s.platform),
+                    "digest": s.digest,
+                    "ref": s.ref,
+                    "pushed_as": s.pushed_as,
+                }
                 for s in self.sources
             ],
         }

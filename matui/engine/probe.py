@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from matui.engine.arch import ArchError, emulatable_arches, normalise_arch
-from matui.engine.builders import DOCKER_DRIVER, InspectError, parse_inspect
+from matui.engine.builders import InspectError, capabilities, parse_inspect
 from matui.engine.shell import PROBE_SECTIONS, builder_inspect_script, probe_script
 from matui.engine.text import neutralise
 
@@ -166,6 +166,22 @@ class HostProbe:
                 continue
             if safe != value:
                 object.__setattr__(self, f.name, safe)
+
+    @property
+    def builder_line(self) -> str:
+        """``builder kube (kubernetes driver; nodes builder-amd64=amd64, builder-arm64=arm64):
+        pushes by digest``; empty for a host that builds with the engine's own builder."""
+        if self.builder is None:
+            return ""
+        if self.builder_driver is None:
+            return f"builder {self.builder} (not read)"
+        how = (
+            "pushes by digest"
+            if capabilities(self.builder_driver).push_by_digest
+            else "pushes per-arch tags"
+        )
+        nodes = ", ".join(self.builder_nodes) or "no nodes"
+        return f"builder {self.builder} ({self.builder_driver} driver; nodes {nodes}): {how}"
 
     @property
     def usable(self) -> bool:
@@ -437,8 +453,9 @@ async def _with_builder(
 def builder_probe(host: HostConfig, probe: HostProbe, text: str, error: str = "") -> HostProbe:
     """``probe`` with the host's builder read from ``buildx inspect``'s output (``text``, or
     ``error`` when the command failed); a builder that cannot build the host's arch on a node
-    of that arch (unless the host allows emulation), or whose driver matui does not build
-    through yet, is a problem of the host: the plan passes it over and says why."""
+    of that arch (unless the host allows emulation) is a problem of the host: the plan passes
+    it over and says why. Any driver is driven: the docker driver as a docker context pushing
+    per-arch tags, the others pushing by digest (:func:`~matui.engine.builders.build_route`)."""
     assert host.builder is not None
     problems = list(probe.problems)
     driver: str | None = None
@@ -456,13 +473,7 @@ def builder_probe(host: HostConfig, probe: HostProbe, text: str, error: str = ""
     else:
         driver = info.driver
         nodes = tuple(f"{n.name}={n.native_arch or '?'}" for n in info.nodes)
-        if info.driver != DOCKER_DRIVER:
-            problems.append(
-                f"builder {host.builder} uses the {info.driver} driver; this matui builds "
-                "through docker-driver builders (docker contexts) only — push by digest for "
-                "other drivers is not wired yet; use a docker context, or leave builder out"
-            )
-        elif why := info.refusal(host.arch, allow_emulation=host.allow_emulation):
+        if why := info.refusal(host.arch, allow_emulation=host.allow_emulation):
             problems.append(why)
     return dataclasses.replace(
         probe,

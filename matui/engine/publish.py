@@ -173,6 +173,7 @@ def _make_plan(record: RunRecord, tags: Sequence[str] | None) -> IndexPlan:
                 Platform.parse(job.platform),
                 check_digest(job.digest or ""),
                 repo.digest(job.digest or ""),
+                job.pushed_as,
             )
             for job in record.jobs
         ),

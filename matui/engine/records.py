@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from matui.engine.arch import ArchError, Platform
+from matui.engine.builders import BY_DIGEST
 from matui.engine.flags import BuiltImage, Flag, Severity
 from matui.engine.flags.sources import (
     MIXED_SOURCES_OVERRIDE,
@@ -190,6 +191,15 @@ class JobRecord:
     #: Moves to another host after an infrastructure failure (``HostMove.to_json()``: from,
     #: to, cause, detail), in order; empty when the job never moved (or an older matui).
     moves: list[dict[str, Any]] = field(default_factory=list)
+    #: How the job's image was pushed: ``"by digest"`` (``builders.BY_DIGEST``: a builder with
+    #: its own BuildKit; no per-arch tag moved) or its per-arch tag; None: an older matui, which
+    #: always pushed the per-arch tag.
+    pushed_as: str | None = None
+
+    @property
+    def by_digest(self) -> bool:
+        """Pushed by digest only: its ``arch_tag`` was never pushed."""
+        return self.pushed_as == BY_DIGEST
 
     @classmethod
     def for_job(cls, job: BuildJob, **values: Any) -> JobRecord:
@@ -661,6 +671,7 @@ class RunRecord:
                     arch_tag=job.arch_tag,
                     before=job.arch_tag_before or None,
                     evidence=tuple(job.arch_evidence),
+                    by_digest=job.by_digest,
                 )
             )
         return built

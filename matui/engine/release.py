@@ -88,6 +88,8 @@ class ReleasePreview:
                 changes = [c for c in tag.changes if c.change is not Change.SAME]
                 what = ", ".join(f"{c.platform} {c.change}" for c in changes)
                 lines.append(f"  → {tag.ref}: {now}" + (f"; {what}" if what else ""))
+            for flag in preview.flags:
+                lines.append(f"  {flag.severity} {flag.kind} {flag.subject}: {flag.message}")
         for preview in self.refused:
             lines.append(f"{preview.record.image} (run {preview.record.id}): refused")
             lines.append(f"  {preview.blocked}")

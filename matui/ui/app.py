@@ -691,9 +691,7 @@ class MatuiApp(App[int]):
         await self.show_jobs(run.plan.jobs)
         self.set_flags(run.flags)
         for key, status in run.status.items():
-            self._pane(key).set_state(
-                str(status.state), status.digest or status.error or "", status.failure
-            )
+            self._pane(key).set_state(str(status.state), status.outcome_line, status.failure)
         self._update_title()
         self.notify(f"run {record.id} was still building: reattached", timeout=8)
         run.start_resumed()
@@ -729,7 +727,7 @@ class MatuiApp(App[int]):
         await self.show_jobs(run.plan.jobs)
         self.set_flags(run.flags)
         for key, status in run.status.items():
-            self._pane(key).set_state(str(status.state), status.digest or status.error or "")
+            self._pane(key).set_state(str(status.state), status.outcome_line)
         self._update_title()
         what = "r retries the focused arch" if not verdict.can_publish else "m publishes"
         self.notify(

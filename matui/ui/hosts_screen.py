@@ -64,6 +64,8 @@ def render_hosts(
             f" · buildx {(probe.buildx_version or '-').split('+')[0]}"
             f" · QEMU {','.join(probe.emulation) or '-'} · free {_size(probe.free_bytes)}"
         )
+        if probe.builder_line:
+            text.append(f"\n  {probe.builder_line}")
         if probe.error:
             text.append("\n  ")
             text.append(probe.error)

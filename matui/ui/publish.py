@@ -20,6 +20,9 @@ _CHANGE_STYLES = {"added": "green", "changed": "yellow", "dropped": "bold red", 
 def render_preview(preview: PublishPreview) -> Text:
     """Each tag: what it serves now, the new index platform by platform; then the open flags."""
     summary = Text()
+    plan = preview.plan
+    if plan is not None and (by_digest := [str(s.platform) for s in plan.sources if s.by_digest]):
+        summary.append(f"{', '.join(by_digest)}: pushed by digest (no per-arch tag)\n", style="dim")
     for tag in preview.tags:
         summary.append(f"{tag.ref}\n", style="bold")
         summary.append("  now: ", style="dim")

@@ -127,3 +127,40 @@ def make_project(
         rig_config(rig, repo, tags=("1.0",)) + f'build_args = {{ BASE = "{rig.base_image}" }}\n'
     )
     return config, repo
+
+
+#: One Dockerfile for every image of a release: each says which image it is ({image} in a
+#: build arg) and which arch it runs on.
+RELEASE_DOCKERFILE = """\
+ARG BASE
+FROM ${BASE}
+ARG APP
+RUN echo "image $APP on $(uname -m) %s"
+RUN echo "$APP" > /app
+"""
+
+
+def make_release(
+    tmp_path: Path, rig: Rig, names: tuple[str, ...] = ("api", "web")
+) -> tuple[Path, list[str]]:
+    """A config with the rig's two builder hosts and one two-arch image per name, all sharing
+    one context (``APP = "{image}"`` tells them apart); returns (config, repositories)."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(RELEASE_DOCKERFILE % secrets.token_hex(6))
+    prefix = f"{rig.registry}/release-test/r{secrets.token_hex(4)}"
+    repos = [f"{prefix}-{name}" for name in names]
+    text = rig_config(rig, repos[0], tags=("1.0",))
+    text += f'build_args = {{ BASE = "{rig.base_image}", APP = "{{image}}" }}\n'
+    for repo in repos[1:]:
+        text += f"""
+[[images]]
+name = "{repo}"
+tags = ["1.0"]
+context = "ctx"
+platforms = ["linux/amd64", "linux/arm64"]
+build_args = {{ BASE = "{rig.base_image}", APP = "{{image}}" }}
+"""
+    config = tmp_path / "matui.toml"
+    config.write_text(text)
+    return config, repos

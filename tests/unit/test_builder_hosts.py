@@ -101,12 +101,42 @@ def test_builder_with_no_native_node_is_a_problem_of_the_host() -> None:
     assert probed("docker-default.txt", arch="arm64", emulation=True).usable
 
 
-def test_other_drivers_are_refused_for_now_saying_so() -> None:
-    probe = probed("docker-container-two-nodes.txt")
+@pytest.mark.parametrize(
+    ("name", "driver", "nodes"),
+    [
+        ("docker-container-two-nodes.txt", "docker-container", "elated_tesla0=amd64"),
+        ("kubernetes-two-nodes.txt", "kubernetes", "builder-amd64=amd64"),
+        ("remote.txt", "remote", "buildkit-exp0=amd64"),
+    ],
+)
+def test_other_drivers_are_driven(name: str, driver: str, nodes: str) -> None:
+    probe = probed(name)
+    assert probe.usable, probe.error
+    assert probe.builder_driver == driver
+    assert probe.builder_nodes[0] == nodes
+    assert probe.builder_line.endswith(": pushes by digest")
+    assert probe.builder_line.startswith(f"builder b ({driver} driver; nodes {nodes}")
+    assert HostProbe.from_json(probe.to_json()) == probe
+
+
+def test_other_drivers_still_refuse_an_arch_with_no_native_node() -> None:
+    """The kubernetes builder has an amd64 node (which lists linux/386 too) and an arm64 node
+    (arm64 only): a 386 host is refused unless it allows emulation; arm/v7, which no node
+    lists, is refused either way."""
+    probe = probed("kubernetes-two-nodes.txt", arch="386")
     assert not probe.usable
-    assert probe.builder_driver == "docker-container"
-    assert probe.builder_nodes == ("elated_tesla0=amd64", "elated_tesla1=arm64")
-    assert "uses the docker-container driver" in (probe.error or "")
+    assert "builder kube (kubernetes driver) has no running 386 node" in (probe.error or "")
+    assert "builder-amd64 would emulate it" in (probe.error or "")
+    assert probed("kubernetes-two-nodes.txt", arch="386", emulation=True).usable
+    assert not probed("kubernetes-two-nodes.txt", arch="arm/v7", emulation=True).usable
+    assert probed("kubernetes-two-nodes.txt", arch="arm64").usable
+
+
+def test_docker_context_builder_line_says_per_arch_tags() -> None:
+    assert probed("docker-context.txt").builder_line == (
+        "builder b (docker driver; nodes second=amd64): pushes per-arch tags"
+    )
+    assert HostProbe("a", "amd64", True).builder_line == ""
 
 
 def test_missing_builder() -> None:

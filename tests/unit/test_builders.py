@@ -54,6 +54,21 @@ def test_docker_container_builder_with_two_nodes() -> None:
     assert info.nodes[1].buildkit == "v0.10.3"
 
 
+def test_kubernetes_builder_with_a_node_per_arch() -> None:
+    """Reconstructed from the kubernetes driver guide's ``buildx ls`` (README says how)."""
+    info = recorded("kubernetes-two-nodes.txt")
+    assert (info.name, info.driver) == ("kube", "kubernetes")
+    assert [(n.name, n.native_arch, n.running) for n in info.nodes] == [
+        ("builder-amd64", "amd64", True),
+        ("builder-arm64", "arm64", True),
+    ]
+    assert info.nodes[0].endpoint == "kubernetes:///kube?deployment=builder-amd64&kubeconfig="
+    assert info.nodes[0].platforms[:2] == ("linux/amd64", "linux/amd64/v2")
+    assert info.refusal("arm64") is None
+    why = info.refusal("arm/v7")
+    assert why is not None and why.startswith("builder kube (kubernetes driver)")
+
+
 def test_remote_builder() -> None:
     info = recorded("remote.txt")
     assert info.driver == "remote"
@@ -107,6 +122,21 @@ def test_stopped_node_does_not_count() -> None:
 # -- the node that built a job ----------------------------------------------------------------
 
 
+def test_node_and_digest_from_docker_container_metadata() -> None:
+    """A docker-container build's metadata (buildx's reference): the node from
+    ``buildx.build.ref``, the digest the index is made from from ``containerimage.digest``, read
+    as the run reads it (progress.parse_metadata)."""
+    from matui.engine.build.progress import parse_metadata
+
+    text = (DATA / "metadata-docker-container.json").read_text()
+    assert builders.node_from_metadata(text, "mybuilder") == "mybuilder0"
+    meta = parse_metadata(text)
+    assert meta["digest"] == (
+        "sha256:19ffeab6f8bc9293ac2c3fdf94ebe28396254c993aea0b5a542cfb02e0883fa3"
+    )
+    assert meta["media_type"] == "application/vnd.oci.image.manifest.v1+json"
+
+
 def test_node_from_recorded_metadata() -> None:
     text = (DATA / "metadata-docker-context.json").read_text()
     assert builders.node_from_metadata(text, "second") == "second"
@@ -125,6 +155,7 @@ def test_node_from_recorded_metadata() -> None:
         ("docker-context.txt", False),
         ("docker-container-two-nodes.txt", True),
         ("remote.txt", True),
+        ("kubernetes-two-nodes.txt", True),
     ],
 )
 def test_capabilities_of_recorded_drivers(name: str, full: bool) -> None:
@@ -151,25 +182,31 @@ def test_cache_ref_and_attestation_names() -> None:
 
 
 def argv_for(
-    info: BuilderInfo, *, attestations: tuple[str, ...] = (), cache: bool = False
+    info: BuilderInfo,
+    *,
+    attestations: tuple[str, ...] = (),
+    cache: bool = False,
+    platform: str = "linux/arm64",
 ) -> list[str]:
-    """The argv the build chooses for ``info`` (a docker-driver builder whose name is not the
-    engine's own default is a docker context: buildx 0.13 wants --context for it)."""
-    caps = capabilities(info.driver)
+    """The argv the build chooses for ``info`` as the probe read it: the route
+    (:func:`builders.build_route`, what the run asks) turned into flags by buildx_argv."""
+    arch = platform.partition("/")[2]
+    route = builders.build_route(
+        info.name,
+        info.driver,
+        repository="registry.example.com/app",
+        arch=arch,
+        cache="registry.example.com/cache" if cache else None,
+        attestations=attestations,
+    )
     return shell.buildx_argv(
-        platform="linux/arm64",
-        ref="registry.example.com/app:1.0-arm64",
+        platform=platform,
+        ref=f"registry.example.com/app:1.0-{arch.replace('/', '')}",
         dockerfile="Dockerfile",
         build_args=[],
         labels={},
         target=None,
-        builder=info.name,
-        builder_is_context=info.driver == builders.DOCKER_DRIVER,
-        push_by_digest=caps.push_by_digest,
-        attestations=attestations if caps.attestations else (),
-        cache_ref=builders.cache_ref("registry.example.com/cache", "app", "arm64")
-        if cache and caps.registry_cache
-        else None,
+        **route.buildx_options(),
     )
 
 
@@ -178,6 +215,10 @@ def test_argv_docker_context_builder() -> None:
     assert argv[:4] == ["docker", "--context=second", "buildx", "build"]
     assert "--builder=second" not in argv
     assert "--push" in argv and "--tag=registry.example.com/app:1.0-arm64" in argv
+    assert not any(a.startswith("--output") or a.startswith("--cache") for a in argv)
+    # Asked for on a docker-driver host (the config check refuses that), never on its argv.
+    argv = argv_for(recorded("docker-context.txt"), attestations=("sbom",), cache=True)
+    assert "--sbom=true" not in argv and "--provenance=false" in argv
     assert not any(a.startswith("--output") or a.startswith("--cache") for a in argv)
 
 
@@ -196,6 +237,73 @@ def test_argv_docker_container_builder_pushes_by_digest_with_cache_and_attestati
     assert f"--cache-to=type=registry,ref={ref},mode=max,ignore-error=true" in argv
     assert f"--cache-from=type=registry,ref={ref}" in argv
     assert argv[-2:] == ["--", "context"]
+
+
+def test_argv_kubernetes_builder_pushes_by_digest_per_arch_cache() -> None:
+    """The kubernetes builder (reconstructed from Docker's guide, README says how): by digest,
+    with provenance only when asked, and a cache ref per image and arch (arm/v7 as arm-v7)."""
+    info = recorded("kubernetes-two-nodes.txt")
+    argv = argv_for(info, attestations=("provenance",), cache=True, platform="linux/arm/v7")
+    assert argv[:4] == ["docker", "buildx", "build", "--builder=kube"]
+    assert not any(a == "--push" or a.startswith("--tag") for a in argv)
+    assert "--provenance=mode=max" in argv and "--sbom=true" not in argv
+    assert (
+        "--output=type=image,name=registry.example.com/app,push-by-digest=true,"
+        "name-canonical=true,push=true,oci-mediatypes=true"
+    ) in argv
+    assert "--cache-from=type=registry,ref=registry.example.com/cache:app-arm-v7" in argv
+    assert "--metadata-file=metadata.json" in argv
+
+
+@pytest.mark.parametrize(
+    ("name", "builder", "by_digest", "context"),
+    [
+        ("docker-default.txt", "default", False, True),
+        ("docker-context.txt", "second", False, True),
+        ("docker-container-two-nodes.txt", "elated_tesla", True, False),
+        ("remote.txt", "buildkit-exp", True, False),
+        ("kubernetes-two-nodes.txt", "kube", True, False),
+    ],
+)
+def test_route_per_recorded_driver(name: str, builder: str, by_digest: bool, context: bool) -> None:
+    info = recorded(name)
+    route = builders.build_route(info.name, info.driver, repository="r.example/app", arch="amd64")
+    assert (route.builder, route.push_by_digest, route.builder_is_context) == (
+        builder,
+        by_digest,
+        context,
+    )
+    assert route.pushed_as == (builders.BY_DIGEST if by_digest else None)
+
+
+def test_route_without_builder_or_driver_is_the_docker_drivers() -> None:
+    """No builder: the engine's own. A builder whose driver was never read (a record from before
+    the probe read it) was a docker context, the only kind driven then."""
+    own = builders.build_route(
+        None, "kubernetes", repository="r.example/app", arch="amd64", cache="r.example/c"
+    )
+    assert (own.driver, own.push_by_digest, own.builder_is_context, own.cache_ref) == (
+        "docker",
+        False,
+        False,
+        None,
+    )
+    unread = builders.build_route("second", None, repository="r.example/app", arch="amd64")
+    assert (unread.driver, unread.builder_is_context, unread.push_by_digest) == (
+        "docker",
+        True,
+        False,
+    )
+
+
+def test_pushed_line() -> None:
+    assert builders.pushed_line(builders.BY_DIGEST, "kube", "builder-arm64") == (
+        "pushed by digest; builder kube/node builder-arm64"
+    )
+    assert builders.pushed_line(builders.BY_DIGEST, "kube") == "pushed by digest; builder kube"
+    assert builders.pushed_line("1.0-amd64", "second", "second") == "builder second/node second"
+    assert builders.pushed_line("1.0-amd64", None) == ""
+    assert builders.pushed_line(None, None) == ""
 
 
 def test_argv_remote_builder_without_attestations() -> None:

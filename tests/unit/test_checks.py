@@ -4,6 +4,7 @@ clean two-arch release that goes through every pure check without a single flag.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -731,3 +732,78 @@ async def test_premanifest_flags_a_wrong_config_and_a_missing_platform() -> None
 
 def test_module_reexports_the_host_check() -> None:
     assert checks.host_arch_flags is host_arch_flags
+
+
+# ---- jobs pushed by digest (a builder with its own BuildKit) -------------------------------
+
+#: arm64-1 builds through a kubernetes builder: its job pushes by digest, no per-arch tag.
+KUBE_HOSTS = (
+    HostConfig("amd64-1", "amd64", "a.example.com"),
+    HostConfig("arm64-1", "arm64", "b.example.com", builder="kube"),
+)
+
+
+def kube_probes(driver: str = "kubernetes") -> list[HostProbe]:
+    return [
+        probe("amd64-1", "amd64", "amd64"),
+        replace(
+            probe("arm64-1", "arm64", "arm64"),
+            builder="kube",
+            builder_driver=driver,
+            builder_nodes=("builder-arm64=arm64",),
+        ),
+    ]
+
+
+def test_by_digest_jobs_follow_the_builders_driver() -> None:
+    assert checks.by_digest_jobs(CLEAN_PLAN, KUBE_HOSTS, kube_probes()) == {"arm64"}
+    # A docker-driver builder (a docker context) pushes its per-arch tag.
+    assert checks.by_digest_jobs(CLEAN_PLAN, KUBE_HOSTS, kube_probes("docker")) == set()
+    assert checks.by_digest_jobs(CLEAN_PLAN, HOSTS, []) == set()
+
+
+def test_duplicate_push_skips_a_job_pushed_by_digest() -> None:
+    """arch_tag = "{tag}" would make the arm64 build push the release tag: an ERROR, unless
+    that job pushes by digest and so pushes no tag at all."""
+    plan = build_plan(job(AMD, "amd64-1"), job(ARM, "arm64-1", tag="1.0"))
+    assert [f.subject for f in duplicate_push_flags(plan)] == ["1.0"]
+    assert duplicate_push_flags(plan, {"arm64"}) == []
+
+
+async def test_preflight_does_not_ask_about_per_arch_tags_a_by_digest_job_never_pushes() -> None:
+    registry = FakeRegistry()
+    registry.put(REPO, TWO_ARCH, "1.0-arm64")  # an index at the arm64 tag: ERROR for a tag push
+    probes = kube_probes()
+    flags = await preflight_flags(CLEAN_PLAN, registry, hosts=KUBE_HOSTS, probes=probes)
+    assert flags == []
+    # The same host through a docker-driver builder pushes 1.0-arm64: the index there is hit.
+    flags = await preflight_flags(
+        CLEAN_PLAN, registry, hosts=KUBE_HOSTS, probes=kube_probes("docker")
+    )
+    assert [(f.subject, f.severity) for f in flags] == [("1.0-arm64", Severity.ERROR)]
+    # Not even read: the state asked for holds no per-arch tag of a by-digest job.
+    asked: list[str] = []
+
+    async def head(repo: Repository, reference: str) -> str | None:
+        asked.append(reference)
+        return None
+
+    async def get(repo: Repository, reference: str) -> Manifest | None:
+        asked.append(reference)
+        return None
+
+    registry.head_digest = head  # type: ignore[method-assign]
+    registry.get_manifest = get  # type: ignore[method-assign]
+    await preflight_flags(CLEAN_PLAN, registry, hosts=KUBE_HOSTS, probes=probes)
+    assert "1.0-arm64" not in asked and "1.0-amd64" in asked
+
+
+async def test_postbuild_skips_the_per_arch_tag_of_a_by_digest_job_but_checks_its_image() -> None:
+    registry = FakeRegistry()
+    pushed_builds(registry, arm_config=AMD)
+    registry.put(REPO, single(dg(9)), "1.0-arm64")  # someone else's image at the arm64 tag
+    registry.configs[dg(9)] = facts(ARM)
+    built = [BuiltImage(ARM, dg(2), "1.0-arm64", before=dg(8), by_digest=True)]
+    flags = await postbuild_flags(REPO, built, registry)
+    # The config arch still counts (an amd64 image built for arm64); the tag is not ours.
+    assert [(f.kind, f.subject) for f in flags] == [(FlagKind.ARCH_MISMATCH, "arm64")]

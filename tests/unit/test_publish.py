@@ -12,6 +12,7 @@ import pytest
 
 from matui.cli import format_preview, format_report
 from matui.engine.arch import Platform
+from matui.engine.builders import BY_DIGEST
 from matui.engine.flags import Change, Flag, FlagKind, PlatformChange, Severity
 from matui.engine.plan import IndexPlan, IndexSource
 from matui.engine.publish import (
@@ -23,6 +24,7 @@ from matui.engine.publish import (
     failure_line,
     index_problems,
     one_line,
+    plan_index,
     preview_publish,
     publish,
 )
@@ -389,3 +391,59 @@ def test_preview_of_a_bad_tag_is_blocked_naming_it(tmp_path: Path) -> None:
     )
     assert preview.blocked is not None
     assert preview.blocked.startswith("not publishing: 'no way!' is not a valid tag; ")
+
+
+# -- an index of jobs pushed by digest (a docker-container, remote or kubernetes builder) --------
+
+
+def test_index_plan_from_by_digest_jobs_names_digests_not_arch_tags(tmp_path: Path) -> None:
+    """Jobs a builder pushed by digest have no per-arch tag: each source is REPO@sha256:...,
+    says how it was pushed, and the run's arch tags appear nowhere in the plan."""
+    run = record(
+        tmp_path,
+        job("amd64", state=JobState.SUCCEEDED, digest=AMD, pushed_as=BY_DIGEST),
+        job("arm64", state=JobState.SUCCEEDED, digest=ARM, pushed_as="1.0-arm64"),
+    )
+    plan = plan_index(run)
+    assert plan.source_refs == [f"{REPO}@{AMD}", f"{REPO}@{ARM}"]
+    assert [(str(s.platform), s.by_digest) for s in plan.sources] == [
+        ("linux/amd64", True),
+        ("linux/arm64", False),
+    ]
+    assert plan.to_json()["sources"][0] == {
+        "platform": "linux/amd64",
+        "digest": AMD,
+        "ref": f"{REPO}@{AMD}",
+        "pushed_as": BY_DIGEST,
+    }
+    assert "1.0-amd64" not in str(plan.to_json())
+    # An older record (no pushed_as) pushed its per-arch tags: the same digests, not by digest.
+    older = record(
+        tmp_path / "older",
+        job("amd64", state=JobState.SUCCEEDED, digest=AMD),
+        job("arm64", state=JobState.SUCCEEDED, digest=ARM),
+    )
+    assert [s.by_digest for s in plan_index(older).sources] == [False, False]
+    assert plan_index(older).source_refs == plan.source_refs
+
+
+def test_preview_says_which_platforms_were_pushed_by_digest() -> None:
+    by_digest = IndexPlan(
+        REPO,
+        ("1.0",),
+        tuple(
+            IndexSource(s.platform, s.digest, s.ref, BY_DIGEST if s.digest == ARM else "1.0-amd64")
+            for s in PLAN.sources
+        ),
+    )
+    preview = PublishPreview(_DUMMY, by_digest, None, preview_with_tags().tags[:1], (), None)
+    lines = format_preview(preview)
+    assert lines[:3] == [
+        f"run run-1: index for {REPO}",
+        "  linux/arm64: pushed by digest (no per-arch tag)",
+        f"  {REPO}:1.0",
+    ]
+    text = render_preview(preview).plain.splitlines()
+    assert text[0] == "linux/arm64: pushed by digest (no per-arch tag)"
+    # Nothing pushed by digest: no such line.
+    assert not any("by digest" in line for line in format_preview(preview_with_tags()))

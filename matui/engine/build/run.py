@@ -70,6 +70,7 @@ from matui.engine.build.retry import (
 from matui.engine.build.secrets import private_inputs, read_secrets
 from matui.engine.build.slots import HostSlots
 from matui.engine.build.steps import StepClock, StepTable, elsewhere, step_table
+from matui.engine.builders import pushed_line
 from matui.engine.flags import (
     Flag,
     FlagKind,
@@ -78,6 +79,7 @@ from matui.engine.flags import (
     cancelled_push_flags,
     postbuild_flags,
 )
+from matui.engine.flags.driver import job_route
 from matui.engine.history import job_inputs
 from matui.engine.plan import BuildJob, BuildPlan
 from matui.engine.records import JobState, RunRecord, RunState, Verdict, VerdictKind
@@ -203,6 +205,27 @@ class JobStatus:
     steps: StepClock = field(default_factory=StepClock)
     """When each step of the current attempt started and ended, as seen live (the timeline of
     ``matui compare``)."""
+    pushed_as: str | None = None
+    """``"by digest"`` (its builder pushes by digest, no per-arch tag moves) or the per-arch
+    tag, decided at launch (:func:`~matui.engine.flags.driver.job_route`); None: not launched."""
+    builder: str | None = None
+    builder_node: str | None = None
+    """The host's buildx builder the job goes through and the node that built it (from the
+    build's metadata); None: the engine's own builder, or not known yet."""
+
+    @property
+    def pushed_line(self) -> str:
+        """``pushed by digest; builder kube/node builder-arm64``; empty when the job pushes its
+        per-arch tag through the engine's own builder (nothing to say)."""
+        return pushed_line(self.pushed_as, self.builder, self.builder_node)
+
+    @property
+    def outcome_line(self) -> str:
+        """The job's outcome in one line for the front ends: its digest (and how it was
+        pushed, when there is more to say than its per-arch tag) or its error."""
+        if self.digest:
+            return self.digest + (f" ({line})" if (line := self.pushed_line) else "")
+        return self.error or ""
 
     @property
     def seconds(self) -> float | None:
@@ -236,6 +259,9 @@ class JobStatus:
             "tried_hosts": list(self.tried_hosts),
             "moves": [move.to_json() for move in self.moves],
             "steps": self.steps.to_json(),
+            "pushed_as": self.pushed_as,
+            "builder": self.builder,
+            "builder_node": self.builder_node,
         }
 
 
@@ -423,6 +449,8 @@ class BuildRun:
             status.steps = StepClock(saved.steps)  # times seen before; the replay adds none
             status.attempt = saved.attempt
             status.log_base = saved.log_base
+            status.pushed_as = saved.pushed_as
+            status.builder, status.builder_node = saved.builder, saved.builder_node
             if saved.retry_options is not None:
                 status.retry_options = RetryOptions.from_json(saved.retry_options)
             status.tried_hosts = list(saved.tried_hosts) or [saved.host]
@@ -917,7 +945,9 @@ class BuildRun:
         cancelled = [
             (job.arch_tag, job.arch_tag_before or None)
             for job in self.record.jobs
-            if job.key in self._cancelled and self.status[job.key].state is not JobState.SUCCEEDED
+            if job.key in self._cancelled
+            and self.status[job.key].state is not JobState.SUCCEEDED
+            and not job.by_digest  # no per-arch tag of its own to move
         ]
         try:
             found = await postbuild_flags(
@@ -1157,6 +1187,9 @@ class BuildRun:
         marker = None
         if status.attempt > 1:
             marker = attempt_marker(status.attempt, options, job.host)
+        # How the image leaves the host's builder (its driver as probed): per-arch tag, or
+        # push by digest with attestations and a registry cache.
+        route = job_route(image, job, self.config.hosts, self.probes)
         argv = shell.buildx_argv(
             platform=str(job.platform),
             ref=job.ref,
@@ -1167,11 +1200,11 @@ class BuildRun:
             secrets=list(image.secrets),
             no_cache=options.no_cache,
             pull=options.pull,
-            # A host's builder: the probe refuses any but a docker-driver one (a docker
-            # context, which buildx 0.13 reaches only as `docker --context NAME buildx`).
-            builder=host.builder,
-            builder_is_context=True,
+            **route.buildx_options(),
         )
+        status.pushed_as = route.pushed_as or job.arch_tag
+        status.builder = route.builder
+        self.record.update_job(job.key, pushed_as=status.pushed_as, builder=status.builder)
         await self._send_private_inputs(host, job)
         lock = shell.ImageLock(
             shell.image_lock_name(self.plan.repository, str(job.platform)),
@@ -1692,7 +1725,7 @@ class BuildRun:
         status.digest = meta["digest"]
         if self._builder_mismatch(status, str(outcome.get("metadata", ""))):
             return
-        detail = status.digest
+        detail = status.outcome_line
         if key in self._cancelled:
             late = (
                 f"the cancel came too late: the build had finished on {host} and pushed "
@@ -1714,6 +1747,7 @@ class BuildRun:
         if host is None or host.builder is None:
             return False
         node = node_from_metadata(metadata, host.builder)
+        status.builder, status.builder_node = host.builder, node
         self.record.update_job(status.job.key, builder=host.builder, builder_node=node)
         built = f"built through builder {host.builder} on node {node or '(not named in metadata)'}"
         if built not in status.notes:

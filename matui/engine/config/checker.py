@@ -30,6 +30,7 @@ from matui.engine.config.model import (
     DEFAULT_ARCH_TAG,
     DEFAULT_JOB_RETENTION_DAYS,
     DEFAULT_MIN_FREE_DISK,
+    IMAGE_PLACEHOLDER,
     MAX_JOB_RETENTION_DAYS,
     MAX_JOBS,
     SECRET_KINDS,
@@ -740,6 +741,13 @@ class _Checker:
                 else:
                     seen[name] = prefix
 
+        # {image} in context, dockerfile, build-arg and label values: the image's own name
+        # (the repository's last part), so images of a release can share one entry's shape.
+        short = name.rsplit("/", 1)[-1] if name is not None else None
+
+        def fill(text: str) -> str:
+            return text.replace(IMAGE_PLACEHOLDER, short) if short is not None else text
+
         tags: list[str] = []
         raw_tags = self.string_list(entry, "tags", prefix, spec("tags"), where)
         if raw_tags is not None:
@@ -761,7 +769,7 @@ class _Checker:
         context: Path | None = None
         context_text = self.string(entry, "context", prefix, spec("context"), where)
         if context_text is not None:
-            context = self.resolve(context_text, f"{prefix}.context")
+            context = self.resolve(fill(context_text), f"{prefix}.context")
             if context is not None and (state := _not_a(context, "directory")):
                 self.add(
                     f"{prefix}.context",
@@ -773,7 +781,7 @@ class _Checker:
         dockerfile = "Dockerfile"
         dockerfile_text = self.string(entry, "dockerfile", prefix, spec("dockerfile"), where)
         if dockerfile_text is not None:
-            dockerfile = dockerfile_text
+            dockerfile = fill(dockerfile_text)
             self.dockerfile(f"{prefix}.dockerfile", dockerfile, context)
         elif "dockerfile" not in entry and context is not None:
             self.dockerfile(f"{prefix}.dockerfile", dockerfile, context)
@@ -880,6 +888,8 @@ class _Checker:
         if len(self.problems) > count:
             return None
         assert name is not None and context is not None
+        build_args = {key: fill(value) for key, value in build_args.items()}
+        labels = {key: fill(value) for key, value in labels.items()}
         return ImageConfig(
             name=name,
             tags=tuple(tags),

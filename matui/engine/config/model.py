@@ -69,6 +69,9 @@ _PORT_RE = re.compile(r"[0-9]{1,5}", re.ASCII)
 _MAX_ADDRESS = 255
 
 _ARCH_PLACEHOLDERS = ("tag", "arch")
+IMAGE_PLACEHOLDER = "{image}"
+"""In an image's context, dockerfile, build-arg and label values: the image's own name, the
+last part of its repository (``registry/team/api`` → ``api``)."""
 DEFAULT_ARCH_TAG = "{tag}-{arch}"
 #: Days a finished job's log and outcome stay on its host (``job_retention_days``): long enough
 #: for a matui that lost a build over a holiday to reattach and read it.

@@ -36,6 +36,7 @@ from matui.engine.flags.diff import (
     RegistryReader,
     index_diff,
 )
+from matui.engine.flags.driver import by_digest_jobs, job_route
 from matui.engine.flags.gather import (
     BuiltImage,
     CheckReport,
@@ -85,6 +86,7 @@ __all__ = [
     "arch_tag_moved_flags",
     "base_image_flags",
     "build_targets",
+    "by_digest_jobs",
     "cancelled_push_flags",
     "check_config",
     "check_hosts",
@@ -98,6 +100,7 @@ __all__ = [
     "index_diff",
     "index_diffs",
     "index_shape_flags",
+    "job_route",
     "log_evidence_flags",
     "missing_source_flags",
     "parse_buildx_version",

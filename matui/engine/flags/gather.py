@@ -28,7 +28,7 @@ from matui.engine.flags.base_images import (
     parse_dockerfile,
 )
 from matui.engine.flags.diff import PlatformChange, RegistryReader, _one_line, index_diff
-from matui.engine.flags.driver import driver_flags
+from matui.engine.flags.driver import by_digest_jobs, driver_flags
 from matui.engine.flags.model import Flag, FlagKind, Severity, has_errors, host_arch_flags
 from matui.engine.flags.readiness import disk_floor_flags, push_access_flags
 from matui.engine.flags.tag_overwrite import (
@@ -112,15 +112,18 @@ async def preflight_flags(
     caller read it already (to record the digests); otherwise it is read here.
     """
     repository = plan.image.repository()
+    # Jobs whose builder pushes by digest move no per-arch tag: nothing to check there.
+    by_digest = by_digest_jobs(plan, hosts, probes) if hosts is not None else frozenset()
+    tagged = [job for job in plan.jobs if job.key not in by_digest]
     if state is None:
-        tags = [job.arch_tag for job in plan.jobs] + list(plan.tags)
+        tags = [job.arch_tag for job in tagged] + list(plan.tags)
         state = await read_tags(registry, repository, tags)
-    flags = duplicate_push_flags(plan)
+    flags = duplicate_push_flags(plan, by_digest)
     if hosts is not None:
         flags += emulation_flags(plan, hosts, probes)
         used = {job.host for job in plan.jobs}
         flags += driver_flags(plan.image, [h for h in hosts if h.name in used], probes)
-    for job in plan.jobs:
+    for job in tagged:
         flags += arch_tag_flags(job, state.get(job.arch_tag))
     platforms = [job.platform for job in plan.jobs]
     for tag in dict.fromkeys(plan.tags):
@@ -147,6 +150,8 @@ class BuiltImage:
     before: str | None = None
     #: ``ProgressParser.arch_evidence`` of the job's log.
     evidence: tuple[str, ...] = ()
+    #: Pushed by digest (its builder's driver): no per-arch tag was pushed to compare.
+    by_digest: bool = False
 
 
 async def postbuild_flags(
@@ -161,6 +166,8 @@ async def postbuild_flags(
     async def one(image: BuiltImage) -> list[Flag]:
         flags = await _config_flags(registry, repo, image.platform, image.digest)
         flags += log_evidence_flags(image.platform.arch, image.evidence)
+        if image.by_digest:
+            return flags
         now = await registry.head_digest(repo, image.arch_tag)
         flags += arch_tag_moved_flags(
             image.arch_tag, repo.tag(image.arch_tag), image.digest, now, image.before

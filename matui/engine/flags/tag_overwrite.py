@@ -4,7 +4,7 @@ would push."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from matui.engine.arch import Platform
@@ -238,10 +238,13 @@ def pushed_after_cancel_flags(
     ]
 
 
-def duplicate_push_flags(plan: BuildPlan) -> list[Flag]:
-    """Two pushes of one plan would land on the same tag (per-arch jobs and the index)."""
+def duplicate_push_flags(plan: BuildPlan, by_digest: Collection[str] = ()) -> list[Flag]:
+    """Two pushes of one plan would land on the same tag (per-arch jobs and the index). A job
+    in ``by_digest`` (keys) pushes no tag: it never collides."""
     pushers: dict[str, list[str]] = {}
     for job in plan.jobs:
+        if job.key in by_digest:
+            continue
         pushers.setdefault(job.arch_tag, []).append(f"the {job.platform} build")
     for tag in dict.fromkeys(plan.tags):  # the same index twice under one tag is harmless
         pushers.setdefault(tag, []).append("the release index")

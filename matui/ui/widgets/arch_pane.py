@@ -110,6 +110,7 @@ class ArchPane(Vertical):
 
 
 def _short(detail: str, width: int = 60) -> str:
-    if detail.startswith("sha256:"):
-        return detail[:19]
+    if detail.startswith("sha256:"):  # a digest, then how it was pushed (builder, node)
+        digest, _, how = detail.partition(" ")
+        return f"{digest[:19]} {how}" if how else digest[:19]
     return detail if len(detail) <= width else detail[: width - 1] + "…"
