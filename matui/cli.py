@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 if TYPE_CHECKING:
-    from matui.engine.build import ImageLocked
-    from matui.engine.build.run import BuildRun
+    from matui.engine.build import ImageLocked, PreparedRelease
+    from matui.engine.build.run import BuildRun, JobStatus
     from matui.engine.build.steps import Comparison
     from matui.engine.config import Config, HostConfig
     from matui.engine.flags import CheckReport
@@ -53,8 +53,19 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _image_options(parser: argparse.ArgumentParser, *, tags_default: str) -> None:
-    parser.add_argument("--image", help="image name (default: the only image in the config)")
+def _image_options(
+    parser: argparse.ArgumentParser, *, tags_default: str, many: str | None = None
+) -> None:
+    if many:  # a release: several images at once
+        parser.add_argument(
+            "--image",
+            action="append",
+            dest="images",
+            metavar="NAME",
+            help=f"image name (repeatable; default: every image in the config, {many})",
+        )
+    else:
+        parser.add_argument("--image", help="image name (default: the only image in the config)")
     parser.add_argument(
         "--tag",
         action="append",
@@ -103,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _config_option(build)
-    _image_options(build, tags_default="the image's tags")
+    _image_options(build, tags_default="the image's tags", many="all built at once")
     build.add_argument(
         "--json", action="store_true", help="log lines to stderr, one JSON document on stdout"
     )
@@ -173,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         "manifest", help="push the multi-arch index from a run's digests, then verify it"
     )
     _config_option(manifest)
-    _image_options(manifest, tags_default="the run's tags")
+    _image_options(
+        manifest, tags_default="the run's tags", many="each from its newest run, one confirmation"
+    )
     manifest.add_argument("--run", help="run id or unique prefix (default: the latest run)")
     manifest.add_argument(
         "--dry-run", action="store_true", help="show the index that would be pushed; push nothing"
@@ -542,12 +555,16 @@ def _max_connections() -> int:
 
 
 async def _build(config: Config, args: argparse.Namespace) -> int:
-    from matui.engine.build import ImageLocked, start_build
+    from matui.engine.build import ImageLocked, start_build, start_release
     from matui.engine.ssh import SshPool
 
     async with SshPool(config.hosts, max_connections=_max_connections()) as pool:
         try:
-            prepared = await start_build(config, pool, image=args.image, tags=args.tags)
+            if _is_release(config, args.images):
+                release = await start_release(config, pool, images=args.images, tags=args.tags)
+                return await _follow_release(release, args)
+            image = args.images[0] if args.images else None
+            prepared = await start_build(config, pool, image=image, tags=args.tags)
         except ImageLocked as exc:
             run = _holder_run_read_only(config, pool, exc)
             if run is None:
@@ -882,39 +899,13 @@ async def _follow_run(
     jobs = [statuses[job.key] for job in plan.jobs]
     verdict = run.verdict()
     if args.json:
-        doc = {
-            "run": run.id,
-            "image": plan.repository,
-            "tag": plan.tags[0],
-            "tags": list(plan.tags),
-            "verdict": {"kind": str(verdict.kind), "reason": verdict.reason},
-            # "pushed": how each image left its builder ("pushed by digest; builder X/node N").
-            "jobs": [{**s.to_json(), "pushed": s.pushed_line} for s in jobs],
-            "flags": [flag.to_json() for flag in run.flags],
-            "passed_over": [p.to_json() for p in plan.passed_over],
-            # Each job's host and why it was chosen, each host passed over and why.
-            "plan": {
-                "jobs": [job.plan_json() for job in plan.jobs],
-                "passed_over": [p.to_json() for p in plan.passed_over],
-            },
-        }
-        json.dump(doc, sys.stdout, indent=2)
+        json.dump(_run_json(run), sys.stdout, indent=2)
         print()
     else:
         print(
             _table(
                 ("ARCH", "HOST", "STATE", "DIGEST", "SECONDS", "DETAIL"),
-                [
-                    (
-                        s.job.arch,
-                        s.job.host + (" (emulated)" if s.job.emulated else ""),
-                        str(s.state),
-                        (s.digest or "-")[:19],
-                        f"{s.seconds:.1f}" if s.seconds is not None else "-",
-                        s.failing_step or s.error or s.pushed_line,
-                    )
-                    for s in jobs
-                ],
+                [_job_row(s) for s in jobs],
             )
         )
         for s in jobs:  # a job its host's failure moved: where from, where to, why
@@ -930,13 +921,193 @@ async def _follow_run(
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def _run_json(run: BuildRun) -> dict[str, Any]:
+    """A finished run as ``matui build --json`` prints it (one per image in a release)."""
+    plan = run.plan
+    verdict = run.verdict()
+    return {
+        "run": run.id,
+        "image": plan.repository,
+        "tag": plan.tags[0],
+        "tags": list(plan.tags),
+        "verdict": {"kind": str(verdict.kind), "reason": verdict.reason},
+        # "pushed": how each image left its builder ("pushed by digest; builder X/node N").
+        "jobs": [{**s.to_json(), "pushed": s.pushed_line} for s in _statuses(run)],
+        "flags": [flag.to_json() for flag in run.flags],
+        "passed_over": [p.to_json() for p in plan.passed_over],
+        # Each job's host and why it was chosen, each host passed over and why.
+        "plan": {
+            "jobs": [job.plan_json() for job in plan.jobs],
+            "passed_over": [p.to_json() for p in plan.passed_over],
+        },
+    }
+
+
+def _statuses(run: BuildRun) -> list[JobStatus]:
+    return [run.status[job.key] for job in run.plan.jobs]
+
+
+def _job_row(s: JobStatus) -> tuple[str, ...]:
+    """ARCH, HOST, STATE, DIGEST, SECONDS, DETAIL: a job in the summary table."""
+    return (
+        s.job.arch,
+        s.job.host + (" (emulated)" if s.job.emulated else ""),
+        str(s.state),
+        (s.digest or "-")[:19],
+        f"{s.seconds:.1f}" if s.seconds is not None else "-",
+        s.failing_step or s.error or s.pushed_line,
+    )
+
+
+def _is_release(config: Config, images: Sequence[str] | None) -> bool:
+    """Several images at once: named with --image more than once, or none named and several
+    configured."""
+    return len(images) > 1 if images else len(config.images) > 1
+
+
+def image_labels(repositories: Sequence[str]) -> dict[str, str]:
+    """A short label per image for log prefixes and tables: the repository's last path part
+    (``registry/team/api`` → ``api``), or more of its path where two would read the same."""
+    labels: dict[str, str] = {}
+    for repo in repositories:
+        parts = repo.split("/")
+        for depth in range(1, len(parts) + 1):
+            label = "/".join(parts[-depth:])
+            others = ["/".join(o.split("/")[-depth:]) for o in repositories if o != repo]
+            if label not in others:
+                break
+        labels[repo] = label
+    return labels
+
+
+async def _follow_release(release: PreparedRelease, args: argparse.Namespace) -> int:
+    """Stream every image's events as ``[IMAGE:ARCH]`` lines, then one table of every job, the
+    failure card of each failed one, each image's verdict, and the way to retry or publish.
+    Exit 0 only when every image can be published. Ctrl-C cancels every build (as for one
+    image)."""
+    import asyncio
+    import signal
+
+    from matui.engine.build.run import FlagsEvent, LinesEvent, NoteEvent, StateEvent
+    from matui.engine.records import JobState, VerdictKind
+
+    log = sys.stderr if args.json else sys.stdout
+    runs = release.runs
+    labels = image_labels([run.plan.repository for run in runs])
+    for run in runs:
+        label = labels[run.plan.repository]
+        for flag in run.flags:
+            print(
+                f"matui: {label}: {flag.severity} {flag.kind} {flag.subject}: {flag.message}",
+                file=log,
+            )
+        for job in run.plan.jobs:
+            if job.reason:
+                print(f"matui: plan: {label} {job.line()}", file=log)
+    used = {job.host for run in runs for job in run.plan.jobs}
+    seen: set[str] = set()
+    for run in runs:  # a host no image uses is named once, with why
+        for passed in run.plan.passed_over:
+            if passed.host not in used and passed.host not in seen:
+                seen.add(passed.host)
+                print(f"matui: {passed.line()}", file=log)
+    print(f"matui: release {release.id}: {len(runs)} images", file=log)
+    for run in runs:
+        jobs = ", ".join(
+            f"{job.platform} on {job.host}" + (" (emulated)" if job.emulated else "")
+            for job in run.plan.jobs
+        )
+        print(f"matui:   {labels[run.plan.repository]}: run {run.id}: {jobs}", file=log)
+
+    async def follow(run: BuildRun) -> None:
+        label = labels[run.plan.repository]
+        arch = {job.key: f"[{label}:{job.arch}] " for job in run.plan.jobs}
+        async for event in run.events():
+            if isinstance(event, LinesEvent):
+                prefix = arch[event.job]
+                log.write("".join(f"{prefix}{line}\n" for line in event.lines))
+            elif isinstance(event, StateEvent):
+                log.write(f"{arch[event.job]}== {event.state} {event.detail}\n")
+            elif isinstance(event, NoteEvent):
+                log.write(f"{arch[event.job]}note: {event.text}\n")
+            elif isinstance(event, FlagsEvent):
+                for flag in event.flags:
+                    log.write(
+                        f"matui: {label}: {flag.severity} {flag.kind} {flag.subject}: "
+                        f"{flag.message}\n"
+                    )
+            log.flush()
+
+    loop = asyncio.get_running_loop()
+    cancelling: list[asyncio.Task[None]] = []
+
+    async def cancel_all() -> None:
+        await asyncio.gather(*(run.cancel() for run in runs))
+
+    def interrupt() -> None:
+        if not cancelling:
+            print("matui: cancelling: asking the hosts to stop the builds…", file=sys.stderr)
+            cancelling.append(loop.create_task(cancel_all()))
+
+    loop.add_signal_handler(signal.SIGINT, interrupt)
+    try:
+        await asyncio.gather(*(follow(run) for run in runs))
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+    for task in cancelling:
+        await task
+    for run in runs:
+        await run.wait()
+    verdicts = [run.verdict() for run in runs]
+    ok = all(v.can_publish or v.kind is VerdictKind.PUBLISHED for v in verdicts)
+    line = (
+        f"release {release.id}: every image built; push the indexes with `matui manifest`"
+        if ok
+        else f"release {release.id}: "
+        + f"{sum(1 for v in verdicts if v.can_publish)} of {len(runs)} images can be published"
+    )
+    if args.json:
+        doc = {
+            "release": release.id,
+            "ok": ok,
+            "line": line,
+            "runs": [_run_json(run) for run in runs],
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        print()
+        return EXIT_OK if ok else EXIT_FAILED
+    rows = [(labels[run.plan.repository], *_job_row(s)) for run in runs for s in _statuses(run)]
+    print(_table(("IMAGE", "ARCH", "HOST", "STATE", "DIGEST", "SECONDS", "DETAIL"), rows))
+    for run in runs:
+        for s in _statuses(run):
+            if s.failure is not None:
+                print()
+                label = f"{labels[run.plan.repository]} {s.job.arch}"
+                print("\n".join(s.failure.summary_lines(label)))
+    print()
+    for run, verdict in zip(runs, verdicts, strict=True):
+        print(f"{labels[run.plan.repository]}: run {run.id}: {verdict.line()}")
+        for s in _statuses(run):
+            if s.state.finished and s.state is not JobState.SUCCEEDED:
+                print(f"  retry: `matui retry --run {run.id} --arch {s.job.arch}`")
+    print(line)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 def _cmd_manifest(args: argparse.Namespace) -> int:
     from matui.engine.records import find_run, state_dir
 
     config = _load(args)
-    image = config.image(args.image) if (args.image or len(config.images) == 1) else None
+    if _is_release(config, args.images):
+        if args.run:
+            raise UsageError(
+                "--run names one image's run; with several images each one's newest run is "
+                "published: drop --run, or name one image with --image"
+            )
+        return _run(_manifest_release(config, args))
+    image = config.image(args.images[0] if args.images else None)
     try:
-        record = find_run(state_dir(), args.run, image.name if image else None)
+        record = find_run(state_dir(), args.run, image.name)
     except LookupError as exc:
         raise UsageError(str(exc)) from None
     return _run(_manifest(config, record, args))
@@ -1055,6 +1226,71 @@ async def _manifest(config: Config, record: RunRecord, args: argparse.Namespace)
     )
     if report.record_error:
         print(f"matui: warning: {report.record_error}", file=sys.stderr)
+    if report.ok:
+        print(report.line(), file=out)
+        return done(EXIT_OK)
+    print(f"matui: {report.line()}", file=sys.stderr)
+    return done(EXIT_FAILED)
+
+
+async def _manifest_release(config: Config, args: argparse.Namespace) -> int:
+    """Publish the newest run of every image (or the named ones) after one confirmation that
+    lists every tag that will move and every image refused; then per tag what happened. Exit 0
+    only when every image asked for serves its index, verified."""
+    from matui.engine.build import release_images
+    from matui.engine.records import state_dir
+    from matui.engine.registry import RegistryClient
+    from matui.engine.release import latest_runs, preview_release, publish_release
+    from matui.engine.ssh import SshPool
+
+    out = sys.stderr if args.json else sys.stdout
+    images = release_images(config, args.images)
+    runs, missing = latest_runs(state_dir(), images)
+    registry = RegistryClient()
+    preview = await preview_release(
+        runs,
+        registry=registry,
+        config=config,
+        tags=args.tags,
+        allow_mixed_sources=args.allow_mixed_sources,
+        missing=missing,
+    )
+    for line in preview.lines():
+        print(line, file=out)
+    doc: dict[str, Any] = {"preview": preview.to_json(), "ok": False, "pushed": False}
+
+    def done(code: int) -> int:
+        if args.json:
+            json.dump(doc, sys.stdout, indent=2)
+            print()
+        return code
+
+    if not preview.ready:
+        doc["line"] = "nothing to publish: every image was refused (the lines above say why)"
+        print(f"matui: {doc['line']}", file=sys.stderr)
+        return done(EXIT_FAILED)
+    if args.dry_run:
+        doc["line"] = "dry run: nothing pushed"
+        print(doc["line"], file=out)
+        return done(EXIT_OK if not preview.refused and not missing else EXIT_FAILED)
+    if preview.nothing_to_push:
+        print("every tag of the images ready already serves its index: nothing to push", file=out)
+    elif not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("not a terminal: pass --yes to push without asking")
+        answer = input(f"{preview.question()} [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            doc["line"] = "not pushed"
+            print("not pushed", file=out)
+            return done(EXIT_FAILED)
+    async with SshPool(config.hosts) as pool:
+        report = await publish_release(preview, registry=registry, config=config, pool=pool)
+    for line in report.lines():
+        print(f"  {line}", file=out)
+    doc.update(report.to_json(), pushed=any(r.moved for r in report.reports))
+    for item in report.reports:
+        if item.record_error:
+            print(f"matui: warning: {item.record_error}", file=sys.stderr)
     if report.ok:
         print(report.line(), file=out)
         return done(EXIT_OK)
