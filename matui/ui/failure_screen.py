@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 _VALUE_STYLE = {
     "exit code": "bold",
     "cause": "bold red",
+    "moved": "bold yellow",  # its host failed under it: it was built elsewhere after
 }
 
 
