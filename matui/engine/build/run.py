@@ -835,9 +835,9 @@ class BuildRun:
         host = status.host_facts
         if host is None or host.host != job.host:  # never probed, or retried elsewhere
             host = self._host_facts(job)
-        if status.push_attempts:  # the build's push, then matui's: the error says both
-            record = replace(record, error=status.error)
-        elif record.error is None and status.error:  # it failed before buildx said anything
+        # After push retries the error says both pushes (the build's, then matui's); a job that
+        # failed before buildx said anything (its host unreachable) has only its own error.
+        if status.push_attempts or (record.error is None and status.error):
             record = replace(record, error=status.error)
         return replace(
             record,
