@@ -62,6 +62,20 @@ def decode_lines(block: bytes) -> list[str]:
     return [_inert_line(line) for line in lines]
 
 
+def decode_block(block: bytes) -> tuple[str, list[str]]:
+    """:func:`decode_lines`, and the same lines as one text (joined by ``\n``): the progress
+    parser reads the text in one pass, so the lines are split once and never joined again
+    (only a block that needed neutralising is joined anew)."""
+    text = block.decode("utf-8", "replace")
+    lines = text.split("\n")
+    if len(block.translate(None, _C0_BYTES)) == len(block) and (
+        b"\xc2" not in block or _UNSAFE_IN_BLOCK_RE.search(text) is None
+    ):
+        return text, lines
+    lines = [_inert_line(line) for line in lines]
+    return "\n".join(lines), lines
+
+
 def _inert_line(line: str) -> str:
     if "\r" not in line:
         return neutralise(line)

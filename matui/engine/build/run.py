@@ -85,7 +85,7 @@ from matui.engine.plan import BuildJob, BuildPlan
 from matui.engine.records import JobState, RunRecord, RunState, Verdict, VerdictKind
 from matui.engine.registry import RegistryError
 from matui.engine.ssh import HostUnreachable, SessionsRefused
-from matui.engine.text import decode_lines, neutralise
+from matui.engine.text import decode_block, decode_lines, neutralise
 
 if TYPE_CHECKING:
     from matui.engine.config import Config
@@ -103,6 +103,10 @@ MAX_QUEUED_CHARS = 16 << 20
 
 TAIL_LINES = 40
 
+CONSUMER_PATIENCE = 0.05
+"""Seconds a follow waits for a lagging consumer to halve the queue before it reads on (and the
+consumer's lines become a cursor into the local copy)."""
+
 OWNER_PATIENCE = 30.0
 """Seconds a read-only follower waits for the run's owner's next push retry beyond the longest
 wait before one (:data:`~matui.engine.build.pushretry.PUSH_DELAY_CAP`, jittered)."""
@@ -117,6 +121,13 @@ class LinesEvent:
     job: str
     first: int
     lines: list[str]
+    chars: int = field(default=-1, compare=False, repr=False)
+    """Characters of the lines (separators not counted), when the engine knew them from the
+    decoded block; -1: count them."""
+
+    @property
+    def size(self) -> int:
+        return self.chars if self.chars >= 0 else sum(map(len, self.lines))
 
 
 @dataclass(frozen=True)
@@ -358,6 +369,10 @@ class BuildRun:
         self._queued_lines = 0
         self._queued_chars = 0
         self._open_backlogs: dict[str, _Backlog] = {}
+        self._drained = asyncio.Event()
+        """Set when the consumer has read the queue down to half its bound."""
+        self._consumer_stalled = False
+        """The consumer let a wait for it run out: the follow no longer waits, until it reads."""
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
@@ -526,7 +541,10 @@ class BuildRun:
                 continue
             if isinstance(item, LinesEvent):
                 self._queued_lines -= len(item.lines)
-                self._queued_chars -= sum(map(len, item.lines))
+                self._queued_chars -= item.size
+                if self._queued_lines <= self.max_queued_lines // 2:
+                    self._drained.set()
+            self._consumer_stalled = False
             yield item
             if until_finished and isinstance(item, RunFinished):
                 return
@@ -723,21 +741,27 @@ class BuildRun:
         self._emit(NoteEvent(key, neutralise(text)))
 
     def _queue_lines(
-        self, key: str, first: int, lines: list[str], start: int, end: int, step_before: str | None
+        self,
+        key: str,
+        first: int,
+        lines: list[str],
+        start: int,
+        end: int,
+        step_before: str | None,
+        chars: int,
     ) -> None:
         """Queue new lines (bytes ``start .. end`` of the local copy) and the step they lead to:
         as an event while the queue has room, else as (part of) a cursor."""
         step = self.status[key].current_step
         backlog = self._open_backlogs.get(key)
         if backlog is None:
-            chars = sum(map(len, lines))
             if (
                 self._queued_lines + len(lines) <= self.max_queued_lines
                 and self._queued_chars + chars <= self.max_queued_chars
             ):
                 self._queued_lines += len(lines)
                 self._queued_chars += chars
-                self._emit(LinesEvent(key, first, lines))
+                self._emit(LinesEvent(key, first, lines, chars))
                 if step != step_before:
                     self._emit(StepChange(key, step))
                 return
@@ -1584,6 +1608,8 @@ class BuildRun:
                     break
                 assert isinstance(chunk, bytes)
                 self._ingest(status, log, chunk)
+                if self._queued_lines > self.max_queued_lines // 2:
+                    await self._let_consumer_catch_up()
             result = await proc.wait()
         except Exception as exc:
             if isinstance(exc, _Lost):
@@ -1593,6 +1619,20 @@ class BuildRun:
             proc.close()
         if result.exit_status is None:
             raise _Lost("connection lost while following the log")
+
+    async def _let_consumer_catch_up(self) -> None:
+        """Back-pressure while a consumer reads: a read of buffered SSH data does not suspend,
+        so a burst would be queued whole before the consumer ran, past the queue's bound, and
+        its lines read back from the local copy and decoded a second time. Wait (briefly) for
+        the consumer to halve the queue; one that does not read in time is left behind (its
+        lines become a cursor, as before) and not waited for again until it reads."""
+        if self._consumer_stalled:
+            return
+        self._drained.clear()
+        try:
+            await asyncio.wait_for(self._drained.wait(), CONSUMER_PATIENCE)
+        except TimeoutError:
+            self._consumer_stalled = True
 
     async def _catch_up(
         self,
@@ -1618,25 +1658,27 @@ class BuildRun:
 
     def _decode(
         self, status: JobStatus, log: _JobLog, block: bytes, *, live: bool = False
-    ) -> list[str]:
+    ) -> tuple[str, list[str]]:
         """Complete lines (joined by \\n, no final one): decoded and made inert once
         (:func:`~matui.engine.text.decode_lines`), parsed in one call, counted. ``live``: they
         just arrived from the host, so their steps' start and end times are noted now."""
-        lines = decode_lines(block)
+        text, lines = decode_block(block)
         status.lines += len(lines)
         log.tail.extend(lines[-TAIL_LINES:])
-        events = log.parser.feed_lines(lines)
+        # The text, split once: no line of it holds a "\n" (decode_block split on them).
+        events = log.parser.feed_text(text)
         if live and events and status.started is not None:
             status.steps.observe(events, time.time() - status.started)
         status.current_step = log.parser.current_step
-        return lines
+        return text, lines
 
     def _lines(self, status: JobStatus, log: _JobLog, block: bytes, end: int) -> None:
         """New lines, which end at byte ``end`` of the local copy: decoded, then queued."""
         first, step_before, start = status.lines, status.current_step, log.complete
-        lines = self._decode(status, log, block, live=True)
+        text, lines = self._decode(status, log, block, live=True)
         log.complete = end
-        self._queue_lines(status.job.key, first, lines, start, end, step_before)
+        chars = len(text) - len(lines) + 1
+        self._queue_lines(status.job.key, first, lines, start, end, step_before, chars)
 
     async def _outcome(self, host: Any, status: JobStatus) -> dict[str, Any]:
         try:
