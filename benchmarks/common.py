@@ -61,6 +61,8 @@ def fmt(value: float, unit: str) -> str:
     if unit == "s":
         return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
     if unit == "ms":
+        if value < 1:
+            return f"{value:.3f} ms"
         return f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
     if unit == "lines/s":
         return f"{value / 1e6:.2f} M lines/s" if value >= 1e6 else f"{value / 1e3:.0f} k lines/s"
@@ -253,6 +255,14 @@ SUITE: dict[str, tuple[str, ...]] = {
     "startup": ("startup_help", "startup_first_paint"),
     "memory": ("memory_1gb",),
     "build_overhead": ("build_overhead",),
+    "release_scale": (
+        "release_wall",
+        "release_rss",
+        "release_plan",
+        "release_plan_100x50",
+        "release_first_paint",
+        "release_log_per_line",
+    ),
 }
 """Every benchmark of ``python -m benchmarks`` and the figure names it must print."""
 

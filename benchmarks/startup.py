@@ -94,14 +94,25 @@ def paint(kind: str) -> None:
             state_root=Path(os.environ["XDG_STATE_HOME"]),
         )
     else:
-        from textual.app import App, ComposeResult
-        from textual.widgets import Static
+        app = bare_app()
+    print(paint_app(app, SIZE))
 
-        class Bare(App[None]):
-            def compose(self) -> ComposeResult:
-                yield Static("hello")
 
-        app = Bare()
+def bare_app() -> Any:
+    """The baseline: a minimal Textual app (one ``Static``)."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    class Bare(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Static("hello")
+
+    return Bare()
+
+
+def paint_app(app: Any, size: tuple[int, int]) -> float:
+    """Run ``app`` headless at ``size`` until its first screen update ends; when it ended
+    (``time.time()``)."""
     painted: list[float] = []
     original = app._display
 
@@ -117,12 +128,12 @@ def paint(kind: str) -> None:
     app._display = display  # before the app starts: its very first update counts
 
     async def main() -> None:
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=size) as pilot:
             while not painted:
                 await pilot.pause(0.001)
 
     asyncio.run(main())
-    print(painted[0])
+    return painted[0]
 
 
 def main() -> None:
