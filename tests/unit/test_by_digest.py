@@ -6,6 +6,7 @@ read as per-arch tag pushes."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from matui.engine.arch import Platform
@@ -113,3 +114,66 @@ def test_status_says_how_it_was_pushed_and_a_resume_keeps_it(tmp_path: Path) -> 
         "builder-amd64",
     )
     assert again.pushed_line == kube.pushed_line
+
+
+# -- the runner reading a by-digest build's end --------------------------------------------------
+
+#: buildx's reference metadata of a build on node mybuilder0 of builder mybuilder.
+DC_METADATA = Path(__file__).parents[1] / "data" / "builders" / "metadata-docker-container.json"
+DC_DIGEST = "sha256:19ffeab6f8bc9293ac2c3fdf94ebe28396254c993aea0b5a542cfb02e0883fa3"
+
+
+def builder_run(tmp_path: Path) -> BuildRun:
+    """One amd64 job on a host whose builder is mybuilder (docker-container, node mybuilder0),
+    launched by digest (what ``_launch`` records from the job's route)."""
+    run = offline_run(tmp_path, "r.example/app", ("amd64",))
+    run.config = replace(
+        run.config, hosts=tuple(replace(h, builder="mybuilder") for h in run.config.hosts)
+    )
+    run.probes = [
+        HostProbe(
+            "amd64-1",
+            "amd64",
+            True,
+            builder="mybuilder",
+            builder_driver="docker-container",
+            builder_nodes=("mybuilder0=amd64",),
+        )
+    ]
+    status = run.status["amd64"]
+    status.pushed_as, status.builder = BY_DIGEST, "mybuilder"
+    return run
+
+
+def test_digest_and_node_come_from_the_recorded_metadata(tmp_path: Path) -> None:
+    run = builder_run(tmp_path)
+    status = run.status["amd64"]
+    run._finish(
+        status, run._logs["amd64"].parser, {"exit": "0", "metadata": DC_METADATA.read_text()}
+    )
+    assert status.state is JobState.SUCCEEDED and status.digest == DC_DIGEST
+    assert status.builder_node == "mybuilder0"
+    assert status.outcome_line == (
+        f"{DC_DIGEST} (pushed by digest; builder mybuilder/node mybuilder0)"
+    )
+    saved = RunRecord.load(run.record.dir).job("amd64")
+    assert (saved.digest, saved.pushed_as, saved.builder, saved.builder_node) == (
+        DC_DIGEST,
+        BY_DIGEST,
+        "mybuilder",
+        "mybuilder0",
+    )
+
+
+def test_a_late_cancel_of_a_by_digest_job_names_the_digest_not_the_arch_tag(
+    tmp_path: Path,
+) -> None:
+    run = builder_run(tmp_path)
+    status = run.status["amd64"]
+    run._cancelled.add("amd64")
+    run._finish(
+        status, run._logs["amd64"].parser, {"exit": "0", "metadata": DC_METADATA.read_text()}
+    )
+    (late,) = [n for n in status.notes if "the cancel came too late" in n]
+    assert late.endswith(f"pushed r.example/app@{DC_DIGEST} (by digest)")
+    assert "1.0-amd64" not in late

@@ -70,7 +70,7 @@ from matui.engine.build.retry import (
 from matui.engine.build.secrets import private_inputs, read_secrets
 from matui.engine.build.slots import HostSlots
 from matui.engine.build.steps import StepClock, StepTable, elsewhere, step_table
-from matui.engine.builders import pushed_line
+from matui.engine.builders import BY_DIGEST, pushed_line
 from matui.engine.flags import (
     Flag,
     FlagKind,
@@ -1769,10 +1769,12 @@ class BuildRun:
             return
         detail = status.outcome_line
         if key in self._cancelled:
-            late = (
-                f"the cancel came too late: the build had finished on {host} and pushed "
-                f"{status.job.ref} as {status.digest}"
+            pushed = (
+                f"{self.plan.repository}@{status.digest} (by digest)"
+                if status.pushed_as == BY_DIGEST
+                else f"{status.job.ref} as {status.digest}"
             )
+            late = f"the cancel came too late: the build had finished on {host} and pushed {pushed}"
             if late not in status.notes:
                 status.notes.append(late)
                 self._note(key, late)
