@@ -77,6 +77,11 @@ def test_build_through_a_docker_context_builder_records_builder_and_node(
     assert job["state"] == "succeeded"
     assert (job["builder"], job["builder_node"]) == (CONTEXT, CONTEXT)
     assert any(f"builder {CONTEXT} on node {CONTEXT}" in note for note in job["notes"])
+    # A docker-driver builder pushes the per-arch tag; --json and the table say through what.
+    assert job["pushed_as"] == job["arch_tag"]
+    (said,) = json.loads(build.stdout)["jobs"]
+    assert said["pushed"] == f"builder {CONTEXT}/node {CONTEXT}"
+    assert f"(builder {CONTEXT}/node {CONTEXT})" in build.stderr  # the job's succeeded line
     log = next(record.parent.rglob("*.log")).read_text(errors="replace")
     assert "ERROR: use `docker --context" not in log
     # The probe kept what `buildx inspect` said of the builder: its driver and its node.
