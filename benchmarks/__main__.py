@@ -3,7 +3,7 @@
     . /tmp/matui-rig/env && .venv/bin/python -m benchmarks            # full size (~10 min)
     .venv/bin/python -m benchmarks --small                            # CI: proves it runs
     .venv/bin/python -m benchmarks --only search,startup
-    . /tmp/matui-rig/env && .venv/bin/python -m benchmarks --only release_scale   # 8 images x 4 arches on 12 hosts
+    . /tmp/matui-rig/env && .venv/bin/python -m benchmarks --only release_scale  # 32 builds, ~5 min
 
 Each benchmark runs in its own process (so memory and start-up figures start clean) and measures
 matui and its baseline side by side, alternating, in that same run. A missed target is reported,

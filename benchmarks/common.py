@@ -257,6 +257,7 @@ SUITE: dict[str, tuple[str, ...]] = {
     "build_overhead": ("build_overhead",),
     "release_scale": (
         "release_wall",
+        "release_cpu",
         "release_rss",
         "release_plan",
         "release_plan_100x50",

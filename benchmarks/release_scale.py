@@ -33,10 +33,12 @@ base image has amd64 and arm64 only).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
 import pwd
+import resource
 import secrets
 import shlex
 import subprocess
@@ -177,10 +179,38 @@ class Fleet:
     ports: list[int]
     known_hosts: Path
     homes: list[Path]
+    cgroup: Path | None = None
+    """A cgroup-v1 cpuacct group holding the sshd listeners, so every login session, shell,
+    wrapper and docker/buildx client under them (not dockerd or BuildKit) is counted."""
+
+    def cpu_seconds(self) -> float | None:
+        """CPU the hosts' logins used so far; None when the machine has no cpuacct cgroup."""
+        if self.cgroup is None:
+            return None
+        return int((self.cgroup / "cpuacct.usage").read_text()) / 1e9
 
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
+        if self.cgroup is not None:
+            for _ in range(100):  # the last sessions' processes exit a moment after sshd
+                try:
+                    self.cgroup.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+
+
+def host_cgroup(name: str) -> Path | None:
+    try:
+        group = CPUACCT / name
+        group.mkdir()
+    except OSError:
+        return None
+    return group
 
 
 def start_fleet(env: dict[str, str], count: int, root: Path) -> Fleet:
@@ -191,6 +221,7 @@ def start_fleet(env: dict[str, str], count: int, root: Path) -> Fleet:
     user = pwd.getpwnam(rig.user)
     engines = [rig.docker_host, env.get("MATUI_RIG_DOCKER2_HOST") or rig.docker_host]
     fleet = Fleet(root, [], [], root / "known_hosts", [])
+    fleet.cgroup = host_cgroup(f"matui-release-scale-{os.getpid()}")
     root.mkdir(parents=True, exist_ok=True)
     for path in (root.parent, root):  # the hosts' logins walk through to their homes
         path.chmod(0o755)
@@ -207,6 +238,8 @@ def start_fleet(env: dict[str, str], count: int, root: Path) -> Fleet:
                 options=[f"SetEnv DOCKER_HOST={engines[i % 2]} HOME={home}"],
             )
             fleet.servers.append(server)
+            if fleet.cgroup is not None:
+                (fleet.cgroup / "cgroup.procs").write_text(str(server.listener))
             fleet.ports.append(server.port)
             fleet.homes.append(home)
         fleet.known_hosts.write_text(
@@ -296,6 +329,8 @@ async def release_child(config_path: Path, state: Path) -> dict[str, Any]:
     rss_loaded = vm("VmRSS")
     started = time.perf_counter()
     lines = 0
+    peaks = {"tasks": 0, "fds": 0, "sockets": 0, "threads": 0}
+    sampler = asyncio.create_task(sample(peaks))
     async with SshPool(config.hosts) as pool:
         release = await start_release(config, pool, state_root=state)
         launched = time.perf_counter()
@@ -310,6 +345,7 @@ async def release_child(config_path: Path, state: Path) -> dict[str, Any]:
         lines = sum(await asyncio.gather(*(follow(run) for run in release.runs)))
         failed = [run.record.dir for run in release.runs if not run.succeeded]
     finished = time.perf_counter()
+    sampler.cancel()
     jobs = [
         {"image": b.plan.image.name, "platform": str(j.platform), "host": j.host, "ref": j.ref}
         for b in release.builds
@@ -323,21 +359,57 @@ async def release_child(config_path: Path, state: Path) -> dict[str, Any]:
         "lines": lines,
         "failed": [str(f) for f in failed],
         "jobs": jobs,
+        "peaks": peaks,
     }
+
+
+async def sample(peaks: dict[str, int]) -> None:
+    """Every 50 ms, the most asyncio tasks, file descriptors, sockets and threads seen."""
+    while True:
+        fds = os.listdir("/proc/self/fd")
+        sockets = 0
+        for fd in fds:
+            with contextlib.suppress(OSError):  # closed meanwhile
+                sockets += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        now = {
+            "tasks": len(asyncio.all_tasks()) - 1,  # not this one
+            "fds": len(fds),
+            "sockets": sockets,
+            "threads": vm_count("Threads"),
+        }
+        for key, value in now.items():
+            peaks[key] = max(peaks[key], value)
+        await asyncio.sleep(0.05)
+
+
+def vm_count(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
 
 
 def through_matui(config: Path, state: Path) -> tuple[float, dict[str, Any]]:
     """Process start to exit, and what the process reported."""
     argv = [sys.executable, "-m", "benchmarks.release_scale", "--child-release", str(config)]
+    cpu = children_cpu()
     started = time.perf_counter()
     out = subprocess.run([*argv, str(state)], capture_output=True, text=True)
     wall = time.perf_counter() - started
+    cpu = children_cpu() - cpu
     if out.returncode != 0:
         raise SystemExit(f"matui release failed ({out.returncode}):\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.split(RESULT_PREFIX, 1)[1].splitlines()[0])
     if result["failed"]:
         raise SystemExit(f"matui release had failed runs: {result['failed']}")
+    result["cpu_s"] = cpu
     return wall, result
+
+
+def children_cpu() -> float:
+    """User + system CPU of this process's waited-for children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # -- by hand -----------------------------------------------------------------------------------
@@ -345,7 +417,7 @@ def through_matui(config: Path, state: Path) -> tuple[float, dict[str, Any]]:
 
 def by_hand(
     root: Path, env: dict[str, str], fleet: Fleet, jobs: list[dict[str, Any]], base: str
-) -> float:
+) -> tuple[float, float]:
     """The same builds with the OpenSSH client, all started at once, each on the host matui's
     plan chose for it: tar the context over ssh, ``docker buildx build`` there, push."""
     from matui.engine.shell import buildx_argv
@@ -354,8 +426,10 @@ def by_hand(
     names = {image_name(env, i): i for i in range(len(jobs))}  # at least one job per image
     run_id = secrets.token_hex(4)
     ssh_env = {**env, "MATUI_RIG_KNOWN_HOSTS": str(fleet.known_hosts)}
+    cpu = children_cpu()
     started = time.perf_counter()
-    procs = []
+    procs: list[subprocess.Popen[bytes]] = []
+    tars: list[subprocess.Popen[bytes]] = []
     for job in jobs:
         i = names[job["image"]]
         arch = job["platform"].split("/", 1)[1].replace("/", "")
@@ -381,11 +455,13 @@ def by_hand(
         procs.append(subprocess.Popen(ssh, stdin=tar.stdout))
         assert tar.stdout is not None
         tar.stdout.close()
+        tars.append(tar)
     codes = [p.wait() for p in procs]
+    codes += [t.wait() for t in tars]
     wall = time.perf_counter() - started
     if any(codes):
         raise SystemExit(f"a build by hand failed: exit codes {codes}")
-    return wall
+    return wall, children_cpu() - cpu
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -593,29 +669,47 @@ def measure(
     planned = json.loads(out.stdout.split(RESULT_PREFIX, 1)[1].splitlines()[0])
 
     state = project / "state"
+    # Untimed warm-up: both engines pull the base image for every arch, the hosts' first
+    # logins happen, and the plan gives the host of each job for the by-hand side.
+    fresh_dockerfiles(project, shape.images)
+    _, warm = through_matui(config, state)
+    jobs: list[dict[str, Any]] = warm["jobs"]
     matui_walls: list[float] = []
     hand_walls: list[float] = []
+    matui_cpu: list[float] = []  # matui's process + the hosts' logins
+    hand_cpu: list[float] = []  # ssh and tar here + the hosts' logins
+    host_cpu: dict[str, list[float]] = {"matui": [], "hand": []}
     results: list[dict[str, Any]] = []
-    jobs: list[dict[str, Any]] = []
     for i in range(rounds):
         for side in ("matui", "hand") if i % 2 == 0 else ("hand", "matui"):
             fresh_dockerfiles(project, shape.images)
+            on_hosts = fleet.cpu_seconds()
             if side == "matui":
                 wall, result = through_matui(config, state)
                 matui_walls.append(wall)
                 results.append(result)
                 jobs = result["jobs"]
+                local = result["cpu_s"]
             else:
-                hand_walls.append(by_hand(project, env, fleet, jobs, base))
+                wall, local = by_hand(project, env, fleet, jobs, base)
+                hand_walls.append(wall)
+            after = fleet.cpu_seconds()
+            hosts_s = after - on_hosts if after is not None and on_hosts is not None else 0.0
+            host_cpu[side].append(hosts_s)
+            (matui_cpu if side == "matui" else hand_cpu).append(local + hosts_s)
         print(
             f"round {i + 1}: matui {matui_walls[-1]:.1f} s (to launch "
-            f"{results[-1]['start_s']:.1f} s), by hand {hand_walls[-1]:.1f} s",
+            f"{results[-1]['start_s']:.1f} s; CPU {results[-1]['cpu_s']:.1f} s here + "
+            f"{host_cpu['matui'][-1]:.1f} s in the hosts' logins), by hand "
+            f"{hand_walls[-1]:.1f} s (CPU {hand_cpu[-1] - host_cpu['hand'][-1]:.1f} s here + "
+            f"{host_cpu['hand'][-1]:.1f} s in the hosts' logins)",
             file=sys.stderr,
             flush=True,
         )
     m, h = median(matui_walls), median(hand_walls)
     spread = sorted({job["host"] for job in jobs})
     per_host = max(sum(1 for j in jobs if j["host"] == name) for name in spread)
+    peaks = {k: max(r["peaks"][k] for r in results) for k in results[0]["peaks"]}
     emit(
         Figure(
             name="release_wall",
@@ -628,9 +722,32 @@ def measure(
             ratio_text="matui time / by-hand time",
             target="<= 1.10x",
             met=m / h <= 1.10,
-            detail=f"median of {rounds}; matui to launch median "
+            detail=f"median of {rounds} after a warm-up release; matui to launch median "
             f"{median([r['start_s'] for r in results]):.1f} s (probe, plan, pre-flight, "
-            f"upload); {len(spread)} hosts used, at most {per_host} jobs on one",
+            f"upload); {len(spread)} hosts used, at most {per_host} jobs on one; matui's "
+            f"process at most {peaks['tasks']} asyncio tasks, {peaks['fds']} fds "
+            f"({peaks['sockets']} sockets), {peaks['threads']} threads",
+        )
+    )
+    mc, hc = median(matui_cpu), median(hand_cpu)
+    emit(
+        Figure(
+            name="release_cpu",
+            what="CPU for that release outside the engines: matui's process + the hosts' "
+            "logins (sessions, shells, wrappers, docker/buildx clients)",
+            value=mc,
+            unit="s",
+            baseline="by hand: ssh and tar + the hosts' logins",
+            baseline_value=hc,
+            ratio=mc / hc if hc else float("nan"),
+            ratio_text="matui CPU / by-hand CPU",
+            target="<= 1.5x",
+            met=bool(hc) and mc / hc <= 1.5,
+            detail=f"median of {rounds}; matui's process "
+            f"{median([r['cpu_s'] for r in results]):.1f} s, the hosts' logins "
+            f"{median(host_cpu['matui']):.1f} s (by hand "
+            f"{median(host_cpu['hand']):.1f} s)"
+            + ("" if fleet.cgroup else "; no cpuacct cgroup here: hosts' logins not counted"),
         )
     )
     peak = max(r["rss_peak"] for r in results) / 2**20
