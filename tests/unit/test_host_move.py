@@ -430,3 +430,28 @@ def test_an_unreachable_host_moves_the_job_before_its_build_starts(tmp_path: Pat
     assert dict(status.failure.card())["hosts tried"].startswith("amd64-1, amd64-2 (no other")
     saved = RunRecord.load(run.record.dir).job("amd64")
     assert saved.moves == [move.to_json()] and saved.state is JobState.FAILED
+
+
+def test_an_engine_down_when_the_build_starts_moves_the_job(tmp_path: Path) -> None:
+    """buildx could not reach the engine at all (it stopped between the probe and the launch):
+    the runner's own verdict on its exit, then the move."""
+    run = pool_run(tmp_path)
+
+    async def go() -> None:
+        feed(
+            run,
+            "amd64",
+            b"ERROR: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+            b"Is the docker daemon running?\n",
+        )
+        status = run.status["amd64"]
+        run._finish(status, run._logs["amd64"].parser, {"exit": "1", "engine": False})
+        assert status.state is JobState.FAILED
+        assert status.failure is not None and status.failure.cause == LOST
+        run._move_on("amd64")
+        await _stop(run)
+
+    asyncio.run(go())
+    (move,) = run.status["amd64"].moves
+    assert move.target == "amd64-2"
+    assert move.detail.startswith("engine gone (") and "Cannot connect" in move.detail

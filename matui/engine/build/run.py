@@ -1091,8 +1091,9 @@ class BuildRun:
             if not status.state.finished:
                 status.error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
                 lost = isinstance(exc, _Lost)
-                if not lost and (isinstance(exc, OSError) or _is_connection_error(exc)):
-                    self._unreachable.add(key)  # its host is down or dropped us: it may move
+                if not lost and (isinstance(exc, ConnectionError) or _is_connection_error(exc)):
+                    # Its host is down or dropped us (not a local file's error): it may move.
+                    self._unreachable.add(key)
                 self._set_state(status, JobState.LOST if lost else JobState.FAILED, status.error)
         self._move_on(key)
 
