@@ -455,3 +455,21 @@ def test_an_engine_down_when_the_build_starts_moves_the_job(tmp_path: Path) -> N
     (move,) = run.status["amd64"].moves
     assert move.target == "amd64-2"
     assert move.detail.startswith("engine gone (") and "Cannot connect" in move.detail
+
+
+def test_a_status_stream_buildx_dropped_on_a_live_engine_does_not_move(tmp_path: Path) -> None:
+    """buildx 0.13.1 gives up on a burst of output (``code = Canceled``) while the engine keeps
+    answering: not the host's failure, so the job stays, with the parser's note on bursts."""
+    run = pool_run(tmp_path)
+    feed(
+        run,
+        "amd64",
+        b"#5 [2/2] RUN yes | head -n 200000\n"
+        b"ERROR: failed to receive status: rpc error: code = Canceled desc = context canceled\n",
+    )
+    status = run.status["amd64"]
+    run._finish(status, run._logs["amd64"].parser, {"exit": "1", "engine": True})
+    assert status.state is JobState.FAILED and "went away" not in (status.error or "")
+    assert status.failure is not None and not moves_host(status.failure.cause)
+    run._move_on("amd64")
+    assert status.moves == [] and status.job.host == "amd64-1"

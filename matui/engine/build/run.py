@@ -1744,7 +1744,11 @@ class BuildRun:
                 status.error = parser.solve_error or buildx_death_error(
                     status.exit_code, self._logs[key].tail
                 )
-            if _engine_went_away(status.error or "", parser.solve_error or ""):
+            said = (status.error or "", parser.solve_error or "")
+            # buildx 0.13.1 drops a status stream it cannot keep up with (code = Canceled) while
+            # the engine is fine: that is no engine gone (and no reason to move the job).
+            burst = outcome.get("engine") is True and "code = canceled" in " ".join(said).lower()
+            if _engine_went_away(*said) and not burst:
                 now = "it answers again now" if outcome.get("engine") else "it is not answering now"
                 status.error = (
                     f"the docker engine on {status.job.host} went away during the build "
