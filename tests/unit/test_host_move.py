@@ -473,3 +473,30 @@ def test_a_status_stream_buildx_dropped_on_a_live_engine_does_not_move(tmp_path:
     assert status.failure is not None and not moves_host(status.failure.cause)
     run._move_on("amd64")
     assert status.moves == [] and status.job.host == "amd64-1"
+
+
+def test_an_engine_stopped_under_the_build_gets_no_note_about_output_bursts(
+    tmp_path: Path,
+) -> None:
+    """The status stream went with the engine (it does not answer now): the parser's note on
+    bursts of output would send the operator the wrong way; the move says what happened."""
+    run = pool_run(tmp_path)
+
+    async def go() -> None:
+        feed(
+            run,
+            "amd64",
+            b"#5 [2/2] RUN sleep 30\n"
+            b"ERROR: failed to receive status: rpc error: code = Unavailable desc = error "
+            b"reading from server: EOF\n",
+        )
+        run._finish(run.status["amd64"], run._logs["amd64"].parser, {"exit": "1", "engine": False})
+        run._move_on("amd64")
+        await _stop(run)
+
+    asyncio.run(go())
+    notes = [e.text for e in queued(run) if isinstance(e, NoteEvent)]
+    assert notes == [
+        "moved linux/amd64 from amd64-1 to amd64-2: engine gone (failed to receive status: rpc "
+        "error: code = Unavailable desc = error reading from server: EOF)"
+    ]

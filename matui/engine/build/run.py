@@ -43,7 +43,7 @@ from matui.engine.build.failure import (
     failure_record,
     log_lines,
 )
-from matui.engine.build.progress import ProgressParser, parse_metadata
+from matui.engine.build.progress import STATUS_LOST_NOTE, ProgressParser, parse_metadata
 from matui.engine.build.pushretry import (
     PUSH_DELAY,
     PUSH_DELAY_CAP,
@@ -1714,6 +1714,8 @@ class BuildRun:
     def _finish(self, status: JobStatus, parser: ProgressParser, outcome: dict[str, Any]) -> None:
         key = status.job.key
         for note in parser.notes:
+            if note == STATUS_LOST_NOTE and outcome.get("engine") is False:
+                continue  # the stream went with the engine, not with a burst of output
             if note not in status.notes:
                 status.notes.append(note)
                 self._note(key, note)
