@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -30,6 +30,7 @@ from matui.ui.confirm_screen import ConfirmScreen
 from matui.ui.failure_screen import FailureScreen
 from matui.ui.history_screen import ReadOnlyRun, close_read_only, open_history
 from matui.ui.hosts_screen import HostsScreen
+from matui.ui.release_view import ImageState, ReleaseScreen
 from matui.ui.resources import stylesheet
 from matui.ui.retry_screen import RetryScreen
 from matui.ui.screens import HelpScreen, PublishScreen, QuitScreen
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from matui.engine.build.run import BuildRun, Event
     from matui.engine.config import Config
     from matui.engine.flags import Flag
+    from matui.engine.logstore import LogStore
     from matui.engine.plan import BuildJob
     from matui.engine.probe import HostProbe
     from matui.engine.publish import PublishPreview, PublishReport
@@ -95,6 +97,9 @@ def fit_title(parts: list[tuple[str, Text]], width: int) -> Text:
             status.truncate(max(10, text.cell_len - over), overflow="ellipsis")
             kept[i] = (kind, status)
     return sep.join(text for _, text in kept)
+
+
+_RELEASE_KEYS = frozenset({"build", "publish", "help", "quit_app", "check", "hosts"})
 
 
 class SearchBox(Input):
@@ -267,6 +272,13 @@ class MatuiApp(App[int]):
             tooltip="The arches side by side: each step's state and time, where they part ways",
             id="compare",
         ),
+        Binding(
+            "o",
+            "release_view",
+            "Release",
+            tooltip="Back to the release grid (images x arches; esc too); enter there opens a cell",
+            id="release",
+        ),
         Binding("question_mark", "help", "Help", tooltip="Show the keys", id="help"),
         Binding(
             "q",
@@ -289,7 +301,21 @@ class MatuiApp(App[int]):
     ) -> None:
         super().__init__()
         self.config = config
-        self.image = config.image(image) if config.images else None
+        self.release: list[ImageState] | None = None
+        """A config of several images and no --image: the release view's images (see
+        matui.ui.release_view); None: the one image's dashboard."""
+        self.release_tags = tuple(tags) if tags else None
+        self.release_planning = False
+        self.release_shown: str | None = None
+        """The release's image whose panes are on the dashboard (its run's events go there)."""
+        self.release_id: str | None = None
+        self.release_refusal: list[str] | None = None
+        if image is None and len(config.images) >= 2:
+            self.release = [ImageState(i, self.release_tags or i.tags) for i in config.images]
+            image_config = None
+        else:
+            image_config = config.image(image) if config.images else None
+        self.image = image_config
         self.tags = tuple(tags) if tags else (self.image.tags if self.image else ())
         self.probe_on_start = probe_on_start
         self.resume_on_start = resume_on_start
@@ -347,6 +373,9 @@ class MatuiApp(App[int]):
         self._layout(self.size.width)
         self._update_title()
         self.set_interval(1.0, self._update_title)
+        if self.release is not None:
+            self.install_screen(ReleaseScreen(self.release), name="release")
+            self.push_screen("release")
         if self.probe_on_start and self.config.hosts:
             self.action_check()
         if self.resume_on_start and self.image is not None:
@@ -495,6 +524,10 @@ class MatuiApp(App[int]):
         # The hosts' panel and flags only: a run's flags and verdict are the run's.
         self.show_probes(report.probes, report.flags)
         await self.show_plan()
+        if self.release is not None:
+            from matui.ui.release_view import plan_states
+
+            plan_states(self.release, self, report.probes)
         self.activity = None
         if report.ok:
             self._idle_status = ("ready: press b to build", "good")
@@ -567,11 +600,18 @@ class MatuiApp(App[int]):
 
     # --- build -----------------------------------------------------------------------------
 
-    def show_jobs(self, jobs: Sequence[BuildJob], *, planned: bool = False) -> AwaitComplete:
+    def show_jobs(
+        self,
+        jobs: Sequence[BuildJob],
+        *,
+        planned: bool = False,
+        stores: Mapping[str, LogStore] | None = None,
+    ) -> AwaitComplete:
         """One pane per job, in plan order (``planned``: a plan before any build).
 
         The first time, the panes are in the DOM on return. A previous run's panes carry the
         same ids and must be gone first: await the result before handling the jobs' events.
+        ``stores``: each job's lines so far (a release's image opened again), shown by its pane.
         """
         self.jobs = list(jobs)
         panes = self.query_one("#panes")
@@ -579,7 +619,14 @@ class MatuiApp(App[int]):
         self._search_pane = None
         old = list(panes.children)  # the placeholder, or a previous run's panes
         new = [
-            ArchPane(job.key, job.arch, job.host, emulated=job.emulated, planned=planned)
+            ArchPane(
+                job.key,
+                job.arch,
+                job.host,
+                emulated=job.emulated,
+                planned=planned,
+                store=(stores or {}).get(job.key),
+            )
             for job in jobs
         ]
         for pane in new:
@@ -611,6 +658,9 @@ class MatuiApp(App[int]):
 
     def action_build(self) -> None:
         if self._read_only("build"):
+            return
+        if self.release is not None:
+            self._build_release()
             return
         if self.run_ is not None and self.run_.running:
             self.notify("a build is running; x cancels the focused arch", severity="warning")
@@ -973,6 +1023,8 @@ class MatuiApp(App[int]):
             self.action_zoom()
         elif close_read_only(self):
             self.notify("back to the current run", timeout=3)
+        elif self.release is not None:
+            self.action_release_view()
         else:
             raise SkipAction()
 
@@ -1036,6 +1088,13 @@ class MatuiApp(App[int]):
     def action_publish(self) -> None:
         if self._read_only("publish"):
             return
+        if self.release is not None and isinstance(self.screen, ReleaseScreen):
+            from matui.ui.release_publish import publish_release_view
+
+            self.run_worker(
+                publish_release_view(self, self.release), group="publish", exclusive=True
+            )
+            return
         self._publish()
 
     @work(exclusive=True, group="publish")
@@ -1077,6 +1136,110 @@ class MatuiApp(App[int]):
             self.notify(report.record_error, severity="warning", timeout=15)
         self._update_title()
 
+    # --- a release of several images (matui.ui.release_view) ---------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """On the release grid only the release's keys act (the panes' keys wait for an image
+        to be opened); ``o`` goes back to the grid from an image of a release."""
+        if action == "release_view":
+            return self.release is not None and not isinstance(self.screen, ReleaseScreen)
+        if isinstance(self.screen, ReleaseScreen):
+            return action not in _PANE_ACTIONS
+        return True
+
+    def _build_release(self) -> None:
+        from matui.ui.release_view import build_release
+
+        assert self.release is not None
+        if self.release_planning or any(s.run and s.run.running for s in self.release):
+            self.notify(
+                "the release is building; enter opens an image, x there cancels an arch",
+                severity="warning",
+            )
+            return
+        self.release_planning = True
+        self.release_refusal = None
+        self.refresh_release()
+        self.run_worker(build_release(self, self.release), group="build", exclusive=True)
+
+    def release_refused(self, reasons: Sequence[str]) -> None:
+        """The release did not start: the grid's title and lines say why."""
+        self.release_refusal = list(reasons) or ["refused"]
+        self.show_release_lines([Text(f"refused: {r}", style="bold red") for r in reasons])
+        self.refresh_release()
+
+    def release_started(self, release_id: str | None) -> None:
+        self.release_id = release_id
+        self.started, self.ended = time.monotonic(), None
+        self.show_release_lines([Text(f"release {release_id} started", style="dim")])
+        if self.release_shown is not None and not isinstance(self.screen, ReleaseScreen):
+            self.open_release_image(self.release_shown, None)  # its new run's panes
+        else:
+            self.release_shown = None  # reopened (enter) from the new run
+        self.refresh_release()
+
+    def release_status(self) -> tuple[str, str]:
+        """The release grid's status: planning, refused, building (how many images are
+        done), the images' verdicts, else the dashboard's idle state."""
+        if self.release_planning:
+            return "planning the release", _TONE_STYLE["busy"]
+        if self.release_refusal:
+            more = len(self.release_refusal) - 1
+            extra = f" (+{more} more)" if more > 0 else ""
+            return f"refused: {self.release_refusal[0]}{extra}", _TONE_STYLE["bad"]
+        states = self.release or []
+        if any(s.run is not None for s in states):
+            verdicts = [s.verdict() for s in states]
+            if "running" in verdicts:
+                done = sum(1 for v in verdicts if v != "running")
+                return f"building: {done} of {len(states)} images done", _TONE_STYLE["busy"]
+            counts: dict[str, int] = {}
+            for verdict in verdicts:
+                counts[verdict] = counts.get(verdict, 0) + 1
+            good = all(v in ("built", "published") for v in verdicts)
+            line = ", ".join(f"{n} {v}" for v, n in counts.items())
+            if good and "built" in counts:
+                line += ": m publishes the release"
+            return line, _TONE_STYLE["good" if good else "bad"]
+        text, tone = self._idle_status
+        return text, _TONE_STYLE.get(tone, "bold yellow")
+
+    @property
+    def release_screen(self) -> ReleaseScreen | None:
+        if self.release is None or not self.is_screen_installed("release"):
+            return None
+        screen = self.get_screen("release")
+        return screen if isinstance(screen, ReleaseScreen) else None
+
+    def refresh_release(self) -> None:
+        if (screen := self.release_screen) is not None and screen.is_mounted:
+            screen.refresh_grid()
+
+    def show_release_lines(self, lines: Sequence[Text]) -> None:
+        if (screen := self.release_screen) is not None:
+            screen.show_lines(lines)
+
+    def open_release_image(self, image: str, arch: str | None) -> None:
+        """The release's ``image`` on the dashboard's panes (``arch``'s focused)."""
+        from matui.ui.release_view import open_image
+
+        state = next(s for s in self.release or [] if s.name == image)
+
+        async def opened() -> None:
+            await open_image(self, state, arch)
+            if isinstance(self.screen, ReleaseScreen):
+                self.pop_screen()
+            self._layout(self.size.width)
+
+        self.run_worker(opened(), group="release-open", exclusive=True)
+
+    def action_release_view(self) -> None:
+        """``o`` (or ``esc`` with nothing else to leave): back to the release grid."""
+        if self.release is None or len(self.screen_stack) > 1:
+            return
+        self.push_screen("release")
+        self.refresh_release()
+
     # --- help, quit, palette ---------------------------------------------------------------
 
     def action_hosts(self) -> None:
@@ -1112,17 +1275,32 @@ class MatuiApp(App[int]):
         """Every key: the dashboard's, then the log pane's (one list, so a key added to
         either shows up here)."""
         rows = []
-        for binding in [*self.BINDINGS, *LogPane.BINDINGS]:
+        for binding in [*self.BINDINGS, *ReleaseScreen.BINDINGS, *LogPane.BINDINGS]:
             if isinstance(binding, Binding):
                 key = self.get_key_display(binding)
                 rows.append((key, binding.tooltip or binding.description))
         self.push_screen(HelpScreen(rows))
 
+    def _live_runs(self) -> list[BuildRun]:
+        """The runs still building: the release's, else the one on the panes."""
+        runs = [s.run for s in self.release or [] if s.run is not None]
+        if self.run_ is not None and self.run_ not in runs:
+            runs.append(self.run_)
+        return [run for run in runs if run.running]
+
     def action_quit_app(self) -> None:
-        if self.run_ is None or not self.run_.running:
+        live = self._live_runs()
+        if not live:
             self.exit(0)
             return
-        running = [s.job.arch for s in self.run_.status.values() if not s.state.finished]
+        running = [
+            s.job.arch
+            if len(live) == 1
+            else f"{run.plan.image.name.rsplit('/', 1)[-1]} {s.job.arch}"
+            for run in live
+            for s in run.status.values()
+            if not s.state.finished
+        ]
 
         def chosen(choice: str | None) -> None:
             if choice == "leave":
@@ -1134,10 +1312,13 @@ class MatuiApp(App[int]):
 
     @work(exclusive=True, group="quit")
     async def _cancel_and_quit(self) -> None:
-        if self.run_ is not None:
+        live = self._live_runs()
+        if live:
             self.notify("cancelling the remote builds…")
-            await self.run_.cancel()
-            await self.run_.wait()
+            for run in live:
+                await run.cancel()
+            for run in live:
+                await run.wait()
         self.exit(0)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
@@ -1151,3 +1332,11 @@ class MatuiApp(App[int]):
                     f"{binding.tooltip or binding.description} (key: {key})",
                     lambda action=action: self.run_action(action),
                 )
+
+
+_PANE_ACTIONS = frozenset(
+    binding.action.split("(")[0]
+    for binding in MatuiApp.BINDINGS
+    if isinstance(binding, Binding) and binding.action.split("(")[0] not in _RELEASE_KEYS
+)
+"""The dashboard's keys that act on an image's panes: not on the release grid."""

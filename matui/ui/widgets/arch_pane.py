@@ -17,6 +17,7 @@ from matui.ui.widgets.log_pane import LogPane
 
 if TYPE_CHECKING:
     from matui.engine.build.failure import FailureRecord
+    from matui.engine.logstore import LogStore
 
 STATE_CLASSES = (
     "planned",
@@ -43,7 +44,14 @@ class ArchPane(Vertical):
     """
 
     def __init__(
-        self, key: str, arch: str, host: str, *, emulated: bool = False, planned: bool = False
+        self,
+        key: str,
+        arch: str,
+        host: str,
+        *,
+        emulated: bool = False,
+        planned: bool = False,
+        store: LogStore | None = None,
     ) -> None:
         state = "planned" if planned else "queued"
         super().__init__(id=f"pane-{key}", classes=f"arch-pane -{state}")
@@ -57,7 +65,7 @@ class ArchPane(Vertical):
             self.detail = "planned, under QEMU: b builds it" if emulated else "planned: b builds it"
         self.failure: FailureRecord | None = None
         """Why the job failed (its card, key i), while it is failed or lost."""
-        self.view = LogPane(id=f"log-{key}")
+        self.view = LogPane(store, id=f"log-{key}")  # store: lines logged before it showed
         self._retitle()
 
     def compose(self) -> ComposeResult:
