@@ -472,12 +472,22 @@ class IndexSource:
     pushed_as: str | None = None
     """How its job pushed it: ``"by digest"`` (no per-arch tag exists for it) or its per-arch
     tag; None: not recorded (an older run, which pushed the per-arch tag)."""
+    served: str | None = None
+    """When ``digest`` is an index (a by-digest build with attestations: the image and its
+    attestation manifest), the image manifest in it: what the new index serves for
+    ``platform`` (``imagetools create`` merges a source index's manifests). None: ``digest``
+    is the image manifest itself."""
 
     @property
     def by_digest(self) -> bool:
         from matui.engine.builders import BY_DIGEST
 
         return self.pushed_as == BY_DIGEST
+
+    @property
+    def platform_digest(self) -> str:
+        """The digest the index serves for this platform."""
+        return self.served or self.digest
 
 
 @dataclass(frozen=True)

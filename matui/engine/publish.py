@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from matui.engine import shell
@@ -36,6 +36,7 @@ from matui.engine.config import ConfigError
 from matui.engine.flags import (
     Flag,
     PlatformChange,
+    RegistryReader,
     Severity,
     index_diffs,
     premanifest_flags,
@@ -183,6 +184,26 @@ def _make_plan(record: RunRecord, tags: Sequence[str] | None) -> IndexPlan:
     return IndexPlan(repo, run_tags, tuple(sources))
 
 
+async def resolve_sources(plan: IndexPlan, registry: RegistryReader) -> IndexPlan:
+    """``plan`` with each by-digest source that is an index (a build with attestations: the
+    image and its attestation manifest) knowing the image manifest in it, which is what the
+    new index serves for its platform (:attr:`IndexSource.served`): the diff and the read-back
+    compare that. A source not found stays as it is (the pre-publish checks name it)."""
+
+    async def one(source: IndexSource) -> IndexSource:
+        if not source.by_digest:
+            return source
+        manifest = await registry.get_manifest(plan.repository, source.digest)
+        if manifest is None or not manifest.is_index:
+            return source
+        images = [e for e in manifest.entries if not e.attestation]
+        mine = [e for e in images if e.platform == source.platform] or images
+        return replace(source, served=mine[0].digest) if len(mine) == 1 else source
+
+    sources = await asyncio.gather(*(one(s) for s in plan.sources))
+    return replace(plan, sources=tuple(sources))
+
+
 def plan_index(record: RunRecord, tags: Sequence[str] | None = None) -> IndexPlan:
     """The index a run would produce.
 
@@ -206,7 +227,7 @@ def index_problems(plan: IndexPlan, manifest: Manifest | None) -> list[str]:
         return ["it does not exist"]
     if not manifest.is_index:
         return [f"it is a single-arch manifest ({manifest.media_type}), not an index"]
-    expected = {str(s.platform): s.digest for s in plan.sources}
+    expected = {str(s.platform): s.platform_digest for s in plan.sources}
     got: dict[str, str] = {}
     problems = []
     for entry in manifest.entries:
@@ -602,6 +623,7 @@ async def preview_publish(
     except ManifestRefused as exc:
         return blocked(str(exc), plan, flags=record.flags)
     try:
+        plan = await resolve_sources(plan, registry)
         state = await read_tags(registry, plan.repository, plan.tags)
         diffs = await index_diffs(plan, registry, state=state)
         fresh = await check_index(

@@ -51,6 +51,7 @@ from matui.engine.registry import (
     IndexEntry,
     Manifest,
 )
+from tests.helpers.fake_registry import FakeRegistry
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "progress"
 
@@ -584,26 +585,6 @@ def test_clean_two_arch_release_yields_no_flag_at_all() -> None:
 
 
 # ---- gatherers over a fake registry -------------------------------------------------------
-
-
-class FakeRegistry:
-    def __init__(self) -> None:
-        self.manifests: dict[tuple[str, str], Manifest] = {}
-        self.configs: dict[str, ImageConfigFacts] = {}
-
-    def put(self, repo: Repository, manifest: Manifest, *tags: str) -> None:
-        for ref in (manifest.digest, *tags):
-            self.manifests[(str(repo), ref)] = manifest
-
-    async def get_manifest(self, repo: Repository, reference: str) -> Manifest | None:
-        return self.manifests.get((str(repo), reference))
-
-    async def head_digest(self, repo: Repository, reference: str) -> str | None:
-        found = self.manifests.get((str(repo), reference))
-        return found.digest if found else None
-
-    async def image_config(self, repo: Repository, manifest_digest: str) -> ImageConfigFacts:
-        return self.configs[manifest_digest]
 
 
 def pushed_builds(registry: FakeRegistry, *, arm_config: Platform = ARM) -> None:

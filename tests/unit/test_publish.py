@@ -6,6 +6,7 @@ tests/ui/test_publish_rig.py) drive the same code against a real registry and bu
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from matui.cli import format_preview, format_report
 from matui.engine.arch import Platform
 from matui.engine.builders import BY_DIGEST
-from matui.engine.flags import Change, Flag, FlagKind, PlatformChange, Severity
+from matui.engine.flags import Change, Flag, FlagKind, PlatformChange, Severity, index_diff
 from matui.engine.plan import IndexPlan, IndexSource
 from matui.engine.publish import (
     PublishPreview,
@@ -27,6 +28,7 @@ from matui.engine.publish import (
     plan_index,
     preview_publish,
     publish,
+    resolve_sources,
 )
 from matui.engine.records import JobRecord, JobState, RunRecord, TagOutcome, TagResult
 from matui.engine.refs import parse_repository
@@ -38,6 +40,7 @@ from matui.engine.registry import (
     RegistryClient,
 )
 from matui.ui.publish import render_preview, render_report
+from tests.helpers.fake_registry import FakeRegistry
 from tests.helpers.records import job_record
 
 REPO = parse_repository("r.example/team/app")
@@ -447,3 +450,34 @@ def test_preview_says_which_platforms_were_pushed_by_digest() -> None:
     assert text[0] == "linux/arm64: pushed by digest (no per-arch tag)"
     # Nothing pushed by digest: no such line.
     assert not any("by digest" in line for line in format_preview(preview_with_tags()))
+
+
+def test_a_by_digest_source_with_attestations_is_compared_by_the_image_inside_it() -> None:
+    """A by-digest build with attestations comes back as an index (the image and its
+    attestation manifest). The new index refers to that index (imagetools merges its
+    manifests) and serves the image inside it: the diff and the read-back compare that."""
+    registry = FakeRegistry()
+    built = index(entry("linux/arm64", ARM), entry(None, OTHER, attestation=True), digest=INDEX)
+    registry.put(REPO, built)
+    sources = (
+        IndexSource(Platform.parse("linux/amd64"), AMD, REPO.digest(AMD), "1.0-amd64"),
+        IndexSource(Platform.parse("linux/arm64"), INDEX, REPO.digest(INDEX), BY_DIGEST),
+        # Not in the registry (any more): left for the pre-publish checks to name.
+        IndexSource(Platform.parse("linux/s390x"), OTHER, REPO.digest(OTHER), BY_DIGEST),
+    )
+    plan = asyncio.run(resolve_sources(IndexPlan(REPO, ("1.0",), sources), registry))
+    assert [(s.digest, s.served, s.platform_digest) for s in plan.sources] == [
+        (AMD, None, AMD),
+        (INDEX, ARM, ARM),
+        (OTHER, None, OTHER),
+    ]
+    assert plan.source_refs == [REPO.digest(AMD), REPO.digest(INDEX), REPO.digest(OTHER)]
+    two = replace(plan, sources=plan.sources[:2])
+    served = index(
+        entry("linux/amd64", AMD),
+        entry("linux/arm64", ARM),
+        entry(None, OTHER, attestation=True),
+        digest="sha256:" + "e" * 64,
+    )
+    assert index_problems(two, served) == []
+    assert [c.after for c in index_diff(None, two)] == [AMD, ARM]

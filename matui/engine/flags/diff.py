@@ -132,7 +132,7 @@ def index_diff(
         before.setdefault(platform, digest)
     after: dict[str, str] = {}
     for source in plan.sources:
-        after.setdefault(str(source.platform), source.digest)
+        after.setdefault(str(source.platform), source.platform_digest)
     changes = []
     for platform in sorted(before.keys() | after.keys()):
         old, new = before.get(platform), after.get(platform)
