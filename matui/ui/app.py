@@ -22,7 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, Static
 
 from matui.ui.compare_screen import CompareScreen
@@ -116,13 +116,18 @@ class MatuiApp(App[int]):
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
-            "b", "build", "Build", tooltip="Build every arch on its host, all at once", id="build"
+            "b",
+            "build",
+            "Build",
+            tooltip="Build every arch on its host, all at once (a release: every image)",
+            id="build",
         ),
         Binding(
             "m",
             "publish",
             "Manifest",
-            tooltip="Create and push the multi-arch index (shows what moves first)",
+            tooltip="Create and push the multi-arch index (shows what moves first); on the "
+            "release grid, every image's after one confirmation",
             id="publish",
         ),
         Binding(
@@ -220,7 +225,8 @@ class MatuiApp(App[int]):
             "Leave",
             show=False,
             priority=True,  # see action_leave
-            tooltip="Close the search box, else leave the zoom, else leave an old run (H)",
+            tooltip="Close the search box, else leave the zoom, else leave an old run (H), "
+            "else back to the release grid",
             id="leave",
         ),
         Binding(
@@ -1141,9 +1147,13 @@ class MatuiApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """On the release grid only the release's keys act (the panes' keys wait for an image
         to be opened); ``o`` goes back to the grid from an image of a release."""
+        if self.release is None:
+            return action != "release_view"
+        # The screen under any dialog: the grid, or the panes.
+        base = next(s for s in reversed(self.screen_stack) if not isinstance(s, ModalScreen))
         if action == "release_view":
-            return self.release is not None and not isinstance(self.screen, ReleaseScreen)
-        if isinstance(self.screen, ReleaseScreen):
+            return not isinstance(base, ReleaseScreen)
+        if isinstance(base, ReleaseScreen):
             return action not in _PANE_ACTIONS
         return True
 
