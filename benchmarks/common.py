@@ -254,7 +254,7 @@ SUITE: dict[str, tuple[str, ...]] = {
     "manifest_push": ("manifest_push",),
     "startup": ("startup_help", "startup_first_paint"),
     "memory": ("memory_1gb",),
-    "build_overhead": ("build_overhead",),
+    "build_overhead": ("build_overhead", "build_overhead_200k"),
     "release_scale": (
         "release_wall",
         "release_cpu",
