@@ -445,6 +445,9 @@ def format_check(report: CheckReport) -> str:
             )
         )
     lines = [_table(headers, rows)]
+    # A host building through a builder: its driver, nodes and how it pushes.
+    if builders := [f"{p.name}: {p.builder_line}" for p in report.probes if p.builder_line]:
+        lines += ["", *builders]
     problems: list[str] = []
     for flag in report.flags:
         problems.append(f"{flag.severity.upper():7} {flag.kind}  {flag.subject}: {flag.message}")

@@ -169,3 +169,16 @@ def test_cache_and_attestations_on_docker_driver_hosts_are_refused() -> None:
     assert driver_flags(image, [context_host], []) == []
     # Nothing asked, nothing refused.
     assert driver_flags(load()[1], [host]) == []
+
+
+def test_matui_check_names_each_hosts_builder_and_how_it_pushes() -> None:
+    from matui.cli import format_check
+    from matui.engine.flags import CheckReport
+
+    report = CheckReport((probed("kubernetes-two-nodes.txt"), HostProbe("c", "arm64", True)), ())
+    lines = format_check(report).splitlines()
+    assert (
+        "a: builder b (kubernetes driver; nodes builder-amd64=amd64, builder-arm64=arm64): "
+        "pushes by digest"
+    ) in lines
+    assert not any(line.startswith("c: ") for line in lines)  # the engine's own builder
