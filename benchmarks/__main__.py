@@ -29,6 +29,7 @@ ORDER = (
     "search",
     "memory",
     "tui_ingest",
+    "dashboard_flood",
     "engine_ingest",
     "reattach",
     "manifest_push",

@@ -248,6 +248,12 @@ def remove_run_script(run_id: str) -> str:
 SUITE: dict[str, tuple[str, ...]] = {
     # module (under benchmarks/) -> the figures it prints, in the order of the report
     "tui_ingest": ("tui_ingest", "tui_key_p99", "tui_memory"),
+    "dashboard_flood": (
+        "dashboard_ingest",
+        "dashboard_ingest_keys",
+        "dashboard_key_flood_p99",
+        "dashboard_key_idle_p99",
+    ),
     "engine_ingest": ("engine_ingest",),
     "reattach": ("reattach_catch_up",),
     "search": ("search_first", "search_all", "search_backtrack_ui_hold"),
