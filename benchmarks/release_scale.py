@@ -547,28 +547,39 @@ def time_synthetic_plan(hosts: int, images: int, reps: int) -> float:
 
 def paint_child(kind: str, config_path: Path | None) -> None:
     """In a fresh process: the dashboard on the release's config (or a bare Textual app), run
-    headless; print when its first screen update ended."""
+    headless; print which view was measured and when its first screen update ended. The
+    release view (``matui.ui.release_view``) when this matui opens one for a config of several
+    images, else the first image's dashboard."""
     from benchmarks.startup import bare_app, paint_app
 
-    if kind == "matui":
-        from matui.engine.config import load_config
-        from matui.ui.app import MatuiApp
+    if kind == "bare":
+        print("bare", paint_app(bare_app(), SIZE))
+        return
+    from matui.engine.config import ConfigError, load_config
+    from matui.ui.app import MatuiApp
 
-        assert config_path is not None
-        config = load_config(config_path)
-        app: Any = MatuiApp(
+    assert config_path is not None
+    config = load_config(config_path)
+    state = Path(os.environ["XDG_STATE_HOME"])
+    view, screen = "release", "ReleaseScreen"
+    try:
+        app: Any = MatuiApp(config, probe_on_start=False, resume_on_start=False, state_root=state)
+    except ConfigError:  # a matui without the release view asks which image
+        view, screen = "image", None
+        app = MatuiApp(
             config,
             image=config.images[0].name,
             probe_on_start=False,
             resume_on_start=False,
-            state_root=Path(os.environ["XDG_STATE_HOME"]),
+            state_root=state,
         )
-    else:
-        app = bare_app()
-    print(paint_app(app, SIZE))
+    if view == "release" and getattr(app, "release", None) is None:
+        view, screen = "image", None
+    print(view, paint_app(app, SIZE, screen))
 
 
-def paint_time(kind: str, config: Path) -> float:
+def paint_time(kind: str, config: Path) -> tuple[str, float]:
+    """Seconds from launching a process to the end of its first paint, and the view painted."""
     from benchmarks.startup import child_env
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -580,7 +591,8 @@ def paint_time(kind: str, config: Path) -> float:
             check=True,
             env=child_env(XDG_STATE_HOME=tmp),
         )
-    return float(out.stdout.split()[-1]) - started
+    view, painted = out.stdout.split()[-2:]
+    return view, float(painted) - started
 
 
 # -- memory per log line -----------------------------------------------------------------------
@@ -616,7 +628,25 @@ def main() -> None:
     p.add_argument("--child-release", nargs=2, type=Path, help="(internal)")
     p.add_argument("--child-plan", nargs=2, help="(internal)")
     p.add_argument("--child-paint", nargs=2, help="(internal)")
+    p.add_argument(
+        "--probe-scaling",
+        metavar="N,N,...",
+        help="only print how probing grows with the hosts (e.g. 3,12,24,48), no figures",
+    )
+    p.add_argument(
+        "--follow-cost",
+        metavar="JOBS",
+        type=int,
+        help="only print the CPU a host spends following JOBS running jobs, no figures",
+    )
     args = p.parse_args()
+    if args.follow_cost:
+        follow_cost(args.follow_cost, 10.0)
+        return
+    if args.probe_scaling:
+        counts = [int(n) for n in args.probe_scaling.split(",")]
+        probe_scaling(rig_env(), counts, args.reps or 3)
+        return
     if args.child_release:
         result = asyncio.run(release_child(*args.child_release))
         print(RESULT_PREFIX + json.dumps(result), flush=True)
@@ -648,6 +678,104 @@ def main() -> None:
             fleet.stop()
 
 
+def probe_and_plan(config: Path, reps: int) -> dict[str, Any]:
+    """In a fresh process: probe the config's hosts (connecting to each), then plan ``reps``
+    times on those probes."""
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.release_scale", "--child-plan", str(config), str(reps)],
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"planning child failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.split(RESULT_PREFIX, 1)[1].splitlines()[0])
+    return result
+
+
+def probe_scaling(env: dict[str, str], counts: list[int], reps: int) -> None:
+    """How the probe (a fresh process connecting to every host and probing it) grows with
+    the hosts: one fleet of the largest count, configs of its first N hosts. No figures: a
+    table on stdout for docs/scale.md."""
+    with tempfile.TemporaryDirectory(prefix="matui-probe-scaling-") as tmp:
+        root = Path(tmp)
+        fleet = start_fleet(env, max(counts), root / "fleet")
+        try:
+            print("hosts  probe (connect + probe), median of", reps, " per host  plan 8x4")
+            for n in counts:
+                config = write_project(
+                    root / f"p{n}", env, Shape(8, ARCHES, n), fleet, env["MATUI_RIG_BASE_IMAGE"]
+                )
+                runs = [probe_and_plan(config, 5) for _ in range(reps)]
+                probe = median([r["probe_s"] for r in runs])
+                plan = median([r["plan_s"] for r in runs])
+                print(
+                    f"{n:5d}  {probe * 1000:8.0f} ms  {probe / n * 1000:8.1f} ms  "
+                    f"{plan * 1000:.2f} ms",
+                    flush=True,
+                )
+        finally:
+            fleet.stop()
+
+
+def follow_cost(jobs: int, seconds: float) -> None:
+    """What following a running job costs its host: ``jobs`` copies of matui's follow script
+    (:func:`matui.engine.shell.follow_script`, as a host runs it for each job being followed)
+    on job directories whose build holds its lock and writes nothing, for ``seconds``; their
+    CPU (this process's children). Then the same script polling every 0.5 s instead of every
+    0.05 s, to size that change. No figures: lines on stdout for docs/scale.md."""
+    from matui.engine.shell import follow_script
+
+    for poll in ("0.05", "0.5"):
+
+        def script(job: str, pid: int, poll: str = poll) -> str:
+            text = follow_script("bench", job, 0, pid).script
+            if poll != "0.05":
+                text = text.replace("do sleep 0.05; done", f"do sleep {poll}; done")
+            return text
+
+        cpu, elapsed = _follow(jobs, seconds, script)
+        print(
+            f"following {jobs} running jobs for {elapsed:.1f} s, polling every {poll} s: "
+            f"{cpu:.2f} CPU s, {cpu / elapsed / jobs * 100:.2f} % of a core per job followed",
+            flush=True,
+        )
+
+
+def _follow(jobs: int, seconds: float, script: Any) -> tuple[float, float]:
+    """Run ``script(job, pid)`` for ``jobs`` locked, silent jobs for ``seconds``: CPU, wall."""
+    with tempfile.TemporaryDirectory(prefix="matui-follow-cost-") as tmp:
+        home = Path(tmp)
+        holders, followers = [], []
+        for i in range(jobs):
+            job = home / ".matui" / "runs" / "bench" / f"j{i}"
+            job.mkdir(parents=True)
+            (job / "build.log").write_text("")
+            holder = subprocess.Popen(["flock", str(job / "lock"), "sleep", str(seconds + 30)])
+            (job / "pid").write_text(str(holder.pid))
+            holders.append(holder)
+        time.sleep(0.5)  # every lock taken
+        before = children_cpu()
+        started = time.perf_counter()
+        for i in range(jobs):
+            followers.append(
+                subprocess.Popen(
+                    ["sh", "-c", script(f"j{i}", holders[i].pid)],
+                    env={**os.environ, "HOME": str(home)},
+                )
+            )
+        time.sleep(seconds)
+        for i in range(jobs):
+            (home / ".matui" / "runs" / "bench" / f"j{i}" / "exit").write_text("0\n")
+        for follower in followers:
+            follower.wait()
+        elapsed = time.perf_counter() - started
+        cpu = children_cpu() - before
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+    return cpu, elapsed
+
+
 def measure(
     project: Path,
     config: Path,
@@ -659,14 +787,7 @@ def measure(
     small: bool,
 ) -> None:
     # Planning on the real probes first, while the hosts are idle.
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.release_scale", "--child-plan", str(config), "50"],
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"planning child failed:\n{out.stderr[-3000:]}")
-    planned = json.loads(out.stdout.split(RESULT_PREFIX, 1)[1].splitlines()[0])
+    planned = probe_and_plan(config, 50)
 
     state = project / "state"
     # Untimed warm-up: both engines pull the base image for every arch, the hosts' first
@@ -801,18 +922,23 @@ def measure(
             detail=f"median of {3 if small else 5}",
         )
     )
-    paint_time("matui", config)  # warm the page cache and .pyc files
+    view, _ = paint_time("matui", config)  # warm the page cache and .pyc files
     paint_time("bare", config)
     matui_paint, bare_paint = [], []
     for _ in range(3 if small else 7):
-        matui_paint.append(paint_time("matui", config))
-        bare_paint.append(paint_time("bare", config))
+        matui_paint.append(paint_time("matui", config)[1])
+        bare_paint.append(paint_time("bare", config)[1])
     mp, bp = median(matui_paint), median(bare_paint)
+    shown = (
+        "the release view (images x arches grid)"
+        if view == "release"
+        else "the first image's dashboard (this matui has no release view)"
+    )
     emit(
         Figure(
             name="release_first_paint",
             what=f"dashboard on the release's config ({shape}), process start to first "
-            f"screen update ({SIZE[0]}x{SIZE[1]}, headless)",
+            f"paint of {shown} ({SIZE[0]}x{SIZE[1]}, headless)",
             value=mp,
             unit="s",
             baseline="bare Textual app",
@@ -821,8 +947,7 @@ def measure(
             ratio_text="matui time / bare Textual time",
             target="<= 1 s",
             met=mp <= 1.0,
-            detail=f"median of {len(matui_paint)}; the per-image dashboard (no release view "
-            "committed yet)",
+            detail=f"median of {len(matui_paint)}",
         )
     )
     count = 20_000 if small else 400_000

@@ -110,14 +110,16 @@ def bare_app() -> Any:
     return Bare()
 
 
-def paint_app(app: Any, size: tuple[int, int]) -> float:
-    """Run ``app`` headless at ``size`` until its first screen update ends; when it ended
-    (``time.time()``)."""
+def paint_app(app: Any, size: tuple[int, int], screen: str | None = None) -> float:
+    """Run ``app`` headless at ``size`` until its first screen update ends (of a screen of
+    class ``screen`` when given); when it ended (``time.time()``)."""
     painted: list[float] = []
     original = app._display
 
-    def display(screen: Any, renderable: Any) -> None:
-        original(screen, renderable)
+    def display(shown: Any, renderable: Any) -> None:
+        original(shown, renderable)
+        if screen is not None and type(shown).__name__ != screen:
+            return
         if renderable is not None and not painted:
             # Charge what a terminal driver would encode and write.
             render = getattr(renderable, "render_segments", None)
