@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 if TYPE_CHECKING:
-    from matui.engine.build import ImageLocked, PreparedRelease
+    from matui.engine.build import ImageLocked
     from matui.engine.build.run import BuildRun, JobStatus
     from matui.engine.build.steps import Comparison
     from matui.engine.config import Config, HostConfig
@@ -565,7 +565,7 @@ async def _build(config: Config, args: argparse.Namespace) -> int:
         try:
             if _is_release(config, args.images):
                 release = await start_release(config, pool, images=args.images, tags=args.tags)
-                return await _follow_release(release, args)
+                return await _follow_release(release.id, release.runs, args)
             image = args.images[0] if args.images else None
             prepared = await start_build(config, pool, image=image, tags=args.tags)
         except ImageLocked as exc:
@@ -639,7 +639,28 @@ def _cmd_attach(args: argparse.Namespace) -> int:
             print("matui: no unfinished run to attach to; `matui runs` lists them", file=sys.stderr)
             return EXIT_FAILED
         record = found[0]
+        # A release left building: every image of it that is still building, together.
+        if (
+            record.release
+            and len(together := [r for r in found if r.release == record.release]) > 1
+        ):
+            return _run(_attach_release(config, record.release, together, args))
     return _run(_attach(config, record, args))
+
+
+async def _attach_release(
+    config: Config, release: str, records: Sequence[RunRecord], args: argparse.Namespace
+) -> int:
+    from matui.engine.build.run import BuildRun
+    from matui.engine.registry import RegistryClient
+    from matui.engine.ssh import SshPool
+
+    async with SshPool(config.hosts) as pool:
+        registry = RegistryClient()
+        runs = [BuildRun.resume(r, config, pool, registry=registry) for r in reversed(records)]
+        for run in runs:
+            run.start_resumed()
+        return await _follow_release(release, runs, args, attached=True)
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
@@ -983,11 +1004,17 @@ def image_labels(repositories: Sequence[str]) -> dict[str, str]:
     return labels
 
 
-async def _follow_release(release: PreparedRelease, args: argparse.Namespace) -> int:
+async def _follow_release(
+    release_id: str | None,
+    runs: Sequence[BuildRun],
+    args: argparse.Namespace,
+    *,
+    attached: bool = False,
+) -> int:
     """Stream every image's events as ``[IMAGE:ARCH]`` lines, then one table of every job, the
     failure card of each failed one, each image's verdict, and the way to retry or publish.
     Exit 0 only when every image can be published. Ctrl-C cancels every build (as for one
-    image)."""
+    image); ``attached`` (``matui attach`` of a release): Ctrl-C detaches, the builds go on."""
     import asyncio
     import signal
 
@@ -995,7 +1022,6 @@ async def _follow_release(release: PreparedRelease, args: argparse.Namespace) ->
     from matui.engine.records import JobState, VerdictKind
 
     log = sys.stderr if args.json else sys.stdout
-    runs = release.runs
     labels = image_labels([run.plan.repository for run in runs])
     for run in runs:
         label = labels[run.plan.repository]
@@ -1014,7 +1040,8 @@ async def _follow_release(release: PreparedRelease, args: argparse.Namespace) ->
             if passed.host not in used and passed.host not in seen:
                 seen.add(passed.host)
                 print(f"matui: {passed.line()}", file=log)
-    print(f"matui: release {release.id}: {len(runs)} images", file=log)
+    verb = "attached to release" if attached else "release"
+    print(f"matui: {verb} {release_id}: {len(runs)} images", file=log)
     for run in runs:
         jobs = ", ".join(
             f"{job.platform} on {job.host}" + (" (emulated)" if job.emulated else "")
@@ -1047,7 +1074,15 @@ async def _follow_release(release: PreparedRelease, args: argparse.Namespace) ->
     async def cancel_all() -> None:
         await asyncio.gather(*(run.cancel() for run in runs))
 
+    following = asyncio.current_task()
+    detached: list[bool] = []
+
     def interrupt() -> None:
+        if attached:
+            if not detached and following is not None:
+                detached.append(True)
+                following.cancel()
+            return
         if not cancelling:
             print("matui: cancelling: asking the hosts to stop the builds…", file=sys.stderr)
             cancelling.append(loop.create_task(cancel_all()))
@@ -1055,6 +1090,16 @@ async def _follow_release(release: PreparedRelease, args: argparse.Namespace) ->
     loop.add_signal_handler(signal.SIGINT, interrupt)
     try:
         await asyncio.gather(*(follow(run) for run in runs))
+    except asyncio.CancelledError:
+        if not detached:
+            raise
+        print(
+            f"matui: detached from release {release_id}; its builds go on on their hosts. "
+            "Follow them again: `matui attach`; stop them: "
+            + " / ".join(f"`matui cancel --run {run.id}`" for run in runs),
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     finally:
         loop.remove_signal_handler(signal.SIGINT)
     for task in cancelling:
@@ -1064,14 +1109,14 @@ async def _follow_release(release: PreparedRelease, args: argparse.Namespace) ->
     verdicts = [run.verdict() for run in runs]
     ok = all(v.can_publish or v.kind is VerdictKind.PUBLISHED for v in verdicts)
     line = (
-        f"release {release.id}: every image built; push the indexes with `matui manifest`"
+        f"release {release_id}: every image built; push the indexes with `matui manifest`"
         if ok
-        else f"release {release.id}: "
+        else f"release {release_id}: "
         + f"{sum(1 for v in verdicts if v.can_publish)} of {len(runs)} images can be published"
     )
     if args.json:
         doc = {
-            "release": release.id,
+            "release": release_id,
             "ok": ok,
             "line": line,
             "runs": [_run_json(run) for run in runs],

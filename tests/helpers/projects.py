@@ -141,13 +141,17 @@ RUN echo "$APP" > /app
 
 
 def make_release(
-    tmp_path: Path, rig: Rig, names: tuple[str, ...] = ("api", "web")
+    tmp_path: Path, rig: Rig, names: tuple[str, ...] = ("api", "web"), *, ticks: int = 0
 ) -> tuple[Path, list[str]]:
     """A config with the rig's two builder hosts and one two-arch image per name, all sharing
-    one context (``APP = "{image}"`` tells them apart); returns (config, repositories)."""
+    one context (``APP = "{image}"`` tells them apart), each build printing ``ticks`` ticks
+    half a second apart first; returns (config, repositories)."""
     context = tmp_path / "ctx"
     context.mkdir()
-    (context / "Dockerfile").write_text(RELEASE_DOCKERFILE % secrets.token_hex(6))
+    dockerfile = RELEASE_DOCKERFILE % secrets.token_hex(6)
+    if ticks:
+        dockerfile += f'RUN for i in $(seq 1 {ticks}); do echo "tick $i"; sleep 0.5; done\n'
+    (context / "Dockerfile").write_text(dockerfile)
     prefix = f"{rig.registry}/release-test/r{secrets.token_hex(4)}"
     repos = [f"{prefix}-{name}" for name in names]
     text = rig_config(rig, repos[0], tags=("1.0",))

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import run_matui
+from matui.engine.records import JobState, list_runs
+from tests.helpers.cli import read_until, run_matui, spawn_matui
 from tests.helpers.projects import ARM64_EXITS_3, make_release
 from tests.helpers.publishing import skopeo_raw
 from tests.helpers.rig import Rig
@@ -100,3 +101,25 @@ def test_an_image_with_a_failed_arch_is_refused_and_the_other_published(
     assert "release incomplete: 1 of 2 images serve their index" in publish.stderr
     assert served_platforms(f"{repos[0]}:1.0") == ["linux/amd64", "linux/arm64"]
     assert skopeo_raw(f"{repos[1]}:1.0") is None
+
+
+def test_attach_follows_every_image_of_a_release_left_building(rig: Rig, tmp_path: Path) -> None:
+    config, repos = make_release(tmp_path, rig, ticks=8)
+    state = tmp_path / "state"
+    build = spawn_matui("build", "--config", config, state=state)
+    read_until(build, "tick 2")
+    build.kill()  # no chance to cancel: the builds go on on their hosts
+    build.wait(timeout=30)
+
+    attach = run_matui("attach", "--config", config, state=state, timeout=300)
+    assert attach.returncode == 0, attach.stdout[-3000:] + attach.stderr[-2000:]
+    assert "attached to release" in attach.stdout
+    labels = [repo.rsplit("/", 1)[1] for repo in repos]
+    for label in labels:
+        for arch in ("amd64", "arm64"):
+            assert f"[{label}:{arch}] " in attach.stdout
+    assert "every image built" in attach.stdout
+    runs = list_runs(state / "matui")
+    assert sorted(r.image for r in runs) == sorted(repos)
+    assert len({r.release for r in runs}) == 1
+    assert all(j.state is JobState.SUCCEEDED for r in runs for j in r.jobs)
