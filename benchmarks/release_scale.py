@@ -238,6 +238,10 @@ def start_fleet(env: dict[str, str], count: int, root: Path) -> Fleet:
                 options=[f"SetEnv DOCKER_HOST={engines[i % 2]} HOME={home}"],
             )
             fleet.servers.append(server)
+            for _ in range(100):  # sshd listens a moment before it writes its pid file
+                if server.pidfile.exists() and server.pidfile.read_text().strip():
+                    break
+                time.sleep(0.05)
             if fleet.cgroup is not None:
                 (fleet.cgroup / "cgroup.procs").write_text(str(server.listener))
             fleet.ports.append(server.port)
@@ -477,9 +481,11 @@ async def plan_child(config_path: Path, reps: int) -> dict[str, Any]:
     config = load_config(config_path)
     registries = list(dict.fromkeys(i.repository().registry for i in config.images))
     async with SshPool(config.hosts) as pool:
+        cpu = self_cpu()
         started = time.perf_counter()
         report = await check_hosts(pool, config.hosts, registries)
         probe_s = time.perf_counter() - started
+        cpu = self_cpu() - cpu
     bad = [p.name for p in report.probes if not p.usable]
     if bad:
         raise SystemExit(f"hosts not usable: {bad}: {[p.error for p in report.probes]}")
@@ -490,7 +496,12 @@ async def plan_child(config_path: Path, reps: int) -> dict[str, Any]:
         plans = plan_release(images, config.hosts, report.probes)
         times.append(time.perf_counter() - t0)
     used = sorted({job.host for plan in plans for job in plan.jobs})
-    return {"probe_s": probe_s, "plan_s": median(times), "hosts_used": used}
+    return {"probe_s": probe_s, "probe_cpu_s": cpu, "plan_s": median(times), "hosts_used": used}
+
+
+def self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def synthetic(hosts: int, images: int, arches: tuple[str, ...]) -> tuple[Any, list[Any], Any]:
@@ -700,7 +711,10 @@ def probe_scaling(env: dict[str, str], counts: list[int], reps: int) -> None:
         root = Path(tmp)
         fleet = start_fleet(env, max(counts), root / "fleet")
         try:
-            print("hosts  probe (connect + probe), median of", reps, " per host  plan 8x4")
+            print(
+                f"hosts  probe (connect + probe, median of {reps})  per host  "
+                "matui CPU  per host  plan 8x4"
+            )
             for n in counts:
                 config = write_project(
                     root / f"p{n}", env, Shape(8, ARCHES, n), fleet, env["MATUI_RIG_BASE_IMAGE"]
@@ -708,9 +722,10 @@ def probe_scaling(env: dict[str, str], counts: list[int], reps: int) -> None:
                 runs = [probe_and_plan(config, 5) for _ in range(reps)]
                 probe = median([r["probe_s"] for r in runs])
                 plan = median([r["plan_s"] for r in runs])
+                cpu = median([r["probe_cpu_s"] for r in runs])
                 print(
                     f"{n:5d}  {probe * 1000:8.0f} ms  {probe / n * 1000:8.1f} ms  "
-                    f"{plan * 1000:.2f} ms",
+                    f"{cpu * 1000:6.0f} ms  {cpu / n * 1000:5.1f} ms  {plan * 1000:.2f} ms",
                     flush=True,
                 )
         finally:
