@@ -386,6 +386,10 @@ class MatuiApp(App[int]):
             self.action_check()
         if self.resume_on_start and self.image is not None:
             self._resume()
+        elif self.resume_on_start and self.release is not None:
+            from matui.ui.release_view import resume_release
+
+            self.run_worker(resume_release(self, self.release), group="build", exclusive=True)
 
     def on_resize(self) -> None:
         self._layout(self.size.width)

@@ -47,6 +47,7 @@ __all__ = [
     "follow",
     "open_image",
     "plan_states",
+    "resume_release",
     "take_release",
 ]
 
@@ -367,6 +368,41 @@ def take_release(
             app.run_worker(
                 follow(app, state, state.run), group=f"release-{state.name}", exclusive=True
             )
+
+
+async def resume_release(app: MatuiApp, states: Sequence[ImageState]) -> None:
+    """After a restart, each image's last run, as the one-image dashboard does: a run an
+    earlier matui left building is reattached; else the last run, when it finished
+    unpublished, is opened from its record (its states and stored lines), so the grid shows
+    it, ``r`` retries an arch of it and ``m`` publishes it. ``b`` builds the release anew."""
+    from matui.engine.build.run import BuildRun
+    from matui.engine.records import RunState, VerdictKind, list_runs, state_dir
+    from matui.engine.registry import RegistryClient
+
+    records = list_runs(app.state_root or state_dir())  # newest first
+    for state in states:
+        record = next((r for r in records if r.image == state.name), None)
+        if record is None or not record.jobs or state.run is not None:
+            continue
+        building = record.state is RunState.RUNNING
+        if not building and record.verdict().kind is VerdictKind.PUBLISHED:
+            continue
+        try:
+            run = BuildRun.resume(record, app.config, app.pool(), registry=RegistryClient())
+        except Exception as exc:  # a record from another config: say so, do not crash
+            app.notify(f"cannot open run {record.id} of {state.name}: {exc}", severity="warning")
+            continue
+        if app.release_planning or state.run is not None:
+            return  # b was pressed meanwhile
+        state.start(run)
+        if building:
+            run.start_resumed()
+        else:
+            run.replay()
+        app.run_worker(follow(app, state, run), group=f"release-{state.name}", exclusive=True)
+        what = "still building: reattached" if building else f"{run.verdict().line()}"
+        app.remember(f"{state.name}: run {record.id} {what}")
+    app.refresh_release()
 
 
 async def follow(app: MatuiApp, state: ImageState, run: BuildRun) -> None:

@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from matui.engine.build.run import BuildRun
-from matui.engine.records import JobState
+from matui.engine.records import JobState, RunState
 from matui.ui.app import MatuiApp
 from matui.ui.release_view import ImageState, ReleaseScreen, plan_states, take_release
 from tests.helpers.dashboard import fake_probes, panes, screen_text, settle, wait_for
@@ -150,6 +150,36 @@ async def test_m_on_a_release_with_failed_arches_lists_each_refused_image(
         text = " ".join(screen_text(app).split())
         assert "127.0.0.1:9/team/api (run " in text and "): refused" in text
         assert "127.0.0.1:9/team/web (run " in text
+
+
+async def test_after_a_restart_the_grid_opens_each_images_last_run_from_its_record(
+    tmp_path: Path,
+) -> None:
+    config, runs = offline_release(tmp_path)
+    api, web = runs
+    now = time.time()
+    for run in runs:
+        set_state(run, "amd64", JobState.SUCCEEDED, started=now - 41, finished=now)
+    set_state(api, "arm64", JobState.SUCCEEDED, started=now - 30, finished=now)
+    feed(web, "arm64", b"#5 [2/3] RUN make\n#5 ERROR: exit code: 3\n")
+    web.status["arm64"].exit_code = 3
+    set_state(web, "arm64", JobState.FAILED, "step failed", started=now - 30, finished=now)
+    for run in runs:
+        run.record.update(
+            state=RunState.SUCCEEDED if run.succeeded else RunState.FAILED, finished=now
+        )
+    app = MatuiApp(config, probe_on_start=False, state_root=tmp_path / "state")
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: "✗" in cell(app, "web", "arm64"), "the records opened")
+        assert cell(app, "api", "status") == "built"
+        assert cell(app, "web", "status") == "failed"
+        assert cell(app, "api", "arm64") == "✓ 0:30 arm64-1"
+        assert app.release is not None
+        web_state = app.release[1]
+        assert web_state.run is not None and web_state.run.id == web.id
+        store = web_state.stores["arm64"]
+        await wait_for(pilot, lambda: len(store) == 2, "the stored lines replayed")
+        assert store.line(1) == "#5 ERROR: exit code: 3"
 
 
 async def test_help_lists_the_release_keys(tmp_path: Path) -> None:
