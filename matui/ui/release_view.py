@@ -81,10 +81,13 @@ def cell_text(status: JobStatus, detail: str, now: float) -> Text:
     ``✗ exit 3 arm64-1``; ``detail`` is the job's last state line (a queued job's says it
     waits for a slot)."""
     host = status.job.host
-    taken = ""
-    if status.started is not None:
-        taken = elapsed((status.finished or now) - status.started)
     state = status.state
+    seconds: float | None = None
+    if status.started is not None and (status.finished is not None or not state.finished):
+        seconds = (status.finished or now) - status.started
+    elif state.finished:  # opened from its record: the host's own time, when it said
+        seconds = status.host_seconds
+    taken = elapsed(seconds) if seconds is not None else ""
     if state is JobState.QUEUED:
         slot = detail.startswith("waiting for a slot")
         return Text("queued (slot)" if slot else "queued", style="dim")
@@ -95,7 +98,10 @@ def cell_text(status: JobStatus, detail: str, now: float) -> Text:
     if state is JobState.SUCCEEDED:
         return Text(" ".join(p for p in ("✓", taken, host) if p), style="green")
     if state is JobState.FAILED:
-        why = f"exit {status.exit_code}" if status.exit_code is not None else "failed"
+        # The step's own exit code (the failure card's), else buildx's.
+        step = status.failure.exit_code if status.failure is not None else None
+        code = step if step is not None else status.exit_code
+        why = f"exit {code}" if code is not None else "failed"
         return Text(f"✗ {why} {host}", style="bold red")
     if state is JobState.LOST:
         return Text(f"✗ lost {host}", style="bold red")
