@@ -44,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +71,9 @@ LOG_STEP = "RUN seq 1 %d\n"
 LOG_LINES = 200_000
 SMALL_LOG_LINES = 20_000
 """The ``log`` build's lines under ``--small`` (CI proves it runs, quickly)."""
+
+REPOSITORY = "bench/overhead"
+"""Where both sides push (in the rig's registry, or ``--registry``)."""
 
 TARGET = 1.05
 NO_FIGURE = "no figure: "
@@ -112,8 +115,8 @@ class Series:
     missing: str | None = None
     """Why the figure is missing; None while it is not."""
     phases: list[tuple[float, float, float]] = field(default_factory=list)
-    """matui's side per round: seconds to start (connect, pre-flight, upload), to the end of
-    the run, and to close the pool."""
+    """matui's side per round: seconds to start (connect, probe, pre-flight, record), to run
+    (upload, build, follow, post-build checks) and to close the pool."""
 
 
 # -- the project --------------------------------------------------------------------------------
@@ -174,11 +177,10 @@ def matui_trouble(record: RunRecord) -> tuple[str, bool] | None:
             return reason, transient
     for job in record.jobs:
         if job.push_attempts:
-            first = job.push_attempts[0]
-            why = (job.failure or {}).get("error") or first.get("error") or "push rejected"
             return (
-                f"matui {job.arch} push failed ({why}); matui's own push retry delivered it "
-                f"after {len(job.push_attempts)} attempt(s), which times the registry, not matui",
+                f"matui {job.arch} push failed ({first_transient(record.log_path(job.key))}); "
+                f"matui's own push retry delivered it ({len(job.push_attempts)} attempt(s)): "
+                "that times the registry, not matui",
                 True,
             )
         if job.moves:
@@ -214,7 +216,10 @@ async def through_matui(config_path: Path, state: Path, runs: list[str]) -> tupl
         raise BuildFailed(text) from exc
     closed = time.perf_counter()
     for job in prepared.run.record.jobs:
-        print(f"    matui {job.arch}: {job.seconds} s on {job.host}", file=sys.stderr)
+        print(
+            f"    matui {job.arch}: {job.seconds} s on {job.host}, {job.lines} lines",
+            file=sys.stderr,
+        )
     trouble = matui_trouble(prepared.run.record)
     if trouble is not None:
         reason, transient = trouble
@@ -262,6 +267,19 @@ def by_hand(root: Path, env: dict[str, str], repo: str, logs: Path) -> float:
         if code:
             raise hand_failure(arch, code, logs / f"{arch}.log")
     return elapsed
+
+
+def first_transient(log: Path) -> str:
+    """The first line of a log saying the registry or the network failed (else a stand-in)."""
+    try:
+        with log.open("rb") as f:
+            for raw in f:
+                line = raw.decode(errors="replace").strip()
+                if TRANSIENT_RE.search(line):
+                    return line[-300:]
+    except OSError:
+        pass
+    return "the registry rejected it"
 
 
 def hand_failure(arch: str, code: int, log: Path) -> Exception:
@@ -382,6 +400,43 @@ def run_round(
     )
 
 
+def measure(
+    series: Sequence[Series],
+    rounds: int,
+    retries: int,
+    do_round: Callable[[Series, int], None],
+) -> None:
+    """``rounds`` rounds of each build, interleaved (load that drifts during the run weighs on
+    both alike). A round raising :class:`Transient` is run again, at most ``retries`` times, and
+    says so; one failing more often, or raising :class:`BuildFailed`, ends its build's rounds
+    with the reason in :attr:`Series.missing` (printed as ``NAME: no figure: ...``)."""
+    for number in range(1, rounds + 1):
+        for s in series:
+            if s.missing is not None:
+                continue
+            for attempt in range(1, retries + 2):
+                try:
+                    do_round(s, number)
+                    break
+                except Transient as exc:
+                    if attempt > retries:
+                        s.missing = (
+                            f"round {number} failed {attempt} times for a registry or "
+                            f"infrastructure reason; the last: {exc}"
+                        )
+                    else:
+                        s.retried.append(f"round {number}: {exc}")
+                        print(
+                            f"{s.name} round {number} retried ({attempt} of {retries}): {exc}",
+                            flush=True,
+                        )
+                except BuildFailed as exc:
+                    s.missing = f"round {number} failed (not transient, not retried): {exc}"
+                    break
+            if s.missing is not None:
+                print(f"{s.name}: {NO_FIGURE}{s.missing}", flush=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=None, help="rounds per build (default 9)")
@@ -390,11 +445,12 @@ def main() -> int:
     p.add_argument("--lines", type=int, default=None, help="lines of the log build's step")
     p.add_argument("--only", choices=("small", "log"), help="one build only")
     p.add_argument("--profile", type=Path, help="cProfile matui's side into this file")
+    p.add_argument("--registry", help="push here (HOST:PORT) instead of the rig's registry")
     args = p.parse_args()
     rounds = args.rounds or (1 if args.small else 9)
     lines = args.lines or (SMALL_LOG_LINES if args.small else LOG_LINES)
     env = rig_env()
-    repo = f"{env['MATUI_RIG_REGISTRY']}/bench/overhead"
+    repo = f"{args.registry or env['MATUI_RIG_REGISTRY']}/{REPOSITORY}"
     print(f"machine: {machine()}", flush=True)
     print(f"date: {now()}; at start: {loadavg()}", flush=True)
     series = [
@@ -412,50 +468,29 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         config = write_project(root, env, repo)
-        for number in range(1, rounds + 1):
-            # Interleaved: load that drifts during the run weighs on both builds alike.
-            for s in series:
-                if s.missing is not None:
-                    continue
-                for attempt in range(1, args.retries + 2):
-                    try:
-                        run_round(
-                            s,
-                            number,
-                            root=root,
-                            config=config,
-                            env=env,
-                            repo=repo,
-                            runs=runs,
-                            profile=profile,
-                        )
-                        break
-                    except Transient as exc:
-                        if attempt > args.retries:
-                            s.missing = (
-                                f"round {number} failed {attempt} times for a registry or "
-                                f"infrastructure reason; the last: {exc}"
-                            )
-                        else:
-                            s.retried.append(f"round {number}: {exc}")
-                            print(
-                                f"{s.name} round {number} retried ({attempt} of {args.retries}): "
-                                f"{exc}",
-                                flush=True,
-                            )
-                    except BuildFailed as exc:
-                        s.missing = f"round {number} failed (not transient, not retried): {exc}"
-                        break
-                if s.missing is not None:
-                    print(f"{s.name}: {NO_FIGURE}{s.missing}", flush=True)
+
+        def do_round(s: Series, number: int) -> None:
+            run_round(
+                s,
+                number,
+                root=root,
+                config=config,
+                env=env,
+                repo=repo,
+                runs=runs,
+                profile=profile,
+            )
+
+        measure(series, rounds, args.retries, do_round)
     cleanup(env, runs)
     print(f"at end: {loadavg()}", flush=True)
     for s in series:
         if s.missing is None and s.ratios:
             start, run, close = (statistics.median(p[i] for p in s.phases) for i in range(3))
             print(
-                f"{s.name}: matui's side, medians: start {start:.2f} s (connect, pre-flight, "
-                f"upload), run {run:.2f} s, close {close:.2f} s",
+                f"{s.name}: matui's side, medians: start {start:.2f} s (connect, probe, "
+                f"pre-flight, record), run {run:.2f} s (upload, build, follow, post-build "
+                f"checks), close {close:.2f} s",
                 flush=True,
             )
             emit(figure(s))
@@ -465,8 +500,9 @@ def main() -> int:
 
 
 def cleanup(env: dict[str, str], runs: list[str]) -> None:
-    """Remove the benchmark's job directories from the rig host (both rig hosts share it)."""
-    script = "".join(remove_run_script(run) for run in runs) + 'rm -rf "$HOME/.bench"\n'
+    """Remove matui's job directories from the rig host (both rig hosts share it; by_hand
+    removes its own)."""
+    script = "".join(remove_run_script(run) for run in runs) or ":\n"
     subprocess.run(ssh_argv(env, "sh -s"), input=script, text=True, capture_output=True)
 
 
