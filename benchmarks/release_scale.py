@@ -328,6 +328,9 @@ async def release_child(config_path: Path, state: Path) -> dict[str, Any]:
     from matui.engine.config import load_config
     from matui.engine.ssh import SshPool
 
+    poll = os.environ.get("MATUI_BENCH_FOLLOW_POLL")
+    if poll:  # --follow-poll: size a change of the hosts' follow loop (not matui as shipped)
+        patch_follow_poll(poll)
     config = load_config(config_path)
     gc.collect()
     rss_loaded = vm("VmRSS")
@@ -391,6 +394,22 @@ def vm_count(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
+
+
+def patch_follow_poll(seconds: str) -> None:
+    """Make this process's runner follow jobs with the host polling every ``seconds`` instead
+    of every 0.05 s (the follow script's own text, one word changed)."""
+    from matui.engine import shell
+
+    shipped = shell.follow_script
+
+    def follow_script(run_id: str, job_key: str, offset: int, pid: int) -> Any:
+        script = shipped(run_id, job_key, offset, pid)
+        changed = script.script.replace("do sleep 0.05; done", f"do sleep {float(seconds)}; done")
+        assert changed != script.script, "the follow script changed: update this patch"
+        return type(script)(changed)
+
+    shell.follow_script = follow_script  # type: ignore[assignment]
 
 
 def through_matui(config: Path, state: Path) -> tuple[float, dict[str, Any]]:
@@ -645,6 +664,11 @@ def main() -> None:
         help="only print how probing grows with the hosts (e.g. 3,12,24,48), no figures",
     )
     p.add_argument(
+        "--follow-poll",
+        metavar="SECONDS",
+        help="experiment: matui's hosts poll a followed job's end every SECONDS (shipped: 0.05)",
+    )
+    p.add_argument(
         "--follow-cost",
         metavar="JOBS",
         type=int,
@@ -670,6 +694,9 @@ def main() -> None:
         paint_child(args.child_paint[0], Path(args.child_paint[1]))
         return
 
+    if args.follow_poll:
+        os.environ["MATUI_BENCH_FOLLOW_POLL"] = args.follow_poll  # the release children read it
+        print(f"EXPERIMENT: hosts poll every {args.follow_poll} s", file=sys.stderr)
     small = args.small
     shape = Shape(
         args.images or (2 if small else 8),
