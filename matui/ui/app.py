@@ -126,8 +126,8 @@ class MatuiApp(App[int]):
             "m",
             "publish",
             "Manifest",
-            tooltip="Create and push the multi-arch index (shows what moves first); on the "
-            "release grid, every image's after one confirmation",
+            tooltip="Create and push the index (what moves first); on the release grid: every "
+            "image's",
             id="publish",
         ),
         Binding(
@@ -225,8 +225,8 @@ class MatuiApp(App[int]):
             "Leave",
             show=False,
             priority=True,  # see action_leave
-            tooltip="Close the search box, else leave the zoom, else leave an old run (H), "
-            "else back to the release grid",
+            tooltip="Close the search box, else leave the zoom, an old run (H), or an image of "
+            "a release",
             id="leave",
         ),
         Binding(
@@ -351,6 +351,8 @@ class MatuiApp(App[int]):
         """The side panel shown (True), collapsed (False), or by the width (None: until p)."""
         self.wrap = False
         """Long lines wrap in every pane (``w``)."""
+        self._title_shown: Text | None = None
+        """The title last put in the title bar (an unchanged title is not repainted)."""
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -484,6 +486,7 @@ class MatuiApp(App[int]):
         # Most important first; what does not fit is shortened by _fit_title, image:tag and
         # the run id last of all.
         if self.viewing is not None:  # an old run, read-only: its title says so, first
+            self._title_shown = None  # the run's own title comes back in full after
             for titlebar in self.query("#titlebar").results(Static):
                 titlebar.update(self.viewing.title())
             return
@@ -506,7 +509,11 @@ class MatuiApp(App[int]):
             titlebar = self.query_one("#titlebar", Static)
         except NoMatches:
             return  # quitting: the 1 s timer can fire after the screen's widgets are gone
-        titlebar.update(fit_title(parts, self.size.width - 2))
+        title = fit_title(parts, self.size.width - 2)
+        if title != self._title_shown:
+            # One row whatever it says: a repaint, not a layout of the whole screen.
+            self._title_shown = title
+            titlebar.update(title, layout=False)
 
     # --- hosts -----------------------------------------------------------------------------
 
@@ -820,7 +827,8 @@ class MatuiApp(App[int]):
             self.set_flags(event.flags)
         elif isinstance(event, RunFinished):
             self._finished()
-        self._update_title()
+        if not isinstance(event, LinesEvent):  # lines change no part of the title
+            self._update_title()
 
     def _finished(self) -> None:
         """The run ended: the title shows the engine's verdict (``_update_title``); the toast
@@ -1068,7 +1076,9 @@ class MatuiApp(App[int]):
         """Zoom ``pane`` (None: no zoom)."""
         panes = self.query_one("#panes")
         panes.set_class(pane is not None, "-zoomed")
-        panes.screen.set_class(pane is not None, "-zoomed")  # hides the side panel (tcss)
+        # Zoomed, the side panel goes (an inline style; back to the stylesheet's say after).
+        # Not a class on the Screen: that restyles every widget on it, ~100x the cost.
+        self.query_one("#side").styles.display = "none" if pane is not None else None
         for other in self.query(ArchPane):
             other.set_class(other is pane, "-zoom")
         self._layout(self.size.width)
