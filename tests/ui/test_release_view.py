@@ -18,6 +18,7 @@ from matui.engine.build.run import BuildRun
 from matui.engine.records import JobState, RunState
 from matui.ui.app import MatuiApp
 from matui.ui.release_view import ImageState, ReleaseScreen, plan_states, take_release
+from matui.ui.screens import QuitScreen
 from tests.helpers.dashboard import fake_probes, panes, screen_text, settle, wait_for
 from tests.helpers.release import offline_release, set_state
 from tests.helpers.runs import feed
@@ -181,6 +182,25 @@ async def test_after_a_restart_the_grid_opens_each_images_last_run_from_its_reco
         store = web_state.stores["arm64"]
         await wait_for(pilot, lambda: len(store) == 2, "the stored lines replayed")
         assert store.line(1) == "#5 ERROR: exit code: 3"
+
+
+async def test_q_while_the_release_builds_names_every_images_running_arch(
+    tmp_path: Path,
+) -> None:
+    app, runs = dashboard(tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await started(pilot, app, runs)
+        api, web = runs
+        set_state(api, "arm64", JobState.RUNNING, started=time.time())
+        set_state(web, "amd64", JobState.SUCCEEDED)
+        set_state(web, "arm64", JobState.RUNNING, started=time.time())
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), "the quit question")
+        assert isinstance(app.screen, QuitScreen)
+        assert app.screen.running == ["api amd64", "api arm64", "web arm64"]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReleaseScreen), "the grid again")
 
 
 async def test_help_lists_the_release_keys(tmp_path: Path) -> None:
