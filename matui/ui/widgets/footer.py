@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import ClassVar
 
 from textual.app import ComposeResult
+from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
@@ -39,10 +40,42 @@ class MatuiFooter(Footer):
     }
     """Lower first: the order in which keys keep their place as the footer narrows."""
 
+    _shown: tuple[object, ...] | None = None
+    """What the keys on show were composed from (see :meth:`bindings_changed`)."""
+
     def compose(self) -> ComposeResult:
         widgets = list(super().compose())
+        self._shown = self._keys_shown() if self._bindings_ready else None
         self._fit(widgets, self.app.size.width)
         yield from widgets
+
+    def _keys_shown(self) -> tuple[object, ...]:
+        """Everything of the active bindings that Footer.compose puts on screen."""
+        app = self.app
+        active = self.screen.active_bindings
+        keys: list[object] = [
+            (b.key, app.get_key_display(b), b.description, b.action, b.group, enabled, tooltip)
+            for _, b, enabled, tooltip in active.values()
+            if b.show
+        ]
+        palette = active.get(app.COMMAND_PALETTE_BINDING)
+        if palette is not None:
+            _, b, enabled, _ = palette
+            keys.append((b.key, app.get_key_display(b), b.description, b.tooltip, enabled))
+        return (self.show_command_palette, app.ENABLE_COMMAND_PALETTE, *keys)
+
+    def bindings_changed(self, screen: Screen[object]) -> None:
+        """Textual recomposes the footer (every key a new widget, then a layout of the screen)
+        whenever the focus moves or a dialog opens or closes; moving between panes, or into the
+        search box, leaves the same keys on show. Recompose only when they differ."""
+        if (
+            self._shown is not None
+            and self.is_attached
+            and screen is self.screen
+            and self._keys_shown() == self._shown
+        ):
+            return
+        super().bindings_changed(screen)
 
     def on_resize(self) -> None:
         self._fit(list(self.query(FooterKey)), self.size.width)

@@ -515,11 +515,29 @@ class LogPane(ScrollView, can_focus=True):
             self._seen_dropped = store.dropped
         size = self._content_size()
         if size != self.virtual_size:
-            self.virtual_size = size  # repaints
+            self._grow(size)
         else:
             self.refresh()
         if self.follow:
             self._scroll_to_end()
+
+    def _grow(self, size: Size) -> None:
+        """The virtual size after new lines, without a layout of the whole screen.
+
+        ``virtual_size`` is a layout reactive: set as usual, every flush of every pane would
+        reflow and repaint the whole dashboard (the title, the side panel, the footer, the
+        other panes) several times a second during a flood. A ScrollView's place on the screen
+        does not depend on its virtual size (``ScrollView._size_updated`` reads its own), only
+        its scrollbars do: update them and repaint the pane. A scrollbar appearing or going
+        changes the pane's content region, and ``show_vertical_scrollbar`` /
+        ``show_horizontal_scrollbar`` are layout reactives themselves: that case still lays
+        out. Before the first layout (no container size yet) the size is set as usual."""
+        if not self.container_size:
+            self.virtual_size = size
+            return
+        self.set_reactive(ScrollView.virtual_size, size)
+        self._scroll_update(size)
+        self.refresh()
 
     def _content_size(self) -> Size:
         """The virtual size: the widest line by the lines, or the wrap width by the rows."""
