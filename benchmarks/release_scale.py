@@ -409,7 +409,7 @@ def patch_follow_poll(seconds: str) -> None:
         assert changed != script.script, "the follow script changed: update this patch"
         return type(script)(changed)
 
-    shell.follow_script = follow_script  # type: ignore[assignment]
+    shell.follow_script = follow_script
 
 
 def through_matui(config: Path, state: Path) -> tuple[float, dict[str, Any]]:
@@ -591,7 +591,8 @@ def paint_child(kind: str, config_path: Path | None) -> None:
     assert config_path is not None
     config = load_config(config_path)
     state = Path(os.environ["XDG_STATE_HOME"])
-    view, screen = "release", "ReleaseScreen"
+    view = "release"
+    screen: str | None = "ReleaseScreen"
     try:
         app: Any = MatuiApp(config, probe_on_start=False, resume_on_start=False, state_root=state)
     except ConfigError:  # a matui without the release view asks which image
@@ -709,6 +710,11 @@ def main() -> None:
         root = Path(tmp)
         base = base_image(env, shape.arches, root / "base")
         fleet = start_fleet(env, shape.hosts, root / "fleet")
+        print(
+            f"fleet: {shape.hosts} sshd under {fleet.root}, cgroup {fleet.cgroup or 'none'}",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             config = write_project(root / "project", env, shape, fleet, base)
             measure(root / "project", config, env, shape, fleet, base, rounds, small)
