@@ -28,6 +28,12 @@ base image has amd64 and arm64 only).
 
     . /tmp/matui-rig/env && .venv/bin/python -m benchmarks.release_scale [--rounds 3]
     .venv/bin/python -m benchmarks.release_scale --small     # 2 images x 2 arches on 3 hosts
+
+For docs/scale.md, without figures: ``--probe-scaling 3,12,24,48`` (probe time and matui's CPU
+as the hosts grow), ``--follow-cost 32`` (a host's CPU per job followed, polling as shipped and
+every 0.5 s); and the experiment ``--follow-poll 0.5`` (the whole run with matui's release
+process patched so the hosts poll a job's end every 0.5 s instead of 0.05 s: not matui as
+shipped).
 """
 
 from __future__ import annotations
