@@ -37,6 +37,7 @@ import math
 import os
 import pstats
 import re
+import resource
 import secrets
 import shlex
 import statistics
@@ -84,10 +85,14 @@ TRANSIENT_RE = re.compile(
     r"connection (?:reset|refused)|broken pipe|i/o timeout|TLS handshake timeout|"
     r"toomanyrequests|429 Too Many Requests|50[0234] |Service Unavailable|Bad Gateway|"
     r"failed to (?:push|do request)|server misbehaving|no such host|"
-    r"Connection closed|Connection timed out|ssh_exchange|kex_exchange",
+    r"Connection closed|Connection timed out|ssh_exchange|kex_exchange|"
+    # buildx 0.13.1 loses its status stream on a burst of >100 k lines in one step (field
+    # notes): the build client's fault, on either side, not the build's.
+    r"failed to receive status: rpc error",
     re.IGNORECASE,
 )
-"""A registry's or the network's fault, in a by-hand build's output or a matui failure."""
+"""A registry's, the network's or buildx's own fault, in a by-hand build's output or a matui
+failure."""
 
 TRANSIENT_CAUSES = {"registry-push-failed", "network-failure", "host-or-engine-lost"}
 """matui's own failure causes that are the registry's or the infrastructure's fault."""
@@ -117,6 +122,9 @@ class Series:
     phases: list[tuple[float, float, float]] = field(default_factory=list)
     """matui's side per round: seconds to start (connect, probe, pre-flight, record), to run
     (upload, build, follow, post-build checks) and to close the pool."""
+    cpu: list[tuple[float, float]] = field(default_factory=list)
+    """CPU seconds per round: matui's process (this one, while its side ran), and the by-hand
+    side's local processes (ssh, tar)."""
 
 
 # -- the project --------------------------------------------------------------------------------
@@ -330,6 +338,7 @@ def summary(series: Series) -> str:
     parts.append(verdict)
     if series.retried:
         parts.append(f"{len(series.retried)} round(s) retried")
+    parts.append("rounds " + " ".join(f"{x:.3f}" for x in r))
     return ", ".join(parts)
 
 
@@ -372,32 +381,44 @@ def run_round(
     """Both sides once, in this round's order; raises Transient or BuildFailed."""
     order = ("matui", "hand") if number % 2 == 1 else ("hand", "matui")
     times: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     phases: tuple[float, ...] = ()
     for side in order:
         fresh_dockerfile(root, series.lines)
         if side == "matui":
             if profile is not None:
                 profile.enable()
+            before = resource.getrusage(resource.RUSAGE_SELF)
             try:
                 measured = asyncio.run(through_matui(config, root / "state", runs))
             finally:
                 if profile is not None:
                     profile.disable()
+            cpu["matui"] = cpu_seconds(before, resource.getrusage(resource.RUSAGE_SELF))
             times["matui"], phases = measured[0], measured[1:]
         else:
             logs = root / "hand" / f"{series.name}-{number}"
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             times["hand"] = by_hand(root, env, repo, logs)
+            cpu["hand"] = cpu_seconds(before, resource.getrusage(resource.RUSAGE_CHILDREN))
     ratio = times["matui"] / times["hand"]
     series.matui.append(times["matui"])
     series.hand.append(times["hand"])
     series.ratios.append(ratio)
     series.phases.append((phases[0], phases[1] - phases[0], phases[2] - phases[1]))
+    series.cpu.append((cpu["matui"], cpu["hand"]))
     print(
         f"{series.name} round {number} ({order[0]} first): matui {times['matui']:.2f} s "
         f"(start {phases[0]:.2f}, run {phases[1] - phases[0]:.2f}, close "
-        f"{phases[2] - phases[1]:.2f}), by hand {times['hand']:.2f} s, ratio {ratio:.3f}",
+        f"{phases[2] - phases[1]:.2f}; CPU {cpu['matui']:.2f} s), by hand "
+        f"{times['hand']:.2f} s (ssh and tar CPU {cpu['hand']:.2f} s), ratio {ratio:.3f}",
         flush=True,
     )
+
+
+def cpu_seconds(before: resource.struct_rusage, after: resource.struct_rusage) -> float:
+    """User + system CPU between two getrusage readings."""
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def measure(
@@ -487,10 +508,12 @@ def main() -> int:
     for s in series:
         if s.missing is None and s.ratios:
             start, run, close = (statistics.median(p[i] for p in s.phases) for i in range(3))
+            mine, theirs = (statistics.median(c[i] for c in s.cpu) for i in range(2))
             print(
                 f"{s.name}: matui's side, medians: start {start:.2f} s (connect, probe, "
                 f"pre-flight, record), run {run:.2f} s (upload, build, follow, post-build "
-                f"checks), close {close:.2f} s",
+                f"checks), close {close:.2f} s; CPU of matui's process {mine:.2f} s, of "
+                f"ssh and tar by hand {theirs:.2f} s",
                 flush=True,
             )
             emit(figure(s))

@@ -128,6 +128,12 @@ def test_a_by_hand_push_the_registry_rejected_is_transient(tmp_path: Path) -> No
     assert isinstance(hand_failure("amd64", 1, log), BuildFailed)
     log.write_text("ssh: connect to host 127.0.0.1 port 2221: Connection refused\n")
     assert isinstance(hand_failure("amd64", 255, log), Transient)
+    # buildx 0.13.1 dropping its status stream on a burst of output: buildx's fault, retried.
+    log.write_text(
+        "#6 0.188 189074\nERROR: failed to receive status: rpc error: code = Canceled desc = "
+        "context canceled\n"
+    )
+    assert isinstance(hand_failure("amd64", 1, log), Transient)
 
 
 def _record(tmp_path: Path, **job: object) -> RunRecord:
@@ -163,6 +169,13 @@ def test_matui_runs_are_judged_by_their_records(tmp_path: Path) -> None:
     step = {"cause": "build-error", "error": "process did not complete successfully: exit 3"}
     found = matui_trouble(_record(tmp_path / "c", state=JobState.FAILED, failure=step))
     assert found is not None and not found[1]
+    died = {
+        "cause": "buildx-died",
+        "error": "buildx exited with 1; its last output: ERROR: failed to receive status: "
+        "rpc error: code = Canceled desc = context canceled",
+    }
+    found = matui_trouble(_record(tmp_path / "e", state=JobState.FAILED, failure=died))
+    assert found is not None and found[1]
     # A success matui's own push retry rescued times the registry: the round is re-run.
     rescued = _record(
         tmp_path / "d", state=JobState.SUCCEEDED, push_attempts=[{"attempt": 1, "of": 3}]
