@@ -762,6 +762,10 @@ class LogPane(ScrollView, can_focus=True):
 
     def _show_line(self, index: int, column: int = 0) -> None:
         """Bring line ``index`` (and cell ``column`` of it) into view; stops following."""
+        if self._dirty:
+            # Lines not flushed yet are outside the scroll range: a jump to one of them (e,
+            # a search, in the first tick of a flood) would be clamped short of it.
+            self._flush()
         self.follow = False
         height = self.scrollable_content_region.height
         width = self.scrollable_content_region.width
