@@ -83,7 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_option(parser)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    parser.add_argument("--image", help="dashboard: the image to build (default: the only one)")
+    parser.add_argument(
+        "--image",
+        help="dashboard: the image to build (default: the only one; with several, the release view)",
+    )
     parser.add_argument(
         "--tag",
         action="append",
@@ -664,7 +667,7 @@ async def _attach_release(
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
-    from matui.engine.records import JobState, find_run, state_dir, unfinished_runs
+    from matui.engine.records import find_run, state_dir, unfinished_runs
 
     config = _load(args)
     if args.run:
@@ -680,6 +683,20 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
             )
             return EXIT_FAILED
         record = found[0]
+        # A release left building: every image of it still building is asked to stop.
+        together = [r for r in found if record.release and r.release == record.release]
+        if record.release and len(together) > 1 and not args.arch:
+            codes = []
+            for member in reversed(together):
+                print(f"matui: release {record.release}: {member.image} (run {member.id})")
+                codes.append(_cancel_record(config, member, args))
+            return max(codes)
+    return _cancel_record(config, record, args)
+
+
+def _cancel_record(config: Config, record: RunRecord, args: argparse.Namespace) -> int:
+    from matui.engine.records import JobState
+
     jobs = list(record.jobs)
     if args.arch:
         jobs = [job for job in jobs if args.arch in (job.arch, job.platform, job.key)]

@@ -123,3 +123,23 @@ def test_attach_follows_every_image_of_a_release_left_building(rig: Rig, tmp_pat
     assert sorted(r.image for r in runs) == sorted(repos)
     assert len({r.release for r in runs}) == 1
     assert all(j.state is JobState.SUCCEEDED for r in runs for j in r.jobs)
+
+
+def test_cancel_stops_every_image_of_a_release_left_building(rig: Rig, tmp_path: Path) -> None:
+    config, repos = make_release(tmp_path, rig, ticks=40)
+    state = tmp_path / "state"
+    build = spawn_matui("build", "--config", config, state=state)
+    read_until(build, "tick 2")
+    build.kill()  # the builds go on on their hosts
+    build.wait(timeout=30)
+
+    cancel = run_matui("cancel", "--config", config, state=state, timeout=300)
+    assert cancel.returncode == 0, cancel.stdout[-3000:] + cancel.stderr[-2000:]
+    for repo in repos:
+        assert f"{repo} (run " in cancel.stdout
+    runs = list_runs(state / "matui")
+    assert sorted(r.image for r in runs) == sorted(repos)
+    # Each job ends as its host says: cancelled, or succeeded when it had ended first.
+    states = {j.state for r in runs for j in r.jobs}
+    assert JobState.CANCELLED in states
+    assert states <= {JobState.CANCELLED, JobState.SUCCEEDED}
