@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument(
         "--image",
-        help="dashboard: the image to build (default: the only one; with several, the release view)",
+        help="dashboard: the image to build (default: the only one; several: the release view)",
     )
     parser.add_argument(
         "--tag",
