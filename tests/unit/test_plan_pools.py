@@ -135,9 +135,7 @@ def test_this_plans_own_jobs_past_max_jobs_wait_for_a_slot() -> None:
 
 def test_a_host_full_of_other_runs_jobs_refuses_with_the_fix() -> None:
     h = HostConfig("x", "amd64", "h", max_jobs=1)
-    probe = HostProbe(
-        "x", "amd64", reachable=True, native_arch="amd64", jobs_running=1
-    )
+    probe = HostProbe("x", "amd64", reachable=True, native_arch="amd64", jobs_running=1)
     with pytest.raises(PlanError) as caught:
         plan_build(image(AMD64), ["1.0"], [h], [probe])
     assert str(caught.value) == (
