@@ -346,3 +346,28 @@ async def test_a_pattern_too_slow_to_highlight_is_left_unhighlighted() -> None:
         assert pane.search_pattern == "x marks|(a|a)+$" and pane.match_line == 0
         await searched(pilot, pane)  # the count, in its worker, runs out of time
         assert pane.match_count is None
+
+
+async def test_a_match_near_the_view_is_found_at_once_and_a_far_one_by_the_worker() -> None:
+    """``n`` and a new search look a few thousand lines around the view on the UI thread (a
+    worker's answer waits behind a flood's events): the jump is done when the call returns."""
+    app = PaneApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.add_lines(build_lines(0, 20_000))
+        await settle(pilot, pane)
+        pane.action_scroll_home()
+        await pilot.pause()
+        pane.search(r"unit 1\d\b")
+        assert pane.match_line == 10  # the first at or below the top of the view
+        assert pane.search_pattern == r"unit 1\d\b"
+        pane.action_next_match()
+        assert pane.match_line == 11  # no worker: already there
+        await searched(pilot, pane)
+        strip = pane.render_line(next(i for i, r in enumerate(rows(pane)) if "unit 11" in r))
+        assert [s.text for s in strip if s.style is not None and s.style.reverse] == ["unit 11"]
+        pane.search(r"unit 19999\b")  # far past the lines looked at on the UI thread
+        assert pane.match_line != 19_999
+        await searched(pilot, pane)
+        assert pane.match_line == 19_999
+        assert any("unit 19999" in row for row in rows(pane))
